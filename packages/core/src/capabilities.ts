@@ -1,0 +1,63 @@
+import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery } from './dead-letter.js'
+import type { Envelope } from './envelope.js'
+import type { PublishOptions, Transport } from './transport.js'
+
+/** Durable delayed delivery: the envelopes are routed now and handed out no earlier than `deliverAt` (epoch ms). */
+export interface Scheduler {
+  schedule(topic: string, envelopes: readonly Envelope[], deliverAt: number, options?: PublishOptions): Promise<void>
+}
+
+/** The dead-letter queue as data: list, inspect, redrive (back to the same group, attempts reset), purge. */
+export interface DeadLetterStore {
+  listDeadLetters(query?: DeadLetterQuery): Promise<DeadLetterPage>
+  /** The dead letter of message `id`; with several groups holding one, pass `group`. */
+  getDeadLetter(id: string, group?: string): Promise<DeadLetter | undefined>
+  /** Moves the selected dead letters back to their group's queue, same id, attempt count reset. Returns the count. */
+  redriveDeadLetters(filter: DeadLetterFilter): Promise<number>
+  /** Deletes the selected dead letters. Returns the count. */
+  purgeDeadLetters(filter: DeadLetterFilter): Promise<number>
+}
+
+export interface GroupInfo {
+  readonly group: string
+  readonly patterns: readonly string[]
+  /** Messages waiting or being handled. */
+  readonly depth: number
+  readonly deadLetters: number
+}
+
+/** Declares, lists and deletes groups without consuming. */
+export interface TopologyAdmin {
+  declareGroup(group: string, patterns: readonly string[]): Promise<void>
+  listGroups(): Promise<readonly GroupInfo[]>
+  /** Removes the group's bindings and its waiting messages. */
+  deleteGroup(group: string): Promise<void>
+}
+
+export interface HealthReport {
+  readonly ok: boolean
+  readonly details: Readonly<Record<string, unknown>>
+}
+
+export interface HealthCheck {
+  checkHealth(): Promise<HealthReport>
+}
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const record = value as Record<string, unknown>
+  return names.every((n) => typeof record[n] === 'function')
+}
+
+export function isScheduler(transport: Transport): transport is Transport & Scheduler {
+  return hasMethods(transport, ['schedule'])
+}
+export function isDeadLetterStore(transport: Transport): transport is Transport & DeadLetterStore {
+  return hasMethods(transport, ['listDeadLetters', 'getDeadLetter', 'redriveDeadLetters', 'purgeDeadLetters'])
+}
+export function isTopologyAdmin(transport: Transport): transport is Transport & TopologyAdmin {
+  return hasMethods(transport, ['declareGroup', 'listGroups', 'deleteGroup'])
+}
+export function isHealthCheck(transport: Transport): transport is Transport & HealthCheck {
+  return hasMethods(transport, ['checkHealth'])
+}

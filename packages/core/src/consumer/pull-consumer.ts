@@ -1,0 +1,154 @@
+import type { Envelope } from '../envelope.js'
+import { decideFailure, type FailureOutcome, type RetryPolicy } from '../retry-policy.js'
+import { sleep } from '../sleep.js'
+import type { CloseReport, Delivery, Handler, Subscription } from '../transport.js'
+
+/** A message claimed from a pull-based store, with its delivery count (this delivery included). */
+export interface PulledMessage {
+  readonly envelope: Envelope
+  readonly topic: string
+  readonly attempt: number
+}
+
+/** How a claimed message ends: acked, retried later, dead-lettered, or handed back untouched at shutdown. */
+export type Settlement = { readonly kind: 'ack' } | { readonly kind: 'release' } | FailureOutcome
+
+/** What a pull-based transport provides; the loop below provides concurrency, failure handling and shutdown. */
+export interface PullSource<M extends PulledMessage> {
+  /** Claims up to `max` messages for this consumer, counting a delivery attempt on each. */
+  fetch(max: number): Promise<readonly M[]>
+  /** Applies the outcome. Must ignore a message whose claim was lost (its lease expired and another took it). */
+  settle(message: M, settlement: Settlement): Promise<void>
+  /** Resolves when new messages may be ready, or when `signal` aborts. */
+  waitForWork(signal: AbortSignal): Promise<void>
+}
+
+export interface PullConsumerOptions {
+  readonly group: string
+  readonly maxInFlight: number
+  readonly retry: RetryPolicy
+  readonly shutdownTimeoutMs: number
+  /** Store errors (fetch or settle) that the loop survived. */
+  readonly onError: (err: unknown) => void
+  /** Called after the consumer stopped, e.g. to unregister it from its transport. */
+  readonly onClosed?: () => void
+}
+
+const fetchErrorBackoffMs = 500
+
+/**
+ * Runs a consumer over a pull-based store: claims only as many messages as it can start at once (so a crash
+ * counts an attempt only against messages whose handler had started), runs each handler, settles the outcome
+ * through the shared failure model, and on `close()` drains running handlers or abandons them after the timeout.
+ */
+export function startPullConsumer<M extends PulledMessage>(
+  source: PullSource<M>,
+  handler: Handler,
+  options: PullConsumerOptions,
+): Subscription {
+  const stopping = new AbortController()
+  const running = new Map<M, { readonly controller: AbortController; abandoned: boolean; readonly done: Promise<void> }>()
+  let slotFreed: (() => void) | undefined
+  let closed: Promise<CloseReport> | undefined
+
+  function start(message: M): void {
+    const controller = new AbortController()
+    const delivery: Delivery = {
+      topic: message.topic,
+      group: options.group,
+      attempt: message.attempt,
+      signal: controller.signal,
+    }
+    const entry = { controller, abandoned: false, done: Promise.resolve() }
+    entry.done = (async () => {
+      let settlement: Settlement
+      if (message.attempt > options.retry.maxAttempts) {
+        // Earlier deliveries ended without an outcome (the consumer crashed or lost its lease): stop here.
+        settlement = { kind: 'dead-letter', reason: 'max_deliveries_exceeded', error: undefined }
+      } else {
+        try {
+          await handler(message.envelope, delivery)
+          settlement = { kind: 'ack' }
+        } catch (err) {
+          settlement = decideFailure(err, message.attempt, options.retry)
+        }
+      }
+      // An abandoned message was already handed back at shutdown; its late outcome must not settle it twice.
+      if (entry.abandoned) return
+      try {
+        await source.settle(message, settlement)
+      } catch (err) {
+        options.onError(err)
+      }
+    })().finally(() => {
+      running.delete(message)
+      slotFreed?.()
+    })
+    running.set(message, entry)
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopping.signal.aborted) {
+      const free = options.maxInFlight - running.size
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          slotFreed = resolve
+        })
+        slotFreed = undefined
+        continue
+      }
+      let batch: readonly M[]
+      try {
+        batch = await source.fetch(free)
+      } catch (err) {
+        options.onError(err)
+        await sleep(fetchErrorBackoffMs, stopping.signal)
+        continue
+      }
+      if (stopping.signal.aborted) {
+        await Promise.all(batch.map((m) => source.settle(m, { kind: 'release' }).catch(options.onError)))
+        return
+      }
+      if (batch.length === 0) {
+        await source.waitForWork(stopping.signal)
+        continue
+      }
+      for (const message of batch) start(message)
+    }
+  }
+
+  const looping = loop().catch(options.onError)
+
+  async function shutdown(): Promise<CloseReport> {
+    stopping.abort()
+    slotFreed?.()
+    await looping
+    const entries = [...running.entries()]
+    const allDone = Promise.all(entries.map(([, e]) => e.done))
+    const timeout = new AbortController()
+    const timedOut = await Promise.race([
+      allDone.then(() => false),
+      sleep(options.shutdownTimeoutMs, timeout.signal).then(() => true),
+    ])
+    timeout.abort()
+    let abandoned = 0
+    if (timedOut) {
+      for (const [message, entry] of running) {
+        entry.abandoned = true
+        entry.controller.abort()
+        abandoned++
+        await source.settle(message, { kind: 'release' }).catch(options.onError)
+      }
+    }
+    options.onClosed?.()
+    return { drained: entries.length - abandoned, abandoned }
+  }
+
+  return {
+    group: options.group,
+    close() {
+      closed ??= shutdown()
+      return closed
+    },
+  }
+}

@@ -1,0 +1,146 @@
+/** Stable codes callers can branch on with {@link isHeraldError}. */
+export type HeraldErrorCode =
+  | 'CONFIGURATION'
+  | 'VALIDATION_FAILED'
+  | 'DECODE_FAILED'
+  | 'ENVELOPE_INVALID'
+  | 'UNKNOWN_TYPE'
+  | 'NO_HANDLER'
+  | 'UNSUPPORTED_VERSION'
+  | 'UPCAST_FAILED'
+  | 'MESSAGE_TOO_LARGE'
+  | 'NO_ROUTE'
+  | 'PERMANENT'
+  | 'HANDLER_TIMEOUT'
+  | 'TRANSPORT_CLOSED'
+  | 'NOT_SUPPORTED'
+  | 'NOT_FOUND'
+
+/** Why a message was dead-lettered. Stored with every dead letter; stable, so dashboards and alerts can key on it. */
+export type DeadLetterReason =
+  | 'handler_error'
+  | 'handler_timeout'
+  | 'permanent_error'
+  | 'max_deliveries_exceeded'
+  | 'decode_error'
+  | 'envelope_invalid'
+  | 'schema_validation'
+  | 'unknown_type'
+  | 'no_handler'
+  | 'unsupported_version'
+  | 'upcast_error'
+  | 'too_large'
+
+/** Base of every error Herald throws. `code` is stable; `message` says what happened and what to do. */
+export class HeraldError extends Error {
+  readonly code: HeraldErrorCode
+  /** When set, a handler failing with this error is dead-lettered at once with this reason, never retried. */
+  readonly deadLetterReason: DeadLetterReason | undefined
+  readonly details: Readonly<Record<string, unknown>> | undefined
+
+  constructor(
+    code: HeraldErrorCode,
+    message: string,
+    options: { cause?: unknown; deadLetterReason?: DeadLetterReason; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'HeraldError'
+    this.code = code
+    this.deadLetterReason = options.deadLetterReason
+    this.details = options.details
+  }
+}
+
+/** True when `err` is a Herald error, optionally with the given code. Works across package copies. */
+export function isHeraldError(err: unknown, code?: HeraldErrorCode): err is HeraldError {
+  if (typeof err !== 'object' || err === null) return false
+  const candidate = err as { code?: unknown; deadLetterReason?: unknown }
+  if (!(err instanceof HeraldError) && !('deadLetterReason' in candidate)) return false
+  return code === undefined || candidate.code === code
+}
+
+/** Throw from a handler to dead-letter the message at once: retrying cannot help. */
+export class PermanentError extends HeraldError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('PERMANENT', message, { ...options, deadLetterReason: 'permanent_error' })
+    this.name = 'PermanentError'
+  }
+}
+
+export class ConfigurationError extends HeraldError {
+  constructor(field: string, problem: string) {
+    super('CONFIGURATION', `Invalid option "${field}": ${problem}`, { details: { field } })
+    this.name = 'ConfigurationError'
+  }
+}
+
+/** One problem found by a schema, with the path to the offending value. */
+export interface ValidationIssue {
+  readonly path: readonly (string | number)[]
+  readonly message: string
+}
+
+export class ValidationError extends HeraldError {
+  readonly issues: readonly ValidationIssue[]
+  constructor(type: string, issues: readonly ValidationIssue[]) {
+    const list = issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ')
+    super('VALIDATION_FAILED', `Payload of "${type}" does not match its schema: ${list}`, {
+      deadLetterReason: 'schema_validation',
+      details: { type, issues },
+    })
+    this.name = 'ValidationError'
+    this.issues = issues
+  }
+}
+
+export class MessageTooLargeError extends HeraldError {
+  readonly size: number
+  readonly limit: number
+  constructor(size: number, limit: number) {
+    super(
+      'MESSAGE_TOO_LARGE',
+      `Message of ${size} bytes exceeds the limit of ${limit} bytes; raise maxMessageBytes or store the payload elsewhere and send a reference`,
+      { deadLetterReason: 'too_large', details: { size, limit } },
+    )
+    this.name = 'MessageTooLargeError'
+    this.size = size
+    this.limit = limit
+  }
+}
+
+export class NoRouteError extends HeraldError {
+  constructor(topic: string) {
+    super(
+      'NO_ROUTE',
+      `No group is bound to "${topic}", so the message would be lost; start the handling service (or declare its group) first`,
+      { details: { topic } },
+    )
+    this.name = 'NoRouteError'
+  }
+}
+
+export class HandlerTimeoutError extends HeraldError {
+  constructor(timeoutMs: number) {
+    super('HANDLER_TIMEOUT', `Handler did not finish within ${timeoutMs} ms; its signal was aborted`, {
+      details: { timeoutMs },
+    })
+    this.name = 'HandlerTimeoutError'
+  }
+}
+
+export class TransportClosedError extends HeraldError {
+  constructor(transport: string) {
+    super('TRANSPORT_CLOSED', `Transport "${transport}" is closed; create a new one to publish or subscribe`)
+    this.name = 'TransportClosedError'
+  }
+}
+
+/** A message that can never be handled as it is (bad bytes, bad envelope, unknown type): dead-lettered at once. */
+export function poisonError(
+  code: HeraldErrorCode,
+  reason: DeadLetterReason,
+  message: string,
+  details?: Record<string, unknown>,
+): HeraldError {
+  return new HeraldError(code, message, details === undefined ? { deadLetterReason: reason } : { deadLetterReason: reason, details })
+}

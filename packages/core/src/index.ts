@@ -1,0 +1,89 @@
+export { type Bus, type BusOptions, type ConsumerOptions, createBus, defaultConsumerOptions, type GroupRegistrar, type HandlerContext, type MessageHandler, type PublishMessageOptions } from './bus.js'
+export {
+  type DeadLetterStore,
+  type GroupInfo,
+  type HealthCheck,
+  type HealthReport,
+  isDeadLetterStore,
+  isHealthCheck,
+  isScheduler,
+  isTopologyAdmin,
+  type Scheduler,
+  type TopologyAdmin,
+} from './capabilities.js'
+export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
+export {
+  type PulledMessage,
+  type PullConsumerOptions,
+  type PullSource,
+  type Settlement,
+  startPullConsumer,
+} from './consumer/pull-consumer.js'
+export { createWakeSignal, type WakeSignal } from './consumer/wake-signal.js'
+export {
+  type CommandContract,
+  type ContractOptions,
+  type DataOf,
+  defineCommand,
+  defineEvent,
+  type EventContract,
+  type InputOf,
+  type MessageContract,
+  type Upcaster,
+  upcast,
+  validateData,
+} from './contract.js'
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterQuery,
+  matchesDeadLetterFilter,
+} from './dead-letter.js'
+export { DeliveryHeaderNames, type Envelope, HeaderNames } from './envelope.js'
+export {
+  ConfigurationError,
+  type DeadLetterReason,
+  HandlerTimeoutError,
+  HeraldError,
+  type HeraldErrorCode,
+  isHeraldError,
+  MessageTooLargeError,
+  NoRouteError,
+  PermanentError,
+  poisonError,
+  TransportClosedError,
+  ValidationError,
+  type ValidationIssue,
+} from './errors.js'
+export { createInMemoryTransport, type InMemoryTransport, type InMemoryTransportOptions } from './in-memory/in-memory-transport.js'
+export { type Message, toMessage } from './message.js'
+export { immediateRetry } from './middleware/immediate-retry.js'
+export { timeout } from './middleware/timeout.js'
+export {
+  type Backoff,
+  backoffDelayMs,
+  decideFailure,
+  defaultRetryPolicy,
+  type ErrorInfo,
+  type FailureOutcome,
+  type RetryPolicy,
+  type RetryPolicyInput,
+  resolveRetryPolicy,
+  toErrorInfo,
+} from './retry-policy.js'
+export { sleep } from './sleep.js'
+export type { StandardSchemaV1 } from './standard-schema.js'
+export { assertTopic, assertTopicPattern, compileTopicPattern, matchesTopic } from './topic-pattern.js'
+export {
+  applyMiddleware,
+  type CloseReport,
+  type Delivery,
+  type Handler,
+  type Middleware,
+  type PublishOptions,
+  type Subscription,
+  type SubscriptionSpec,
+  type Transport,
+} from './transport.js'
+export { uuidV7 } from './uuid-v7.js'

@@ -1,0 +1,86 @@
+import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterReason, ErrorInfo } from '@herald/core'
+import type Database from 'better-sqlite3'
+import { parseHeaders } from './row-codec.js'
+
+interface DeadLetterRow {
+  seq: number
+  group_name: string
+  message_id: string
+  topic: string
+  headers: string
+  body: Buffer
+  reason: string
+  attempts: number
+  first_failed_at: number
+  last_failed_at: number
+  dead_lettered_at: number
+  error: string | null
+}
+
+const filterSql = `(@ids IS NULL OR message_id IN (SELECT value FROM json_each(@ids)))
+  AND (@group IS NULL OR group_name = @group) AND (@topic IS NULL OR topic = @topic)
+  AND (@reason IS NULL OR reason = @reason)
+  AND (@since IS NULL OR dead_lettered_at >= @since) AND (@until IS NULL OR dead_lettered_at < @until)`
+
+function bind(filter: DeadLetterFilter) {
+  return {
+    ids: filter.ids === undefined ? null : JSON.stringify(filter.ids),
+    group: filter.group ?? null,
+    topic: filter.topic ?? null,
+    reason: filter.reason ?? null,
+    since: filter.since ?? null,
+    until: filter.until ?? null,
+  }
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    envelope: { id: row.message_id, headers: parseHeaders(row.headers), body: row.body },
+    topic: row.topic,
+    group: row.group_name,
+    reason: row.reason as DeadLetterReason,
+    attempts: row.attempts,
+    error: row.error === null ? undefined : (JSON.parse(row.error) as ErrorInfo),
+    firstFailedAt: row.first_failed_at,
+    lastFailedAt: row.last_failed_at,
+    deadLetteredAt: row.dead_lettered_at,
+  }
+}
+
+/** The dead-letter queue in `herald_dead_letters`: keyset-paged listing, redrive and purge by filter. */
+export function createDeadLetterQueries(db: Database.Database) {
+  const list = db.prepare<Record<string, unknown>, DeadLetterRow>(
+    `SELECT * FROM herald_dead_letters WHERE ${filterSql} AND seq > @after ORDER BY seq LIMIT @limit`,
+  )
+  const get = db.prepare<{ id: string; group: string | null }, DeadLetterRow>(
+    'SELECT * FROM herald_dead_letters WHERE message_id = @id AND (@group IS NULL OR group_name = @group) ORDER BY seq LIMIT 1',
+  )
+  const requeue = db.prepare<Record<string, unknown>>(
+    `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
+     SELECT group_name, message_id, topic, headers, body, @now, @now FROM herald_dead_letters WHERE ${filterSql}
+     ORDER BY seq`,
+  )
+  const purge = db.prepare<Record<string, unknown>>(`DELETE FROM herald_dead_letters WHERE ${filterSql}`)
+
+  return {
+    list(query: DeadLetterQuery): DeadLetterPage {
+      const limit = query.limit ?? 50
+      const rows = list.all({ ...bind(query), after: Number(query.cursor ?? 0), limit: limit + 1 })
+      const items = rows.slice(0, limit).map(toDeadLetter)
+      const last = rows[limit - 1]
+      return rows.length > limit && last !== undefined ? { items, nextCursor: String(last.seq) } : { items }
+    },
+    get(id: string, group?: string): DeadLetter | undefined {
+      const row = get.get({ id, group: group ?? null })
+      return row === undefined ? undefined : toDeadLetter(row)
+    },
+    /** Call inside a transaction: copies back to the queue with attempts reset, then deletes. */
+    redrive(filter: DeadLetterFilter, now: number): number {
+      requeue.run({ ...bind(filter), now })
+      return purge.run(bind(filter)).changes
+    },
+    purge(filter: DeadLetterFilter): number {
+      return purge.run(bind(filter)).changes
+    },
+  }
+}

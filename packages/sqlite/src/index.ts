@@ -1,0 +1,2 @@
+export type { SqliteDurability } from './open-database.js'
+export { createSqliteTransport, type SqliteTransport, type SqliteTransportOptions } from './sqlite-transport.js'

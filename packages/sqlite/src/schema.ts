@@ -1,0 +1,55 @@
+/** Schema of the Herald tables. Applied idempotently at open; `herald_meta.schema_version` records the version. */
+export const schemaVersion = 1
+
+export const schemaSql = `
+CREATE TABLE IF NOT EXISTS herald_meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS herald_bindings (
+  group_name TEXT NOT NULL,
+  pattern TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (group_name, pattern)
+) WITHOUT ROWID;
+
+-- One row per message per bound group: routing happens at publish time, in the publishing transaction.
+-- visible_at is when the row may be claimed next: publish time, a delay's due time, a retry's due time,
+-- or the end of the current claim's lease. lease_token fences settlement to the claim that is current.
+CREATE TABLE IF NOT EXISTS herald_queue (
+  seq INTEGER PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  body BLOB NOT NULL,
+  visible_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_token TEXT,
+  enqueued_at INTEGER NOT NULL,
+  first_failed_at INTEGER,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS herald_queue_due ON herald_queue (group_name, visible_at, seq);
+
+CREATE TABLE IF NOT EXISTS herald_dead_letters (
+  seq INTEGER PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  body BLOB NOT NULL,
+  reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  first_failed_at INTEGER NOT NULL,
+  last_failed_at INTEGER NOT NULL,
+  dead_lettered_at INTEGER NOT NULL,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS herald_dead_letters_message ON herald_dead_letters (message_id, group_name);
+CREATE INDEX IF NOT EXISTS herald_dead_letters_time ON herald_dead_letters (dead_lettered_at);
+
+INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('schema_version', ${schemaVersion});
+INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('bindings_version', 0);
+`

@@ -1,0 +1,273 @@
+import {
+  assertTopic,
+  assertTopicPattern,
+  ConfigurationError,
+  createWakeSignal,
+  type DeadLetterStore,
+  type Envelope,
+  type GroupInfo,
+  type HealthCheck,
+  NoRouteError,
+  type PulledMessage,
+  type PullSource,
+  resolveRetryPolicy,
+  type Scheduler,
+  type Settlement,
+  startPullConsumer,
+  type Subscription,
+  type TopologyAdmin,
+  type Transport,
+  TransportClosedError,
+  uuidV7,
+  type WakeSignal,
+} from '@herald/core'
+import { createBindingsCache } from './bindings.js'
+import { createDeadLetterQueries } from './dead-letters.js'
+import { openDatabase, type SqliteDurability } from './open-database.js'
+import { parseHeaders, toBuffer } from './row-codec.js'
+import { prepareStatements } from './statements.js'
+import { createWriteBatcher } from './write-batcher.js'
+
+export interface SqliteTransportOptions {
+  /** Database file. Several processes may share it (same machine, local disk). */
+  readonly path: string
+  /** `strict` (default): WAL with synchronous=FULL, refusing to start otherwise. `relaxed`: synchronous=NORMAL. */
+  readonly durability?: SqliteDurability
+  /** How long a claimed message stays invisible to other consumers; renewed while its handler runs. Default 30 s. */
+  readonly leaseMs?: number
+  /** Longest wait before looking for work published by another process. Default 50 ms. */
+  readonly pollIntervalMs?: number
+  /** How long a write waits for another process's lock. Default 5 s. */
+  readonly busyTimeoutMs?: number
+  /** Errors the consumers survived (a failed settle is retried by lease expiry). Default: ignore. */
+  readonly onError?: (err: unknown) => void
+}
+
+export type SqliteTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+
+interface SqlitePulled extends PulledMessage {
+  readonly seq: number
+  readonly token: string
+}
+
+function positive(field: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
+  return value
+}
+
+/**
+ * The embedded durable transport. Publishing routes each message to every bound group's rows in one transaction
+ * (concurrent publishes share it: one fsync); consumers claim rows with a lease, so a killed consumer's work
+ * returns when the lease ends; retries, delays and dead letters are rows too, so all of it survives a restart.
+ */
+export function createSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
+  const leaseMs = positive('leaseMs', options.leaseMs ?? 30_000)
+  const pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 50)
+  const busyTimeoutMs = positive('busyTimeoutMs', options.busyTimeoutMs ?? 5_000)
+  const onError = options.onError ?? (() => {})
+  const { db, settings } = openDatabase(options.path, options.durability ?? 'strict', busyTimeoutMs)
+  const sql = prepareStatements(db)
+  const writer = createWriteBatcher(db)
+  const bindings = createBindingsCache(sql)
+  const deadLetters = createDeadLetterQueries(db)
+  const wakes = new Map<string, Set<WakeSignal>>()
+  const subscriptions = new Set<Subscription>()
+  let closed = false
+
+  function assertOpen(): void {
+    if (closed) throw new TransportClosedError('sqlite')
+  }
+
+  function wakeGroups(groups: Iterable<string>): void {
+    for (const group of groups) for (const wake of wakes.get(group) ?? []) wake.notify()
+  }
+
+  async function insert(topic: string, envelopes: readonly Envelope[], visibleAt: number | undefined, mandatory: boolean) {
+    assertOpen()
+    assertTopic(topic)
+    const rows = envelopes.map((e) => ({ id: e.id, headers: JSON.stringify(e.headers), body: toBuffer(e.body) }))
+    const groups = await writer.run(() => {
+      const groups = bindings.groupsFor(topic)
+      if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
+      const now = Date.now()
+      for (const group of groups)
+        for (const row of rows) sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt ?? now, now)
+      return groups
+    })
+    wakeGroups(groups)
+  }
+
+  function sourceFor(group: string, wake: WakeSignal): PullSource<SqlitePulled> & { stop(): void } {
+    const consumerId = uuidV7()
+    const claimed = new Map<number, string>()
+    let claims = 0
+    const renewTimer = setInterval(() => {
+      if (claimed.size === 0) return
+      const leaseUntil = Date.now() + leaseMs
+      const held = [...claimed]
+      writer.run(() => held.forEach(([seq, token]) => sql.renew.run(leaseUntil, seq, token))).catch(onError)
+    }, leaseMs / 3)
+    renewTimer.unref()
+
+    return {
+      async fetch(max) {
+        if (sql.hasVisible.get(group, Date.now()) === undefined) return []
+        const token = `${consumerId}:${++claims}`
+        const rows = await writer.run(() => {
+          const now = Date.now()
+          return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max })
+        })
+        rows.sort((a, b) => a.seq - b.seq)
+        return rows.map((row) => {
+          claimed.set(row.seq, token)
+          return {
+            seq: row.seq,
+            token,
+            topic: row.topic,
+            attempt: row.attempts,
+            envelope: { id: row.message_id, headers: parseHeaders(row.headers), body: row.body },
+          }
+        })
+      },
+      async settle(message, settlement: Settlement) {
+        const { seq, token } = message
+        const now = Date.now()
+        await writer.run(() => {
+          switch (settlement.kind) {
+            case 'ack':
+              return sql.ack.run(seq, token)
+            case 'release':
+              return sql.release.run(now, seq, token)
+            case 'retry':
+              return sql.retry.run(now + settlement.delayMs, now, JSON.stringify(settlement.error), seq, token)
+            case 'dead-letter': {
+              const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
+              const moved = sql.deadLetter.run({ seq, token, reason: settlement.reason, now, error })
+              if (moved.changes > 0) sql.ack.run(seq, token)
+              return moved
+            }
+          }
+        })
+        claimed.delete(seq)
+        if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
+      },
+      async waitForWork(signal) {
+        const due = sql.nextVisibleAt.get(group)?.due
+        const wait = due === null || due === undefined ? pollIntervalMs : Math.min(pollIntervalMs, due - Date.now())
+        await wake.wait(Math.max(1, wait), signal)
+      },
+      stop() {
+        clearInterval(renewTimer)
+      },
+    }
+  }
+
+  const transport: SqliteTransport = {
+    name: 'sqlite',
+
+    publish(topic, envelopes, publishOptions = {}) {
+      return insert(topic, envelopes, undefined, publishOptions.mandatory === true)
+    },
+
+    schedule(topic, envelopes, deliverAt, publishOptions = {}) {
+      return insert(topic, envelopes, deliverAt, publishOptions.mandatory === true)
+    },
+
+    async subscribe(spec, handler) {
+      assertOpen()
+      await transport.declareGroup(spec.group, spec.patterns)
+      const wake = createWakeSignal()
+      const listeners = wakes.get(spec.group) ?? new Set()
+      listeners.add(wake)
+      wakes.set(spec.group, listeners)
+      const source = sourceFor(spec.group, wake)
+      const subscription = startPullConsumer(source, handler, {
+        group: spec.group,
+        maxInFlight: spec.maxInFlight ?? 10,
+        retry: resolveRetryPolicy(spec.retry),
+        shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
+        onError,
+        onClosed: () => {
+          source.stop()
+          listeners.delete(wake)
+          subscriptions.delete(subscription)
+        },
+      })
+      subscriptions.add(subscription)
+      return subscription
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await Promise.all([...subscriptions].map((s) => s.close()))
+      await writer.flush()
+      db.close()
+    },
+
+    async declareGroup(group, patterns) {
+      assertOpen()
+      if (group.length === 0) throw new ConfigurationError('group', 'must not be empty')
+      for (const pattern of patterns) assertTopicPattern(pattern)
+      await writer.run(() => {
+        const now = Date.now()
+        const added = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
+        if (added > 0) sql.bumpBindingsVersion.run()
+      })
+    },
+
+    async listGroups(): Promise<readonly GroupInfo[]> {
+      assertOpen()
+      const depths = new Map(sql.groupDepths.all().map((r) => [r.group_name, r.depth]))
+      const dead = new Map(sql.groupDeadLetters.all().map((r) => [r.group_name, r.count]))
+      return [...bindings.patternsByGroup()].map(([group, patterns]) => ({
+        group,
+        patterns,
+        depth: depths.get(group) ?? 0,
+        deadLetters: dead.get(group) ?? 0,
+      }))
+    },
+
+    async deleteGroup(group) {
+      assertOpen()
+      await writer.run(() => {
+        sql.deleteBindings.run(group)
+        sql.deleteGroupRows.run(group)
+        sql.bumpBindingsVersion.run()
+      })
+    },
+
+    async listDeadLetters(query = {}) {
+      assertOpen()
+      return deadLetters.list(query)
+    },
+
+    async getDeadLetter(id, group) {
+      assertOpen()
+      return deadLetters.get(id, group)
+    },
+
+    async redriveDeadLetters(filter) {
+      assertOpen()
+      const count = await writer.run(() => deadLetters.redrive(filter, Date.now()))
+      wakeGroups(wakes.keys())
+      return count
+    },
+
+    async purgeDeadLetters(filter) {
+      assertOpen()
+      return writer.run(() => deadLetters.purge(filter))
+    },
+
+    async checkHealth() {
+      if (closed) return { ok: false, details: { closed: true } }
+      try {
+        db.prepare('SELECT 1').get()
+        return { ok: true, details: { path: options.path, ...settings } }
+      } catch (err) {
+        return { ok: false, details: { error: String(err) } }
+      }
+    },
+  }
+  return transport
+}

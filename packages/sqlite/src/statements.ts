@@ -1,0 +1,60 @@
+import type Database from 'better-sqlite3'
+
+/** Every statement Herald runs against its tables, prepared once per connection. */
+export function prepareStatements(db: Database.Database) {
+  return {
+    bindingsVersion: db.prepare<[], { value: number }>(`SELECT value FROM herald_meta WHERE key = 'bindings_version'`),
+    bumpBindingsVersion: db.prepare(`UPDATE herald_meta SET value = value + 1 WHERE key = 'bindings_version'`),
+    allBindings: db.prepare<[], { group_name: string; pattern: string }>(
+      'SELECT group_name, pattern FROM herald_bindings ORDER BY group_name, pattern',
+    ),
+    insertBinding: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO herald_bindings (group_name, pattern, created_at) VALUES (?, ?, ?)',
+    ),
+    deleteBindings: db.prepare<[string]>('DELETE FROM herald_bindings WHERE group_name = ?'),
+    deleteGroupRows: db.prepare<[string]>('DELETE FROM herald_queue WHERE group_name = ?'),
+    insertMessage: db.prepare<[string, string, string, string, Buffer, number, number]>(
+      `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    hasVisible: db.prepare<[string, number], { seq: number }>(
+      'SELECT seq FROM herald_queue WHERE group_name = ? AND visible_at <= ? LIMIT 1',
+    ),
+    nextVisibleAt: db.prepare<[string], { due: number | null }>(
+      'SELECT MIN(visible_at) AS due FROM herald_queue WHERE group_name = ?',
+    ),
+    claim: db.prepare<
+      { token: string; leaseUntil: number; group: string; now: number; limit: number },
+      { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
+    >(
+      `UPDATE herald_queue SET attempts = attempts + 1, lease_token = @token, visible_at = @leaseUntil
+       WHERE seq IN (SELECT seq FROM herald_queue WHERE group_name = @group AND visible_at <= @now
+                     ORDER BY visible_at, seq LIMIT @limit)
+       RETURNING seq, message_id, topic, headers, body, attempts`,
+    ),
+    renew: db.prepare<[number, number, string]>('UPDATE herald_queue SET visible_at = ? WHERE seq = ? AND lease_token = ?'),
+    ack: db.prepare<[number, string]>('DELETE FROM herald_queue WHERE seq = ? AND lease_token = ?'),
+    retry: db.prepare<[number, number, string, number, string]>(
+      `UPDATE herald_queue SET visible_at = ?, lease_token = NULL, first_failed_at = COALESCE(first_failed_at, ?),
+       last_error = ? WHERE seq = ? AND lease_token = ?`,
+    ),
+    release: db.prepare<[number, number, string]>(
+      'UPDATE herald_queue SET visible_at = ?, lease_token = NULL, attempts = attempts - 1 WHERE seq = ? AND lease_token = ?',
+    ),
+    deadLetter: db.prepare<{ seq: number; token: string; reason: string; now: number; error: string | null }>(
+      `INSERT INTO herald_dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
+         first_failed_at, last_failed_at, dead_lettered_at, error)
+       SELECT group_name, message_id, topic, headers, body, @reason, attempts, COALESCE(first_failed_at, @now), @now,
+         @now, @error
+       FROM herald_queue WHERE seq = @seq AND lease_token = @token`,
+    ),
+    groupDepths: db.prepare<[], { group_name: string; depth: number }>(
+      'SELECT group_name, COUNT(*) AS depth FROM herald_queue GROUP BY group_name',
+    ),
+    groupDeadLetters: db.prepare<[], { group_name: string; count: number }>(
+      'SELECT group_name, COUNT(*) AS count FROM herald_dead_letters GROUP BY group_name',
+    ),
+  }
+}
+
+export type Statements = ReturnType<typeof prepareStatements>
