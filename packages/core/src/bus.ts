@@ -45,7 +45,10 @@ export interface HandlerContext {
   send<C extends CommandContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
 }
 
-export type MessageHandler<C extends MessageContract> = (message: Message<DataOf<C>>, context: HandlerContext) => Promise<void>
+export type MessageHandler<C extends MessageContract> = (
+  message: Message<DataOf<C>>,
+  context: HandlerContext,
+) => Promise<void>
 
 /** How a group consumes. Defaults in one place: {@link defaultConsumerOptions}. */
 export interface ConsumerOptions {
@@ -103,12 +106,16 @@ interface GroupState {
   readonly handlers: Map<string, { contract: MessageContract; handler: MessageHandler<MessageContract> }>
 }
 
-function resolveConsumer(base: ConsumerOptions, own: ConsumerOptions): Required<Omit<ConsumerOptions, 'retry'>> & {
+function resolveConsumer(
+  base: ConsumerOptions,
+  own: ConsumerOptions,
+): Required<Omit<ConsumerOptions, 'retry'>> & {
   retry: RetryPolicy
 } {
   const merged = { ...defaultConsumerOptions, ...base, ...own }
   for (const field of ['maxInFlight', 'handlerTimeoutMs', 'shutdownTimeoutMs'] as const) {
-    if (!(Number.isInteger(merged[field]) && merged[field] > 0)) throw new ConfigurationError(field, 'must be a positive integer')
+    if (!(Number.isInteger(merged[field]) && merged[field] > 0))
+      throw new ConfigurationError(field, 'must be a positive integer')
   }
   if (!(Number.isInteger(merged.immediateRetries) && merged.immediateRetries >= 0))
     throw new ConfigurationError('immediateRetries', 'must be an integer >= 0')
@@ -173,7 +180,10 @@ export function createBus(options: BusOptions): Bus {
     } else if (isScheduler(transport)) {
       await transport.schedule(contract.topic, [envelope], deliverAt, publish)
     } else {
-      throw new HeraldError('NOT_SUPPORTED', `Transport "${transport.name}" cannot delay messages; publish without delayMs/deliverAt`)
+      throw new HeraldError(
+        'NOT_SUPPORTED',
+        `Transport "${transport.name}" cannot delay messages; publish without delayMs/deliverAt`,
+      )
     }
     return id
   }
@@ -208,7 +218,11 @@ export function createBus(options: BusOptions): Bus {
       // A message from a plain client without a version is taken as version 1.
       const version = versionHeader === undefined ? 1 : Number(versionHeader)
       if (!Number.isInteger(version) || version < 1) {
-        throw poisonError('DECODE_FAILED', 'decode_error', `Header "${HeaderNames.schemaVersion}" is "${versionHeader}", not an integer >= 1`)
+        throw poisonError(
+          'DECODE_FAILED',
+          'decode_error',
+          `Header "${HeaderNames.schemaVersion}" is "${versionHeader}", not an integer >= 1`,
+        )
       }
       const data = await validateData(registration.contract, upcast(registration.contract, raw, version))
       const message = toMessage(envelope, data)

@@ -31,7 +31,8 @@ export function createJsonCodec(options: JsonCodecOptions = {}): Codec {
     },
     decode(bytes) {
       if (bytes.byteLength > maxMessageBytes) throw new MessageTooLargeError(bytes.byteLength, maxMessageBytes)
-      if (bytes.byteLength === 0) throw poisonError('DECODE_FAILED', 'decode_error', 'Message body is empty; expected JSON')
+      if (bytes.byteLength === 0)
+        throw poisonError('DECODE_FAILED', 'decode_error', 'Message body is empty; expected JSON')
       let text: string
       try {
         text = decoder.decode(bytes)

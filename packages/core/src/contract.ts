@@ -1,4 +1,4 @@
-import { ConfigurationError, poisonError, type ValidationIssue, ValidationError } from './errors.js'
+import { ConfigurationError, poisonError, ValidationError, type ValidationIssue } from './errors.js'
 import type { StandardSchemaV1 } from './standard-schema.js'
 import { assertTopic } from './topic-pattern.js'
 
@@ -21,7 +21,9 @@ export interface MessageContract<S extends StandardSchemaV1 = StandardSchemaV1> 
   readonly upcasters: Readonly<Record<number, Upcaster>>
 }
 
-export type EventContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & { readonly kind: 'event' }
+export type EventContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & {
+  readonly kind: 'event'
+}
 export type CommandContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & {
   readonly kind: 'command'
 }
@@ -43,11 +45,15 @@ function define<S extends StandardSchemaV1>(
   options: ContractOptions<S>,
 ): MessageContract<S> {
   const version = options.version ?? 1
-  if (!Number.isInteger(version) || version < 1) throw new ConfigurationError('version', `of "${type}" must be an integer >= 1`)
+  if (!Number.isInteger(version) || version < 1)
+    throw new ConfigurationError('version', `of "${type}" must be an integer >= 1`)
   const upcasters = options.upcasters ?? {}
   for (let v = 1; v < version; v++) {
     if (typeof upcasters[v] !== 'function') {
-      throw new ConfigurationError('upcasters', `"${type}" is at version ${version} but has no upcaster from version ${v}`)
+      throw new ConfigurationError(
+        'upcasters',
+        `"${type}" is at version ${version} but has no upcaster from version ${v}`,
+      )
     }
   }
   const topic = options.topic ?? type
@@ -64,7 +70,10 @@ export function defineEvent<S extends StandardSchemaV1>(type: string, options: C
 }
 
 /** Defines a command: sent to the one group that handles it; sending fails loudly when none is bound. */
-export function defineCommand<S extends StandardSchemaV1>(type: string, options: ContractOptions<S>): CommandContract<S> {
+export function defineCommand<S extends StandardSchemaV1>(
+  type: string,
+  options: ContractOptions<S>,
+): CommandContract<S> {
   return define('command', type, options) as CommandContract<S>
 }
 
@@ -103,9 +112,14 @@ export function upcast(contract: MessageContract, data: unknown, fromVersion: nu
     try {
       current = contract.upcasters[v]?.(current)
     } catch (err) {
-      throw poisonError('UPCAST_FAILED', 'upcast_error', `Upcasting "${contract.type}" from version ${v} failed: ${String(err)}`, {
-        from: v,
-      })
+      throw poisonError(
+        'UPCAST_FAILED',
+        'upcast_error',
+        `Upcasting "${contract.type}" from version ${v} failed: ${String(err)}`,
+        {
+          from: v,
+        },
+      )
     }
   }
   return current

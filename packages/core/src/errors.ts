@@ -142,5 +142,9 @@ export function poisonError(
   message: string,
   details?: Record<string, unknown>,
 ): HeraldError {
-  return new HeraldError(code, message, details === undefined ? { deadLetterReason: reason } : { deadLetterReason: reason, details })
+  return new HeraldError(
+    code,
+    message,
+    details === undefined ? { deadLetterReason: reason } : { deadLetterReason: reason, details },
+  )
 }

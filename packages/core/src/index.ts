@@ -1,4 +1,14 @@
-export { type Bus, type BusOptions, type ConsumerOptions, createBus, defaultConsumerOptions, type GroupRegistrar, type HandlerContext, type MessageHandler, type PublishMessageOptions } from './bus.js'
+export {
+  type Bus,
+  type BusOptions,
+  type ConsumerOptions,
+  createBus,
+  defaultConsumerOptions,
+  type GroupRegistrar,
+  type HandlerContext,
+  type MessageHandler,
+  type PublishMessageOptions,
+} from './bus.js'
 export {
   type DeadLetterStore,
   type GroupInfo,
@@ -13,8 +23,8 @@ export {
 } from './capabilities.js'
 export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
 export {
-  type PulledMessage,
   type PullConsumerOptions,
+  type PulledMessage,
   type PullSource,
   type Settlement,
   startPullConsumer,
@@ -56,7 +66,11 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors.js'
-export { createInMemoryTransport, type InMemoryTransport, type InMemoryTransportOptions } from './in-memory/in-memory-transport.js'
+export {
+  createInMemoryTransport,
+  type InMemoryTransport,
+  type InMemoryTransportOptions,
+} from './in-memory/in-memory-transport.js'
 export { type Message, toMessage } from './message.js'
 export { immediateRetry } from './middleware/immediate-retry.js'
 export { timeout } from './middleware/timeout.js'

@@ -35,7 +35,8 @@ export function resolveRetryPolicy(policy: RetryPolicyInput = {}): RetryPolicy {
   if (!(backoff.initialMs >= 0)) throw new ConfigurationError('retry.backoff.initialMs', 'must be >= 0')
   if (!(backoff.factor >= 1)) throw new ConfigurationError('retry.backoff.factor', 'must be >= 1')
   if (!(backoff.maxMs >= backoff.initialMs)) throw new ConfigurationError('retry.backoff.maxMs', 'must be >= initialMs')
-  if (!(backoff.jitter >= 0 && backoff.jitter < 1)) throw new ConfigurationError('retry.backoff.jitter', 'must be in [0, 1)')
+  if (!(backoff.jitter >= 0 && backoff.jitter < 1))
+    throw new ConfigurationError('retry.backoff.jitter', 'must be in [0, 1)')
   return resolved
 }
 

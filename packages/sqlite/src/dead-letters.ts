@@ -1,4 +1,11 @@
-import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterReason, ErrorInfo } from '@herald/core'
+import type {
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterPage,
+  DeadLetterQuery,
+  DeadLetterReason,
+  ErrorInfo,
+} from '@herald/core'
 import type Database from 'better-sqlite3'
 import { parseHeaders } from './row-codec.js'
 

@@ -13,8 +13,8 @@ import {
   resolveRetryPolicy,
   type Scheduler,
   type Settlement,
-  startPullConsumer,
   type Subscription,
+  startPullConsumer,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
@@ -82,7 +82,12 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     for (const group of groups) for (const wake of wakes.get(group) ?? []) wake.notify()
   }
 
-  async function insert(topic: string, envelopes: readonly Envelope[], visibleAt: number | undefined, mandatory: boolean) {
+  async function insert(
+    topic: string,
+    envelopes: readonly Envelope[],
+    visibleAt: number | undefined,
+    mandatory: boolean,
+  ) {
     assertOpen()
     assertTopic(topic)
     const rows = envelopes.map((e) => ({ id: e.id, headers: JSON.stringify(e.headers), body: toBuffer(e.body) }))
@@ -91,7 +96,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
       const now = Date.now()
       for (const group of groups)
-        for (const row of rows) sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt ?? now, now)
+        for (const row of rows)
+          sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt ?? now, now)
       return groups
     })
     wakeGroups(groups)
@@ -105,7 +111,11 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       if (claimed.size === 0) return
       const leaseUntil = Date.now() + leaseMs
       const held = [...claimed]
-      writer.run(() => held.forEach(([seq, token]) => sql.renew.run(leaseUntil, seq, token))).catch(onError)
+      writer
+        .run(() => {
+          for (const [seq, token] of held) sql.renew.run(leaseUntil, seq, token)
+        })
+        .catch(onError)
     }, leaseMs / 3)
     renewTimer.unref()
 

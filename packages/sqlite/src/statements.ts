@@ -32,7 +32,9 @@ export function prepareStatements(db: Database.Database) {
                      ORDER BY visible_at, seq LIMIT @limit)
        RETURNING seq, message_id, topic, headers, body, attempts`,
     ),
-    renew: db.prepare<[number, number, string]>('UPDATE herald_queue SET visible_at = ? WHERE seq = ? AND lease_token = ?'),
+    renew: db.prepare<[number, number, string]>(
+      'UPDATE herald_queue SET visible_at = ? WHERE seq = ? AND lease_token = ?',
+    ),
     ack: db.prepare<[number, string]>('DELETE FROM herald_queue WHERE seq = ? AND lease_token = ?'),
     retry: db.prepare<[number, number, string, number, string]>(
       `UPDATE herald_queue SET visible_at = ?, lease_token = NULL, first_failed_at = COALESCE(first_failed_at, ?),

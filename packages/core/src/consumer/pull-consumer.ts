@@ -47,7 +47,10 @@ export function startPullConsumer<M extends PulledMessage>(
   options: PullConsumerOptions,
 ): Subscription {
   const stopping = new AbortController()
-  const running = new Map<M, { readonly controller: AbortController; abandoned: boolean; readonly done: Promise<void> }>()
+  const running = new Map<
+    M,
+    { readonly controller: AbortController; abandoned: boolean; readonly done: Promise<void> }
+  >()
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 

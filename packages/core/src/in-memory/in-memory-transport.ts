@@ -1,5 +1,5 @@
 import type { DeadLetterStore, GroupInfo, Scheduler, TopologyAdmin } from '../capabilities.js'
-import { startPullConsumer, type PulledMessage, type PullSource, type Settlement } from '../consumer/pull-consumer.js'
+import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
 import {
   type DeadLetter,

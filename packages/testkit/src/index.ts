@@ -1,0 +1,6 @@
+export { describeTransport } from './describe-transport.js'
+export type { HarnessFactory, TransportFeatures, TransportHarness } from './harness.js'
+export { createHistory, type History, type HistoryCheck } from './history.js'
+export { createLatch, type Latch } from './latch.js'
+export { objectSchema } from './suite/test-schema.js'
+export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'
