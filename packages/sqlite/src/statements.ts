@@ -46,8 +46,10 @@ export function prepareStatements(db: Database.Database) {
     deadLetter: db.prepare<{ seq: number; token: string; reason: string; now: number; error: string | null }>(
       `INSERT INTO herald_dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
          first_failed_at, last_failed_at, dead_lettered_at, error)
-       SELECT group_name, message_id, topic, headers, body, @reason, attempts, COALESCE(first_failed_at, @now), @now,
-         @now, @error
+       SELECT group_name, message_id, topic, headers, body, @reason,
+         -- The claim that found the attempts used up delivered nothing: do not count it.
+         CASE WHEN @reason = 'max_deliveries_exceeded' THEN attempts - 1 ELSE attempts END,
+         COALESCE(first_failed_at, @now), @now, @now, @error
        FROM herald_queue WHERE seq = @seq AND lease_token = @token`,
     ),
     groupDepths: db.prepare<[], { group_name: string; depth: number }>(

@@ -4,3 +4,9 @@ export { createHistory, type History, type HistoryCheck } from './history.js'
 export { createLatch, type Latch } from './latch.js'
 export { objectSchema } from './suite/test-schema.js'
 export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'
+export {
+  type ConsumerWorker,
+  type ConsumerWorkerConfig,
+  spawnConsumer,
+  type WorkerEvent,
+} from './worker/spawn-consumer.js'

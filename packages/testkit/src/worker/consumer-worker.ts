@@ -1,0 +1,43 @@
+/**
+ * A consumer in its own process, so tests can kill it with SIGKILL at an exact point. Started by
+ * `spawnConsumer` with one JSON argument; writes one JSON line per event to stdout (synchronous on Linux pipes,
+ * so a line written before the kill is never lost). SIGTERM closes it gracefully.
+ */
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { Transport } from '@herald/core'
+import type { ConsumerWorkerConfig } from './spawn-consumer.js'
+
+const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerWorkerConfig
+const decoder = new TextDecoder()
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(event)}\n`)
+}
+
+const factoryModule = (await import(pathToFileURL(resolve(config.module)).href)) as Record<string, unknown>
+const factory = factoryModule[config.exportName] as (options: unknown) => Transport
+const transport = factory(config.options)
+let deliveries = 0
+
+await transport.subscribe(
+  { group: config.group, patterns: config.patterns, maxInFlight: config.maxInFlight, retry: config.retry },
+  async (envelope, delivery) => {
+    deliveries++
+    emit({ event: 'delivered', id: envelope.id, attempt: delivery.attempt, pid: process.pid })
+    const body = decoder.decode(envelope.body)
+    if (config.crashOnBodyContaining !== undefined && body.includes(config.crashOnBodyContaining)) {
+      process.kill(process.pid, 'SIGKILL')
+    }
+    if (config.crashAtDelivery !== undefined && deliveries === config.crashAtDelivery)
+      process.kill(process.pid, 'SIGKILL')
+    // Let other deliveries start, so a crash catches several in flight.
+    await new Promise((done) => setImmediate(done))
+    emit({ event: 'completed', id: envelope.id, pid: process.pid })
+  },
+)
+emit({ event: 'ready', pid: process.pid })
+
+process.on('SIGTERM', () => {
+  void transport.close().then(() => process.exit(0))
+})
