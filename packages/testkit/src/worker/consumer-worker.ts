@@ -21,7 +21,12 @@ const transport = factory(config.options)
 let deliveries = 0
 
 await transport.subscribe(
-  { group: config.group, patterns: config.patterns, maxInFlight: config.maxInFlight, retry: config.retry },
+  {
+    group: config.group,
+    patterns: config.patterns,
+    ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
+    ...(config.retry === undefined ? {} : { retry: config.retry }),
+  },
   async (envelope, delivery) => {
     deliveries++
     emit({ event: 'delivered', id: envelope.id, attempt: delivery.attempt, pid: process.pid })
