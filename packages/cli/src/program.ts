@@ -1,0 +1,70 @@
+import { isHeraldError, isTopologyAdmin, type Transport } from '@herald/core'
+import { Command } from 'commander'
+import { registerDlqCommands } from './commands/dlq.js'
+import { registerPublishAndTail } from './commands/publish-and-tail.js'
+import { formatTable, type Output, processOutput } from './output.js'
+import { defaultTransportUrl, openTransport } from './transport-url.js'
+
+export interface CliOptions {
+  readonly output?: Output
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** Resolves when a long-running command (tail) should stop. Default: SIGINT or SIGTERM. */
+  readonly untilInterrupted?: () => Promise<void>
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
+}
+
+/** Runs the `herald` command line with `argv` (without node and script). Resolves to the exit code. */
+export async function runCli(argv: readonly string[], options: CliOptions = {}): Promise<number> {
+  const output = options.output ?? processOutput
+  const env = options.env ?? process.env
+  const program = new Command('herald')
+    .description('Herald: events and commands for TypeScript services')
+    .option('-t, --transport <url>', `transport URL (env HERALD_TRANSPORT; default ${defaultTransportUrl})`)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => output.out(s.trimEnd()), writeErr: (s) => output.err(s.trimEnd()) })
+
+  async function withTransport<T>(run: (transport: Transport) => Promise<T>): Promise<T> {
+    const url = (program.opts().transport as string | undefined) ?? env.HERALD_TRANSPORT ?? defaultTransportUrl
+    const transport = openTransport(url)
+    try {
+      return await run(transport)
+    } finally {
+      await transport.close()
+    }
+  }
+
+  registerDlqCommands(program, withTransport, output)
+  registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
+  program
+    .command('groups')
+    .description('list groups with their bindings, queue depth and dead letters')
+    .option('--json', 'one JSON object per line')
+    .action((flags: { json?: boolean }) =>
+      withTransport(async (transport) => {
+        if (!isTopologyAdmin(transport)) throw new Error(`${transport.name} cannot list groups`)
+        const groups = await transport.listGroups()
+        if (flags.json) for (const g of groups) output.out(JSON.stringify(g))
+        else {
+          const rows = groups.map((g) => [g.group, g.patterns.join(' '), String(g.depth), String(g.deadLetters)])
+          for (const line of formatTable(['GROUP', 'PATTERNS', 'DEPTH', 'DEAD'], rows)) output.out(line)
+        }
+      }),
+    )
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' })
+    return 0
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'commander.helpDisplayed' || code === 'commander.version') return 0
+    if (typeof code === 'string' && code.startsWith('commander.')) return 2
+    output.err(`herald: ${isHeraldError(err) ? err.message : String(err)}`)
+    return 1
+  }
+}

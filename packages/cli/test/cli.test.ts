@@ -1,0 +1,116 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { PermanentError } from '@herald/core'
+import { createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
+import { createLatch, pollUntil } from '@herald/testkit'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { runCli } from '../src/index.js'
+
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
+
+function capture() {
+  const out: string[] = []
+  const err: string[] = []
+  return { out, err, output: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } }
+}
+
+describe('herald CLI on SQLite', () => {
+  let dir: string
+  let url: string
+  let transport: SqliteTransport
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-cli-'))
+    url = `sqlite:${join(dir, 'herald.db')}`
+    transport = createSqliteTransport({ path: join(dir, 'herald.db') })
+  })
+  afterEach(async () => {
+    await transport.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  async function deadLetterOne(payload: string): Promise<string> {
+    const sub = await transport.subscribe({ group: 'billing', patterns: ['order.#'] }, async () => {
+      throw new PermanentError('card declined')
+    })
+    const io = capture()
+    expect(await runCli(['-t', url, 'publish', 'order.created', payload, '--json'], { output: io.output })).toBe(0)
+    const { id } = JSON.parse(io.out[0]!) as { id: string }
+    await pollUntil(async () => (await transport.getDeadLetter(id)) !== undefined)
+    await sub.close()
+    return id
+  }
+
+  it('lists, shows and purges dead letters, as a table or JSON lines', async () => {
+    const id = await deadLetterOne('{"orderId":"o-1"}')
+    const list = capture()
+    expect(await runCli(['-t', url, 'dlq', 'list', '--json'], { output: list.output })).toBe(0)
+    expect(JSON.parse(list.out[0]!)).toMatchObject({
+      id,
+      group: 'billing',
+      reason: 'permanent_error',
+      attempts: 1,
+      error: 'card declined',
+    })
+    const table = capture()
+    await runCli(['-t', url, 'dlq', 'list'], { output: table.output })
+    expect(table.out[0]).toMatch(/^ID\s+GROUP\s+TYPE\s+REASON/)
+    const show = capture()
+    await runCli(['-t', url, 'dlq', 'show', id], { output: show.output })
+    expect(JSON.parse(show.out.join('\n'))).toMatchObject({
+      payload: { orderId: 'o-1' },
+      headers: { type: 'order.created' },
+    })
+    const refused = capture()
+    expect(await runCli(['-t', url, 'dlq', 'purge'], { output: refused.output })).toBe(1)
+    expect(refused.err[0]).toMatch(/--all/)
+    const purge = capture()
+    await runCli(['-t', url, 'dlq', 'purge', '--reason', 'permanent_error', '--json'], { output: purge.output })
+    expect(JSON.parse(purge.out[0]!)).toEqual({ purged: 1 })
+  })
+
+  it('a dead letter redriven by the herald command is handled by the fixed consumer', async () => {
+    const id = await deadLetterOne('{"orderId":"o-2"}')
+    const handled = createLatch()
+    const seen: string[] = []
+    await transport.subscribe({ group: 'billing', patterns: ['order.#'] }, async (envelope) => {
+      seen.push(envelope.id)
+      handled.open()
+    })
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--conditions=herald-source', '--import', 'tsx', bin, 'dlq', 'redrive', id, '--json'],
+      { env: { ...process.env, HERALD_TRANSPORT: url } },
+    )
+    expect(JSON.parse(stdout)).toEqual({ redriven: 1 })
+    await handled.wait
+    expect(seen).toEqual([id])
+    expect(await transport.getDeadLetter(id)).toBeUndefined()
+  })
+
+  it('tail prints what is published while it runs', async () => {
+    const stop = createLatch()
+    const io = capture()
+    const printed = createLatch()
+    const output = { out: (l: string) => (io.out.push(l), printed.open()), err: io.output.err }
+    const tailing = runCli(['-t', url, 'tail', 'trip.#', '--json'], { output, untilInterrupted: () => stop.wait })
+    await pollUntil(async () => (await transport.listGroups()).some((g) => g.group.startsWith('herald-tail-')))
+    await runCli(['-t', url, 'publish', 'trip.event.created', '{"tripId":"t-1"}'], { output: capture().output })
+    await printed.wait
+    stop.open()
+    expect(await tailing).toBe(0)
+    expect(JSON.parse(io.out[0]!)).toMatchObject({ topic: 'trip.event.created', body: '{"tripId":"t-1"}' })
+    expect(await transport.listGroups()).toEqual([])
+  })
+
+  it('names the problem with an unknown transport scheme', async () => {
+    const io = capture()
+    expect(await runCli(['-t', 'amqp://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
+    expect(io.err[0]).toMatch(/unknown scheme/)
+    expect(io.err[0]).not.toMatch(/secret/)
+  })
+})
