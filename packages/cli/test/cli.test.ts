@@ -96,7 +96,13 @@ describe('herald CLI on SQLite', () => {
     const stop = createLatch()
     const io = capture()
     const printed = createLatch()
-    const output = { out: (l: string) => (io.out.push(l), printed.open()), err: io.output.err }
+    const output = {
+      out: (l: string) => {
+        io.out.push(l)
+        printed.open()
+      },
+      err: io.output.err,
+    }
     const tailing = runCli(['-t', url, 'tail', 'trip.#', '--json'], { output, untilInterrupted: () => stop.wait })
     await pollUntil(async () => (await transport.listGroups()).some((g) => g.group.startsWith('herald-tail-')))
     await runCli(['-t', url, 'publish', 'trip.event.created', '{"tripId":"t-1"}'], { output: capture().output })
