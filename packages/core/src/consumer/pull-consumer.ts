@@ -47,22 +47,20 @@ export function startPullConsumer<M extends PulledMessage>(
   options: PullConsumerOptions,
 ): Subscription {
   const stopping = new AbortController()
-  const running = new Map<
-    M,
-    { readonly controller: AbortController; abandoned: boolean; readonly done: Promise<void> }
-  >()
+  // One signal for every delivery of this consumer: it aborts only when shutdown abandons what is still running.
+  const abandon = new AbortController()
+  const running = new Map<M, { abandoned: boolean; readonly done: Promise<void> }>()
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
   function start(message: M): void {
-    const controller = new AbortController()
     const delivery: Delivery = {
       topic: message.topic,
       group: options.group,
       attempt: message.attempt,
-      signal: controller.signal,
+      signal: abandon.signal,
     }
-    const entry = { controller, abandoned: false, done: Promise.resolve() }
+    const entry = { abandoned: false, done: Promise.resolve() }
     entry.done = (async () => {
       let settlement: Settlement
       if (message.attempt > options.retry.maxAttempts) {
@@ -98,6 +96,8 @@ export function startPullConsumer<M extends PulledMessage>(
           slotFreed = resolve
         })
         slotFreed = undefined
+        // Handlers finishing in the same turn free their slots together: claim for all of them at once.
+        await new Promise((resolve) => setImmediate(resolve))
         continue
       }
       let batch: readonly M[]
@@ -124,9 +124,10 @@ export function startPullConsumer<M extends PulledMessage>(
 
   async function shutdown(): Promise<CloseReport> {
     stopping.abort()
+    // No handler starts after this point: the loop hands back anything it fetches from now on.
+    const entries = [...running.entries()]
     slotFreed?.()
     await looping
-    const entries = [...running.entries()]
     const allDone = Promise.all(entries.map(([, e]) => e.done))
     const timeout = new AbortController()
     const timedOut = await Promise.race([
@@ -136,9 +137,9 @@ export function startPullConsumer<M extends PulledMessage>(
     timeout.abort()
     let abandoned = 0
     if (timedOut) {
+      abandon.abort()
       for (const [message, entry] of running) {
         entry.abandoned = true
-        entry.controller.abort()
         abandoned++
         await source.settle(message, { kind: 'release' }).catch(options.onError)
       }

@@ -13,6 +13,7 @@ import { NoRouteError, TransportClosedError } from '../errors.js'
 import { resolveRetryPolicy } from '../retry-policy.js'
 import { assertTopic, compileTopicPattern } from '../topic-pattern.js'
 import type { Handler, PublishOptions, Subscription, SubscriptionSpec, Transport } from '../transport.js'
+import { createDeque, type Deque } from './deque.js'
 
 export interface InMemoryTransportOptions {
   /** Called with errors the consumers survived. Default: ignore. */
@@ -37,7 +38,7 @@ interface QueuedMessage {
 
 interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
-  readonly ready: QueuedMessage[]
+  readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
   inFlight: number
 }
@@ -61,7 +62,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   function ensureGroup(name: string): GroupState {
     let group = groups.get(name)
     if (!group) {
-      group = { patterns: new Map(), ready: [], wake: createWakeSignal(), inFlight: 0 }
+      group = { patterns: new Map(), ready: createDeque(), wake: createWakeSignal(), inFlight: 0 }
       groups.set(name, group)
     }
     return group
@@ -95,7 +96,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   function sourceFor(name: string, group: GroupState): PullSource<InMemoryPulled> {
     return {
       async fetch(max) {
-        const taken = group.ready.splice(0, max)
+        const taken = group.ready.take(max)
         group.inFlight += taken.length
         return taken.map((queued) => {
           queued.deliveries++

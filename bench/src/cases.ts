@@ -1,0 +1,37 @@
+import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
+import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
+import type { BenchSide } from './measure.js'
+
+/** Each benchmark: Herald's side and the raw client's side, run in separate processes in the same session. */
+export interface BenchCase {
+  readonly bench: string
+  readonly transport: string
+  /** What the raw side is, for the printed table. */
+  readonly raw: string
+  readonly herald: BenchSide
+  readonly baseline: BenchSide
+}
+
+export const benchCases: readonly BenchCase[] = [
+  {
+    bench: 'e2e-throughput',
+    transport: 'in-memory',
+    raw: 'EventEmitter + awaited async handler',
+    herald: heraldInMemory,
+    baseline: rawEventEmitter,
+  },
+  {
+    bench: 'e2e-throughput',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 batched queue',
+    herald: heraldSqlite,
+    baseline: rawSqlite,
+  },
+  {
+    bench: 'e2e-latency-2000-per-s',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 batched queue',
+    herald: heraldSqliteLatency,
+    baseline: rawSqliteLatency,
+  },
+]

@@ -1,0 +1,187 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createWakeSignal, type Envelope, sleep, uuidV7 } from '@herald/core'
+import { createSqliteTransport } from '@herald/sqlite'
+import Database from 'better-sqlite3'
+import { type BenchSide, counter, latencies, type Measurement } from '../measure.js'
+
+const messages = 30_000
+const window = 1_000
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+function tempDb(): { path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'))
+  return { path: join(dir, 'bench.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** Publishes `total` messages at `ratePerSecond`, in ticks of 5 ms, calling `send` with the batch of each tick. */
+async function atFixedRate(total: number, ratePerSecond: number, send: (bodies: Uint8Array[]) => Promise<void>) {
+  const tickMs = 5
+  const perTick = Math.max(1, Math.round((ratePerSecond * tickMs) / 1_000))
+  const started = performance.now()
+  const inFlight: Promise<void>[] = []
+  for (let sent = 0, tick = 0; sent < total; tick++) {
+    const wait = started + tick * tickMs - performance.now()
+    if (wait > 0) await sleep(wait)
+    const bodies = Array.from({ length: Math.min(perTick, total - sent) }, () =>
+      encoder.encode(JSON.stringify({ sentAt: performance.now() })),
+    )
+    sent += bodies.length
+    inFlight.push(send(bodies))
+  }
+  await Promise.all(inFlight)
+}
+
+/** Herald on SQLite, durable (WAL, synchronous=FULL): publish confirmed, delivered, handled, acked. */
+export const heraldSqlite: BenchSide = async () => {
+  const db = tempDb()
+  const transport = createSqliteTransport({ path: db.path })
+  const done = counter(messages)
+  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
+    done.hit()
+  })
+  const body = encoder.encode('{"n":1}')
+  const started = performance.now()
+  for (let sent = 0; sent < messages; sent += window) {
+    const batch: Promise<void>[] = []
+    for (let i = 0; i < window; i++) {
+      const envelope: Envelope = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
+      batch.push(transport.publish('bench.tick', [envelope]))
+    }
+    await Promise.all(batch)
+  }
+  await done.done
+  await sub.close()
+  const seconds = (performance.now() - started) / 1_000
+  await transport.close()
+  db.cleanup()
+  return { perSecond: messages / seconds }
+}
+
+/** Latency at a fixed 2,000 msg/s, publish call to handler start. */
+export const heraldSqliteLatency: BenchSide = async () => {
+  const db = tempDb()
+  const transport = createSqliteTransport({ path: db.path })
+  const total = 6_000
+  const samples: number[] = []
+  const done = counter(total)
+  await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
+    samples.push(performance.now() - (JSON.parse(decoder.decode(envelope.body)) as { sentAt: number }).sentAt)
+    done.hit()
+  })
+  const started = performance.now()
+  await atFixedRate(total, 2_000, (bodies) =>
+    Promise.all(
+      bodies.map((body) => transport.publish('bench.tick', [{ id: uuidV7(), headers: { type: 'bench.tick' }, body }])),
+    ).then(() => {}),
+  )
+  await done.done
+  const perSecond = total / ((performance.now() - started) / 1_000)
+  await transport.close()
+  db.cleanup()
+  return { perSecond, ...latencies(samples) }
+}
+
+interface RawQueue {
+  readonly db: Database.Database
+  insert(bodies: readonly Uint8Array[]): void
+  claim(limit: number): { id: number; body: Buffer }[]
+  remove(ids: readonly number[]): void
+}
+
+/** The baseline: a hand-written better-sqlite3 queue with the same pragmas, batched inserts, claims and deletes. */
+function openRawQueue(path: string): RawQueue {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.exec(`CREATE TABLE queue (id INTEGER PRIMARY KEY, body BLOB NOT NULL, visible_at INTEGER NOT NULL, lease TEXT);
+           CREATE INDEX queue_due ON queue (visible_at, id);`)
+  const insert = db.prepare('INSERT INTO queue (body, visible_at) VALUES (?, ?)')
+  const claim = db.prepare<[number, number, number], { id: number; body: Buffer }>(
+    `UPDATE queue SET lease = 'c', visible_at = ? WHERE id IN
+       (SELECT id FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?) RETURNING id, body`,
+  )
+  const remove = db.prepare('DELETE FROM queue WHERE id = ?')
+  return {
+    db,
+    insert: db.transaction((bodies: readonly Uint8Array[]) => {
+      const now = Date.now()
+      for (const body of bodies) insert.run(Buffer.from(body), now)
+    }).immediate,
+    claim: db.transaction((limit: number) => {
+      const now = Date.now()
+      return claim.all(now + 30_000, now, limit)
+    }).immediate,
+    remove: db.transaction((ids: readonly number[]) => {
+      for (const id of ids) remove.run(id)
+    }).immediate,
+  }
+}
+
+async function rawConsumer(queue: RawQueue, total: number, wait: () => Promise<void>, handle: (body: Buffer) => void) {
+  let consumed = 0
+  while (consumed < total) {
+    const rows = queue.claim(100)
+    if (rows.length === 0) {
+      await wait()
+      continue
+    }
+    await Promise.all(rows.map(async (row) => handle(row.body)))
+    queue.remove(rows.map((r) => r.id))
+    consumed += rows.length
+  }
+}
+
+export const rawSqlite: BenchSide = async () => {
+  const db = tempDb()
+  const queue = openRawQueue(db.path)
+  const body = encoder.encode('{"n":1}')
+  const started = performance.now()
+  const wake = createWakeSignal()
+  const never = new AbortController().signal
+  const consuming = rawConsumer(
+    queue,
+    messages,
+    () => wake.wait(50, never),
+    () => {},
+  )
+  for (let sent = 0; sent < messages; sent += window) {
+    queue.insert(Array.from({ length: window }, () => body))
+    wake.notify()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await consuming
+  const seconds = (performance.now() - started) / 1_000
+  queue.db.close()
+  db.cleanup()
+  return { perSecond: messages / seconds }
+}
+
+export const rawSqliteLatency: BenchSide = async (): Promise<Measurement> => {
+  const db = tempDb()
+  const queue = openRawQueue(db.path)
+  const total = 6_000
+  const samples: number[] = []
+  const wake = createWakeSignal()
+  const never = new AbortController().signal
+  const consuming = rawConsumer(
+    queue,
+    total,
+    () => wake.wait(50, never),
+    (body) => {
+      samples.push(performance.now() - (JSON.parse(decoder.decode(body)) as { sentAt: number }).sentAt)
+    },
+  )
+  const started = performance.now()
+  await atFixedRate(total, 2_000, async (bodies) => {
+    queue.insert(bodies)
+    wake.notify()
+  })
+  await consuming
+  const perSecond = total / ((performance.now() - started) / 1_000)
+  queue.db.close()
+  db.cleanup()
+  return { perSecond, ...latencies(samples) }
+}

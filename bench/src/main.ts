@@ -1,0 +1,56 @@
+/**
+ * `npm run bench [-- --json] [-- --transport NAME]`: for each benchmark, Herald's figure beside the raw client's,
+ * measured in the same run (each side in its own process, so peak RSS is its own), with the ratio.
+ */
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, promisify } from 'node:util'
+import { benchCases } from './cases.js'
+import { type Measurement, round } from './measure.js'
+
+const { values: args } = parseArgs({
+  options: { json: { type: 'boolean', default: false }, transport: { type: 'string' } },
+})
+const runCase = fileURLToPath(new URL('./run-case.ts', import.meta.url))
+
+async function measure(index: number, side: 'herald' | 'raw'): Promise<Measurement & { peakRssMb: number }> {
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    '--conditions=herald-source',
+    '--import',
+    'tsx',
+    runCase,
+    String(index),
+    side,
+  ])
+  return JSON.parse(stdout.trim().split('\n').at(-1)!)
+}
+
+const selected = benchCases
+  .map((c, i) => ({ c, i }))
+  .filter(({ c }) => !args.transport || c.transport === args.transport)
+if (selected.length === 0) throw new Error(`no benchmark for transport "${args.transport}"; try in-memory or sqlite`)
+for (const { c, i } of selected) {
+  if (!args.json) process.stderr.write(`running ${c.bench} on ${c.transport} (Herald, then ${c.raw})...\n`)
+  const herald = await measure(i, 'herald')
+  const raw = await measure(i, 'raw')
+  const line = {
+    bench: c.bench,
+    transport: c.transport,
+    herald_per_s: Math.round(herald.perSecond),
+    raw_per_s: Math.round(raw.perSecond),
+    ratio: round(herald.perSecond / raw.perSecond),
+    ...(herald.p50Ms === undefined ? {} : { p50_ms: herald.p50Ms, p99_ms: herald.p99Ms }),
+    ...(raw.p50Ms === undefined ? {} : { raw_p50_ms: raw.p50Ms, raw_p99_ms: raw.p99Ms }),
+    herald_peak_rss_mb: herald.peakRssMb,
+    raw_peak_rss_mb: raw.peakRssMb,
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify(line)}\n`)
+  else {
+    const latency =
+      line.p50_ms === undefined ? '' : `  p50 ${line.p50_ms} ms, p99 ${line.p99_ms} ms (raw p99 ${line.raw_p99_ms} ms)`
+    process.stdout.write(
+      `${c.bench} ${c.transport}: Herald ${line.herald_per_s}/s vs ${c.raw} ${line.raw_per_s}/s = ${line.ratio}x${latency}  ` +
+        `peak RSS ${line.herald_peak_rss_mb} MB vs ${line.raw_peak_rss_mb} MB\n`,
+    )
+  }
+}

@@ -1,0 +1,38 @@
+/** One side of one benchmark, measured in its own process. */
+export interface Measurement {
+  readonly perSecond: number
+  readonly p50Ms?: number
+  readonly p99Ms?: number
+}
+
+export type BenchSide = () => Promise<Measurement>
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+export function latencies(samples: number[]): { p50Ms: number; p99Ms: number } {
+  samples.sort((a, b) => a - b)
+  return { p50Ms: round(percentile(samples, 50)), p99Ms: round(percentile(samples, 99)) }
+}
+
+export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
+
+/** Resolves when `count()` reaches `target`, checked after each handler via `notify`. */
+export function counter(target: number): { hit(): void; readonly done: Promise<void>; readonly count: number } {
+  let count = 0
+  let resolve!: () => void
+  const done = new Promise<void>((r) => {
+    resolve = r
+  })
+  return {
+    hit() {
+      if (++count === target) resolve()
+    },
+    done,
+    get count() {
+      return count
+    },
+  }
+}
