@@ -1,7 +1,34 @@
 import type Database from 'better-sqlite3'
 
-/** Every statement Herald runs against its tables, prepared once per connection. */
-export function prepareStatements(db: Database.Database) {
+/** Every statement Herald runs against its tables. */
+export interface Statements {
+  readonly bindingsVersion: Database.Statement<[], { value: number }>
+  readonly bumpBindingsVersion: Database.Statement<unknown[], unknown>
+  readonly allBindings: Database.Statement<[], { group_name: string; pattern: string }>
+  readonly insertBinding: Database.Statement<[string, string, number], unknown>
+  readonly deleteBindings: Database.Statement<[string], unknown>
+  readonly deleteGroupRows: Database.Statement<[string], unknown>
+  readonly insertMessage: Database.Statement<[string, string, string, string, Buffer, number, number], unknown>
+  readonly hasVisible: Database.Statement<[string, number], { seq: number }>
+  readonly nextVisibleAt: Database.Statement<[string], { due: number | null }>
+  readonly claim: Database.Statement<
+    { token: string; leaseUntil: number; group: string; now: number; limit: number },
+    { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
+  >
+  readonly renew: Database.Statement<[number, number, string], unknown>
+  readonly ack: Database.Statement<[number, string], unknown>
+  readonly retry: Database.Statement<[number, number, string, number, string], unknown>
+  readonly release: Database.Statement<[number, number, string], unknown>
+  readonly deadLetter: Database.Statement<
+    { seq: number; token: string; reason: string; now: number; error: string | null },
+    unknown
+  >
+  readonly groupDepths: Database.Statement<[], { group_name: string; depth: number }>
+  readonly groupDeadLetters: Database.Statement<[], { group_name: string; count: number }>
+}
+
+/** Prepares every statement once per connection. */
+export function prepareStatements(db: Database.Database): Statements {
   return {
     bindingsVersion: db.prepare<[], { value: number }>(`SELECT value FROM herald_meta WHERE key = 'bindings_version'`),
     bumpBindingsVersion: db.prepare(`UPDATE herald_meta SET value = value + 1 WHERE key = 'bindings_version'`),
@@ -60,5 +87,3 @@ export function prepareStatements(db: Database.Database) {
     ),
   }
 }
-
-export type Statements = ReturnType<typeof prepareStatements>
