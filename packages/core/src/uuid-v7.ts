@@ -1,12 +1,20 @@
 const hex: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
+// Random bytes are drawn in blocks: one getRandomValues call per 256 ids instead of one per id.
+const pool = new Uint8Array(16 * 256)
+let poolOffset = pool.length
+
 /**
  * Returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
  * Ids from one process sort by creation time; ids are unique across processes with overwhelming probability.
  */
 export function uuidV7(nowMs: number = Date.now()): string {
-  const bytes = new Uint8Array(16)
-  globalThis.crypto.getRandomValues(bytes)
+  if (poolOffset === pool.length) {
+    globalThis.crypto.getRandomValues(pool)
+    poolOffset = 0
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + 16)
+  poolOffset += 16
   let ms = nowMs
   for (let i = 5; i >= 0; i--) {
     bytes[i] = ms % 256

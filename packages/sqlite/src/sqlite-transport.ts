@@ -45,10 +45,19 @@ export interface SqliteTransportOptions {
 
 export type SqliteTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
 
+interface EncodedRow {
+  readonly id: string
+  readonly headers: string
+  readonly body: Buffer
+}
+
 interface SqlitePulled extends PulledMessage {
   readonly seq: number
   readonly token: string
 }
+
+/** For operations of several statements: see `WriteBatcher.run`. */
+const atomic = { atomic: true } as const
 
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
@@ -70,6 +79,13 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
   const writer = createWriteBatcher(db)
   const bindings = createBindingsCache(sql)
   const deadLetters = createDeadLetterQueries(db)
+  const insertRow = (group: string, topic: string, row: EncodedRow, visibleAt: number, now: number) =>
+    sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt, now)
+  const insertRows = db.transaction(
+    (groups: readonly string[], topic: string, rows: readonly EncodedRow[], visibleAt: number, now: number) => {
+      for (const group of groups) for (const row of rows) insertRow(group, topic, row, visibleAt, now)
+    },
+  )
   const wakes = new Map<string, Set<WakeSignal>>()
   const subscriptions = new Set<Subscription>()
   let closed = false
@@ -95,9 +111,10 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       const groups = bindings.groupsFor(topic)
       if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
       const now = Date.now()
-      for (const group of groups)
-        for (const row of rows)
-          sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt ?? now, now)
+      // Several rows go in through a nested transaction (a savepoint): a failure half-way stores none of them.
+      if (groups.length * rows.length > 1) insertRows(groups, topic, rows, visibleAt ?? now, now)
+      else if (groups[0] !== undefined && rows[0] !== undefined)
+        insertRow(groups[0], topic, rows[0], visibleAt ?? now, now)
       return groups
     })
     wakeGroups(groups)
@@ -157,7 +174,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
               return moved
             }
           }
-        })
+        }, atomic)
         claimed.delete(seq)
         if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
       },
@@ -223,7 +240,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         const now = Date.now()
         const added = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
         if (added > 0) sql.bumpBindingsVersion.run()
-      })
+      }, atomic)
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
@@ -244,7 +261,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         sql.deleteBindings.run(group)
         sql.deleteGroupRows.run(group)
         sql.bumpBindingsVersion.run()
-      })
+      }, atomic)
     },
 
     async listDeadLetters(query = {}) {
@@ -259,7 +276,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async redriveDeadLetters(filter) {
       assertOpen()
-      const count = await writer.run(() => deadLetters.redrive(filter, Date.now()))
+      const count = await writer.run(() => deadLetters.redrive(filter, Date.now()), atomic)
       wakeGroups(wakes.keys())
       return count
     },

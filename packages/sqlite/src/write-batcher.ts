@@ -2,14 +2,18 @@ import type Database from 'better-sqlite3'
 
 /** Runs write operations in shared transactions: one commit (one fsync) for everything queued in a tick. */
 export interface WriteBatcher {
-  /** Queues `operation`; it runs in its own savepoint, so its failure does not undo the others. */
-  run<T>(operation: () => T): Promise<T>
+  /**
+   * Queues `operation`. One that runs several statements must pass `atomic`, so that it runs in its own savepoint
+   * and a failure half-way leaves nothing behind; a single statement is atomic by itself.
+   */
+  run<T>(operation: () => T, options?: { atomic?: boolean }): Promise<T>
   /** Resolves once everything queued so far has committed or failed. */
   flush(): Promise<void>
 }
 
 interface Pending {
   readonly operation: () => unknown
+  readonly atomic: boolean
   readonly resolve: (value: unknown) => void
   readonly reject: (err: unknown) => void
   outcome?: { ok: true; value: unknown } | { ok: false; error: unknown }
@@ -26,7 +30,7 @@ export function createWriteBatcher(db: Database.Database): WriteBatcher {
   const runAll = db.transaction((batch: Pending[]) => {
     for (const item of batch) {
       try {
-        item.outcome = { ok: true, value: inSavepoint(item.operation) }
+        item.outcome = { ok: true, value: item.atomic ? inSavepoint(item.operation) : item.operation() }
       } catch (error) {
         item.outcome = { ok: false, error }
       }
@@ -56,9 +60,9 @@ export function createWriteBatcher(db: Database.Database): WriteBatcher {
   }
 
   return {
-    run<T>(operation: () => T) {
+    run<T>(operation: () => T, options: { atomic?: boolean } = {}) {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ operation, resolve: resolve as (value: unknown) => void, reject })
+        queue.push({ operation, atomic: options.atomic === true, resolve: resolve as (value: unknown) => void, reject })
         void schedule()
       })
     },
