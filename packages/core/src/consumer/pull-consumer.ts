@@ -35,6 +35,7 @@ export interface PullConsumerOptions {
 }
 
 const fetchErrorBackoffMs = 500
+const acked: Settlement = { kind: 'ack' }
 
 /**
  * Runs a consumer over a pull-based store: claims only as many messages as it can start at once (so a crash
@@ -53,15 +54,8 @@ export function startPullConsumer<M extends PulledMessage>(
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
-  function start(message: M): void {
-    const delivery: Delivery = {
-      topic: message.topic,
-      group: options.group,
-      attempt: message.attempt,
-      signal: abandon.signal,
-    }
-    const entry = { abandoned: false, done: Promise.resolve() }
-    entry.done = (async () => {
+  async function run(message: M, delivery: Delivery, entry: { abandoned: boolean }): Promise<void> {
+    try {
       let settlement: Settlement
       if (message.attempt > options.retry.maxAttempts) {
         // Earlier deliveries ended without an outcome (the consumer crashed or lost its lease): stop here.
@@ -69,7 +63,7 @@ export function startPullConsumer<M extends PulledMessage>(
       } else {
         try {
           await handler(message.envelope, delivery)
-          settlement = { kind: 'ack' }
+          settlement = acked
         } catch (err) {
           settlement = decideFailure(err, message.attempt, options.retry)
         }
@@ -81,10 +75,21 @@ export function startPullConsumer<M extends PulledMessage>(
       } catch (err) {
         options.onError(err)
       }
-    })().finally(() => {
+    } finally {
       running.delete(message)
       slotFreed?.()
-    })
+    }
+  }
+
+  function start(message: M): void {
+    const delivery: Delivery = {
+      topic: message.topic,
+      group: options.group,
+      attempt: message.attempt,
+      signal: abandon.signal,
+    }
+    const entry = { abandoned: false, done: Promise.resolve() }
+    entry.done = run(message, delivery, entry)
     running.set(message, entry)
   }
 

@@ -9,7 +9,7 @@ import {
   matchesDeadLetterFilter,
 } from '../dead-letter.js'
 import type { Envelope } from '../envelope.js'
-import { NoRouteError, TransportClosedError } from '../errors.js'
+import { ConfigurationError, NoRouteError, TransportClosedError } from '../errors.js'
 import { resolveRetryPolicy } from '../retry-policy.js'
 import { assertTopic, compileTopicPattern } from '../topic-pattern.js'
 import type { Handler, PublishOptions, Subscription, SubscriptionSpec, Transport } from '../transport.js'
@@ -18,6 +18,11 @@ import { createDeque, type Deque } from './deque.js'
 export interface InMemoryTransportOptions {
   /** Called with errors the consumers survived. Default: ignore. */
   readonly onError?: (err: unknown) => void
+  /**
+   * Messages a group may hold waiting; a publish to a full group waits for room (backpressure), so memory stays
+   * bounded when publishers outrun consumers. Default 10,000.
+   */
+  readonly maxQueueDepth?: number
 }
 
 /** An in-process transport with the same semantics as the durable ones, minus durability. */
@@ -40,6 +45,8 @@ interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
+  /** Publishers waiting for room in `ready`. */
+  roomWaiters: (() => void)[]
   inFlight: number
 }
 
@@ -53,6 +60,12 @@ interface InMemoryPulled extends PulledMessage {
  */
 export function createInMemoryTransport(options: InMemoryTransportOptions = {}): InMemoryTransport {
   const onError = options.onError ?? (() => {})
+  const maxQueueDepth = options.maxQueueDepth ?? 10_000
+  if (!(Number.isInteger(maxQueueDepth) && maxQueueDepth > 0)) {
+    throw new ConfigurationError('maxQueueDepth', 'must be a positive integer')
+  }
+  // Groups per topic, cleared whenever a binding changes.
+  const routes = new Map<string, GroupState[]>()
   const groups = new Map<string, GroupState>()
   const deadLetters: DeadLetter[] = []
   const subscriptions = new Set<Subscription>()
@@ -62,7 +75,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   function ensureGroup(name: string): GroupState {
     let group = groups.get(name)
     if (!group) {
-      group = { patterns: new Map(), ready: createDeque(), wake: createWakeSignal(), inFlight: 0 }
+      group = { patterns: new Map(), ready: createDeque(), wake: createWakeSignal(), roomWaiters: [], inFlight: 0 }
       groups.set(name, group)
     }
     return group
@@ -82,15 +95,46 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     timers.add(timer)
   }
 
-  function route(topic: string, envelopes: readonly Envelope[], mandatory: boolean): () => void {
+  function bind(group: GroupState, patterns: readonly string[]): void {
+    for (const pattern of patterns) group.patterns.set(pattern, compileTopicPattern(pattern))
+    routes.clear()
+  }
+
+  function route(topic: string, mandatory: boolean): GroupState[] {
     if (closed) throw new TransportClosedError('in-memory')
-    assertTopic(topic)
-    const targets = [...groups.values()].filter((g) => [...g.patterns.values()].some((match) => match(topic)))
-    if (targets.length === 0 && mandatory) throw new NoRouteError(topic)
-    return () => {
-      for (const group of targets)
-        for (const envelope of envelopes) enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined })
+    let targets = routes.get(topic)
+    if (targets === undefined) {
+      assertTopic(topic)
+      targets = [...groups.values()].filter((g) => [...g.patterns.values()].some((match) => match(topic)))
+      routes.set(topic, targets)
     }
+    if (targets.length === 0 && mandatory) throw new NoRouteError(topic)
+    return targets
+  }
+
+  /** Enqueues into every target group; waits only while a group is full. */
+  function deliver(
+    targets: readonly GroupState[],
+    topic: string,
+    envelopes: readonly Envelope[],
+  ): Promise<void> | undefined {
+    for (let i = 0; i < targets.length; i++) {
+      const group = targets[i]!
+      if (group.ready.length >= maxQueueDepth && !closed) {
+        return new Promise<void>((resolve) => group.roomWaiters.push(resolve)).then(() =>
+          deliver(targets.slice(i), topic, envelopes),
+        )
+      }
+      for (const envelope of envelopes) enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined })
+    }
+    return undefined
+  }
+
+  function makeRoom(group: GroupState): void {
+    if (group.roomWaiters.length === 0 || group.ready.length >= maxQueueDepth) return
+    const waiters = group.roomWaiters
+    group.roomWaiters = []
+    for (const wake of waiters) wake()
   }
 
   function sourceFor(name: string, group: GroupState): PullSource<InMemoryPulled> {
@@ -98,6 +142,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       async fetch(max) {
         const taken = group.ready.take(max)
         group.inFlight += taken.length
+        makeRoom(group)
         return taken.map((queued) => {
           queued.deliveries++
           return { envelope: queued.envelope, topic: queued.topic, attempt: queued.deliveries, queued }
@@ -154,18 +199,19 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     name: 'in-memory',
 
     async publish(topic, envelopes, publishOptions: PublishOptions = {}) {
-      route(topic, envelopes, publishOptions.mandatory === true)()
+      const waiting = deliver(route(topic, publishOptions.mandatory === true), topic, envelopes)
+      if (waiting) await waiting
     },
 
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
-      const deliver = route(topic, envelopes, publishOptions.mandatory === true)
-      later(deliverAt - Date.now(), deliver)
+      const targets = route(topic, publishOptions.mandatory === true)
+      later(deliverAt - Date.now(), () => void deliver(targets, topic, envelopes))
     },
 
     async subscribe(spec: SubscriptionSpec, handler: Handler) {
       if (closed) throw new TransportClosedError('in-memory')
       const group = ensureGroup(spec.group)
-      for (const pattern of spec.patterns) group.patterns.set(pattern, compileTopicPattern(pattern))
+      bind(group, spec.patterns)
       const subscription = startPullConsumer(sourceFor(spec.group, group), handler, {
         group: spec.group,
         maxInFlight: spec.maxInFlight ?? 10,
@@ -184,6 +230,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       await Promise.all([...subscriptions].map((s) => s.close()))
       for (const timer of timers) clearTimeout(timer)
       timers.clear()
+      for (const group of groups.values()) for (const wake of group.roomWaiters.splice(0)) wake()
     },
 
     injectRaw(groupName, topic, envelope) {
@@ -191,8 +238,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     async declareGroup(name, patterns) {
-      const group = ensureGroup(name)
-      for (const pattern of patterns) group.patterns.set(pattern, compileTopicPattern(pattern))
+      bind(ensureGroup(name), patterns)
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
@@ -205,7 +251,10 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     async deleteGroup(name) {
+      const group = groups.get(name)
       groups.delete(name)
+      routes.clear()
+      for (const wake of group?.roomWaiters.splice(0) ?? []) wake()
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
