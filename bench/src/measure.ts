@@ -1,3 +1,4 @@
+import { type Envelope, type Transport, uuidV7 } from '@herald/core'
 /** One side of one benchmark, measured in its own process. */
 export interface Measurement {
   readonly perSecond: number
@@ -34,5 +35,21 @@ export function counter(target: number): { hit(): void; readonly done: Promise<v
     get count() {
       return count
     },
+  }
+}
+
+/**
+ * Publishes `total` one-envelope messages through a Herald transport in windows of `window` concurrent publishes,
+ * each window awaited: the shape every Herald throughput bench uses.
+ */
+export async function publishInWindows(transport: Transport, total: number, window: number): Promise<void> {
+  const body = new TextEncoder().encode('{"n":1}')
+  for (let sent = 0; sent < total; sent += window) {
+    const batch: Promise<void>[] = []
+    for (let i = 0; i < window; i++) {
+      const envelope: Envelope = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
+      batch.push(transport.publish('bench.tick', [envelope]))
+    }
+    await Promise.all(batch)
   }
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { createInMemoryTransport, type Envelope, uuidV7 } from '@herald/core'
-import { type BenchSide, counter } from '../measure.js'
+import { createInMemoryTransport, uuidV7 } from '@herald/core'
+import { type BenchSide, counter, publishInWindows } from '../measure.js'
 
 const messages = 200_000
 const window = 1_000
@@ -16,16 +16,8 @@ export const heraldInMemory: BenchSide = async () => {
     await handle(envelope)
     done.hit()
   })
-  const body = encoder.encode('{"n":1}')
   const started = performance.now()
-  for (let sent = 0; sent < messages; sent += window) {
-    const batch: Promise<void>[] = []
-    for (let i = 0; i < window; i++) {
-      const envelope: Envelope = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
-      batch.push(transport.publish('bench.tick', [envelope]))
-    }
-    await Promise.all(batch)
-  }
+  await publishInWindows(transport, messages, window)
   await done.done
   const seconds = (performance.now() - started) / 1_000
   await transport.close()

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWakeSignal, type Envelope, sleep, uuidV7 } from '@herald/core'
+import { createWakeSignal, sleep, uuidV7 } from '@herald/core'
 import { createSqliteTransport } from '@herald/sqlite'
 import Database from 'better-sqlite3'
-import { type BenchSide, counter, latencies, type Measurement } from '../measure.js'
+import { type BenchSide, counter, latencies, type Measurement, publishInWindows } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -42,16 +42,8 @@ export const heraldSqlite: BenchSide = async () => {
   const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
     done.hit()
   })
-  const body = encoder.encode('{"n":1}')
   const started = performance.now()
-  for (let sent = 0; sent < messages; sent += window) {
-    const batch: Promise<void>[] = []
-    for (let i = 0; i < window; i++) {
-      const envelope: Envelope = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
-      batch.push(transport.publish('bench.tick', [envelope]))
-    }
-    await Promise.all(batch)
-  }
+  await publishInWindows(transport, messages, window)
   await done.done
   await sub.close()
   const seconds = (performance.now() - started) / 1_000
