@@ -203,13 +203,19 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     const { shipped } = contracts(p)
     const bus = createBus({ transport: t, service: `${p}-svc`, codec: createJsonCodec({ maxMessageBytes: 256 }) })
     const received: string[] = []
-    bus.on(shipped, async (m) => void received.push(m.data.orderId))
+    bus.on(shipped, async (m) => {
+      c.history.delivered(m.id)
+      received.push(m.data.orderId)
+      c.history.completed(m.id)
+    })
     await bus.start()
     const invalid = await bus.publish(shipped, { orderId: 7 } as never).catch((e: unknown) => e)
     expect(isHeraldError(invalid, 'VALIDATION_FAILED')).toBe(true)
     expect(String(invalid)).toMatch(/orderId: expected string/)
     const oversized = bus.publish(shipped, { orderId: 'x'.repeat(300) }).catch((e: unknown) => e)
-    const normal = Array.from({ length: 100 }, (_, i) => bus.publish(shipped, { orderId: `ok-${i}` }))
+    const normal = Array.from({ length: 100 }, (_, i) =>
+      publishTracked(c, bus.publish(shipped, { orderId: `ok-${i}` })),
+    )
     expect(isHeraldError(await oversized, 'MESSAGE_TOO_LARGE')).toBe(true)
     await Promise.all(normal)
     await c.waitUntil(() => received.length === 100, '100 normal messages')
@@ -225,17 +231,22 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     const { shipped } = contracts(p)
     const bus = createBus({ transport: t, service: `${p}-svc` })
     const arrivals = new Map<string, number>()
-    bus.on(shipped, async (m) => void arrivals.set(m.data.orderId, Date.now()))
+    bus.on(shipped, async (m) => {
+      c.history.delivered(m.id)
+      arrivals.set(m.data.orderId, Date.now())
+      c.history.completed(m.id)
+    })
     await bus.start()
     const due = new Map<string, number>()
-    await bus.publish(shipped, { orderId: 'long' }, { delayMs: 1_500 })
+    // Due times are fixed before publishing: a delay counts from the publish call.
     due.set('long', Date.now() + 1_500)
-    await bus.publish(shipped, { orderId: 'short' }, { delayMs: 300 })
+    await publishTracked(c, bus.publish(shipped, { orderId: 'long' }, { deliverAt: due.get('long')! }))
     due.set('short', Date.now() + 300)
+    await publishTracked(c, bus.publish(shipped, { orderId: 'short' }, { delayMs: 300 }))
     for (let i = 0; i < 50; i++) {
       const delayMs = Math.floor(Math.random() * 1_000)
       const at = Date.now() + delayMs
-      await bus.publish(shipped, { orderId: `d${i}` }, { deliverAt: at })
+      await publishTracked(c, bus.publish(shipped, { orderId: `d${i}` }, { deliverAt: at }))
       due.set(`d${i}`, at)
     }
     await c.waitUntil(() => arrivals.size === due.size, 'every delayed message', 30_000)
@@ -270,4 +281,11 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
       await consumer.stop()
       c.report('39 delayed-survives-restart')
     })
+}
+
+/** Records a bus publish in the history: ok once the transport accepted it (the id is known only then). */
+async function publishTracked(c: SuiteContext, publishing: Promise<string>): Promise<void> {
+  const id = await publishing
+  c.history.attempted(id)
+  c.history.ok(id)
 }
