@@ -132,6 +132,7 @@ export function createBus(options: BusOptions): Bus {
   if (!options.service) throw new ConfigurationError('service', 'is required: it names the source and default group')
   const codec = options.codec ?? createJsonCodec()
   const baseConsumer = options.consumer ?? {}
+  // Validated now, so a bad default fails at construction rather than at start().
   resolveConsumer(baseConsumer, {})
   const groups = new Map<string, GroupState>()
   const knownTypes = new Set((options.contracts ?? []).map((c) => c.type))

@@ -29,6 +29,3 @@ export const HeaderNames = {
   /** `event` or `command`. */
   kind: 'heraldkind',
 } as const
-
-/** Headers a handler's own publishes must not inherit from the message being handled. */
-export const DeliveryHeaderNames: readonly string[] = ['heraldattempt']

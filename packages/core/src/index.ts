@@ -50,7 +50,7 @@ export {
   type DeadLetterQuery,
   matchesDeadLetterFilter,
 } from './dead-letter.js'
-export { DeliveryHeaderNames, type Envelope, HeaderNames } from './envelope.js'
+export { type Envelope, HeaderNames } from './envelope.js'
 export {
   ConfigurationError,
   type DeadLetterReason,
