@@ -88,6 +88,7 @@ export {
 } from './retry-policy.js'
 export { sleep } from './sleep.js'
 export type { StandardSchemaV1 } from './standard-schema.js'
+export { parseStoredHeaders, toBuffer } from './stored-row.js'
 export { assertTopic, assertTopicPattern, compileTopicPattern, matchesTopic } from './topic-pattern.js'
 export {
   applyMiddleware,

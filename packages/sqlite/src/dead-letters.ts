@@ -1,13 +1,13 @@
-import type {
-  DeadLetter,
-  DeadLetterFilter,
-  DeadLetterPage,
-  DeadLetterQuery,
-  DeadLetterReason,
-  ErrorInfo,
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type DeadLetterQuery,
+  type DeadLetterReason,
+  type ErrorInfo,
+  parseStoredHeaders,
 } from '@herald/core'
 import type Database from 'better-sqlite3'
-import { parseHeaders } from './row-codec.js'
 
 interface DeadLetterRow {
   seq: number
@@ -42,7 +42,7 @@ function bind(filter: DeadLetterFilter) {
 
 function toDeadLetter(row: DeadLetterRow): DeadLetter {
   return {
-    envelope: { id: row.message_id, headers: parseHeaders(row.headers), body: row.body },
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
     topic: row.topic,
     group: row.group_name,
     reason: row.reason as DeadLetterReason,

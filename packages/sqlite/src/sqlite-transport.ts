@@ -10,6 +10,7 @@ import {
   NoRouteError,
   type PulledMessage,
   type PullSource,
+  parseStoredHeaders,
   resolveRetryPolicy,
   type Scheduler,
   type Settlement,
@@ -18,13 +19,13 @@ import {
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
+  toBuffer,
   uuidV7,
   type WakeSignal,
 } from '@herald/core'
 import { createBindingsCache } from './bindings.js'
 import { createDeadLetterQueries } from './dead-letters.js'
 import { openDatabase, type SqliteDurability } from './open-database.js'
-import { parseHeaders, toBuffer } from './row-codec.js'
 import { prepareStatements } from './statements.js'
 import { createWriteBatcher } from './write-batcher.js'
 
@@ -152,7 +153,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
             token,
             topic: row.topic,
             attempt: row.attempts,
-            envelope: { id: row.message_id, headers: parseHeaders(row.headers), body: row.body },
+            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
           }
         })
       },

@@ -2,6 +2,8 @@ export { describeTransport } from './describe-transport.js'
 export type { HarnessFactory, TransportFeatures, TransportHarness } from './harness.js'
 export { createHistory, type History, type HistoryCheck } from './history.js'
 export { createLatch, type Latch } from './latch.js'
+export { freePort } from './servers/free-port.js'
+export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'
 export { objectSchema } from './suite/test-schema.js'
 export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'
 export {

@@ -1,5 +1,8 @@
-/** Reads a headers column. Rows written by other tools may hold anything: bad JSON yields no headers. */
-export function parseHeaders(text: string): Record<string, string> {
+/**
+ * Reads headers stored as JSON text by a database transport. Rows written by other tools may hold anything:
+ * bad JSON yields no headers (the consumer then dead-letters the message as `envelope_invalid`).
+ */
+export function parseStoredHeaders(text: string): Record<string, string> {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -12,6 +15,7 @@ export function parseHeaders(text: string): Record<string, string> {
   return headers
 }
 
+/** A body as a Node Buffer without copying. */
 export function toBuffer(body: Uint8Array): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 }

@@ -1,0 +1,6 @@
+export {
+  createPostgresTransport,
+  type PostgresTransport,
+  type PostgresTransportOptions,
+} from './postgres-transport.js'
+export { topicPatternToRegex } from './topic-regex.js'

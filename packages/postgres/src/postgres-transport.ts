@@ -1,0 +1,368 @@
+import {
+  assertTopic,
+  assertTopicPattern,
+  ConfigurationError,
+  createWakeSignal,
+  type DeadLetterStore,
+  type Envelope,
+  type GroupInfo,
+  type HealthCheck,
+  NoRouteError,
+  type PulledMessage,
+  type PullSource,
+  parseStoredHeaders,
+  resolveRetryPolicy,
+  type Scheduler,
+  type Settlement,
+  type Subscription,
+  startPullConsumer,
+  type TopologyAdmin,
+  type Transport,
+  TransportClosedError,
+  toBuffer,
+  uuidV7,
+  type WakeSignal,
+} from '@herald/core'
+import pg from 'pg'
+import { type BatchOutcome, createCoalescer } from './coalescer.js'
+import { createDeadLetterQueries } from './dead-letters.js'
+import { startListener } from './listener.js'
+import { migrate } from './migrate.js'
+import { assertSchemaName } from './schema.js'
+import { statements } from './statements.js'
+import { topicPatternToRegex } from './topic-regex.js'
+
+export interface PostgresTransportOptions {
+  /** `postgres://user:password@host:port/database` */
+  readonly connectionString: string
+  /** Schema holding Herald's tables, created if missing. Default `herald`. */
+  readonly schema?: string
+  /** How long a claimed message stays invisible to other consumers; renewed while its handler runs. Default 30 s. */
+  readonly leaseMs?: number
+  /** Longest wait before looking for work again. Default 500 ms (NOTIFY usually wakes consumers sooner). */
+  readonly pollIntervalMs?: number
+  /** Send NOTIFY on publish and LISTEN for it, waking consumers in other processes at once. Default true. */
+  readonly notify?: boolean
+  /** Connections in the pool (the LISTEN connection is extra). Default 10. */
+  readonly maxConnections?: number
+  /** Errors the transport survived: a failed settle (the lease returns the message), a dropped LISTEN link. */
+  readonly onError?: (err: unknown) => void
+}
+
+export type PostgresTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+
+interface PgPulled extends PulledMessage {
+  readonly seq: string
+  readonly token: string
+}
+
+interface ClaimedRow {
+  seq: string
+  message_id: string
+  topic: string
+  headers: string
+  body: Buffer
+  attempts: number
+}
+
+interface PublishItem {
+  readonly topic: string
+  readonly envelopes: readonly Envelope[]
+  readonly visibleAt: number | undefined
+  readonly mandatory: boolean
+}
+
+interface Claim {
+  readonly seq: string
+  readonly token: string
+}
+
+function positive(field: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
+  return value
+}
+
+/**
+ * A durable transport on PostgreSQL. Publishing routes each message to every bound group's rows in one
+ * statement (concurrent publishes share it: one commit); consumers claim rows with `FOR UPDATE SKIP LOCKED` and
+ * a lease; retries, delays and dead letters are rows. NOTIFY wakes consumers early; polling is what they rely on.
+ */
+export async function createPostgresTransport(options: PostgresTransportOptions): Promise<PostgresTransport> {
+  const schema = options.schema ?? 'herald'
+  try {
+    assertSchemaName(schema)
+  } catch (err) {
+    throw new ConfigurationError('schema', (err as Error).message)
+  }
+  const leaseMs = positive('leaseMs', options.leaseMs ?? 30_000)
+  const pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 500)
+  const maxConnections = positive('maxConnections', options.maxConnections ?? 10)
+  const onError = options.onError ?? (() => {})
+  const channel = options.notify === false ? undefined : `herald_${schema}`
+
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: maxConnections,
+    application_name: 'herald',
+  })
+  // An idle pooled connection that breaks (server restart, terminated backend) must not crash the process.
+  pool.on('error', onError)
+  try {
+    await migrate(pool, schema)
+  } catch (err) {
+    await pool.end()
+    throw err
+  }
+
+  const sql = statements(schema, channel)
+  const deadLetters = createDeadLetterQueries(pool, sql)
+  const wakes = new Map<string, Set<WakeSignal>>()
+  const subscriptions = new Set<Subscription>()
+  let closed = false
+
+  function assertOpen(): void {
+    if (closed) throw new TransportClosedError('postgres')
+  }
+
+  function wakeGroups(groups: Iterable<string>): void {
+    for (const group of groups) for (const wake of wakes.get(group) ?? []) wake.notify()
+  }
+
+  const listener =
+    channel === undefined
+      ? undefined
+      : startListener({
+          connectionString: options.connectionString,
+          channel,
+          onNotify: (group) => wakeGroups([group]),
+          onConnected: () => wakeGroups(wakes.keys()),
+          onError,
+        })
+
+  const publisher = createCoalescer<PublishItem, readonly string[]>(publishBatch, { maxBatch: 500, maxConcurrent: 4 })
+  const acker = createCoalescer<Claim, void>(ackBatch, { maxBatch: 1_000, maxConcurrent: 2 })
+
+  async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<readonly string[]>> {
+    const itemIndex: number[] = []
+    const topics: string[] = []
+    const ids: string[] = []
+    const headers: string[] = []
+    const bodies: Buffer[] = []
+    const visibleAt: (number | null)[] = []
+    items.forEach((item, i) => {
+      for (const envelope of item.envelopes) {
+        itemIndex.push(i)
+        topics.push(item.topic)
+        ids.push(envelope.id)
+        headers.push(JSON.stringify(envelope.headers))
+        bodies.push(toBuffer(envelope.body))
+        visibleAt.push(item.visibleAt ?? null)
+      }
+    })
+    const result = await pool.query<{ item: number; group_name: string }>({
+      ...sql.publish,
+      values: [itemIndex, topics, ids, headers, bodies, visibleAt],
+    })
+    const routes = items.map((): string[] => [])
+    for (const row of result.rows) routes[row.item]?.push(row.group_name)
+    return items.map((item, i) => {
+      const groups = routes[i] ?? []
+      if (groups.length === 0 && item.mandatory) return { ok: false, error: new NoRouteError(item.topic) }
+      return { ok: true, value: groups }
+    })
+  }
+
+  async function ackBatch(claims: readonly Claim[]): Promise<BatchOutcome<void>> {
+    await pool.query({ ...sql.ack, values: [claims.map((c) => c.seq), claims.map((c) => c.token)] })
+    return claims.map(() => ({ ok: true, value: undefined }))
+  }
+
+  async function insert(
+    topic: string,
+    envelopes: readonly Envelope[],
+    visibleAt: number | undefined,
+    mandatory: boolean,
+  ) {
+    assertOpen()
+    assertTopic(topic)
+    if (envelopes.length === 0) return
+    const groups = await publisher.submit({ topic, envelopes, visibleAt, mandatory })
+    wakeGroups(groups)
+  }
+
+  function sourceFor(group: string, wake: WakeSignal): PullSource<PgPulled> & { stop(): void } {
+    const consumerId = uuidV7()
+    const claimed = new Map<string, string>()
+    let claims = 0
+    const renewTimer = setInterval(() => {
+      if (claimed.size === 0) return
+      const held = [...claimed]
+      pool
+        .query({ ...sql.renew, values: [held.map(([seq]) => seq), held.map(([, token]) => token), leaseMs] })
+        .catch(onError)
+    }, leaseMs / 3)
+    renewTimer.unref()
+
+    return {
+      async fetch(max) {
+        const token = `${consumerId}:${++claims}`
+        const result = await pool.query<ClaimedRow>({ ...sql.claim, values: [group, token, leaseMs, max] })
+        const rows = result.rows.sort((a, b) => Number(a.seq) - Number(b.seq))
+        return rows.map((row) => {
+          claimed.set(row.seq, token)
+          return {
+            seq: row.seq,
+            token,
+            topic: row.topic,
+            attempt: row.attempts,
+            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+          }
+        })
+      },
+      async settle(message, settlement: Settlement) {
+        const { seq, token } = message
+        switch (settlement.kind) {
+          case 'ack':
+            await acker.submit({ seq, token })
+            break
+          case 'release':
+            await pool.query({ ...sql.release, values: [seq, token] })
+            break
+          case 'retry':
+            await pool.query({
+              ...sql.retry,
+              values: [seq, token, settlement.delayMs, JSON.stringify(settlement.error)],
+            })
+            break
+          case 'dead-letter': {
+            const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
+            await pool.query({ ...sql.deadLetter, values: [seq, token, settlement.reason, error] })
+            break
+          }
+        }
+        claimed.delete(seq)
+        if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
+      },
+      async waitForWork(signal) {
+        let wait = pollIntervalMs
+        try {
+          const result = await pool.query<{ wait: string | null }>({ ...sql.nextVisible, values: [group] })
+          const due = result.rows[0]?.wait
+          if (due !== null && due !== undefined) wait = Math.min(pollIntervalMs, Number(due))
+        } catch (err) {
+          onError(err)
+        }
+        await wake.wait(Math.max(1, wait), signal)
+      },
+      stop() {
+        clearInterval(renewTimer)
+      },
+    }
+  }
+
+  const transport: PostgresTransport = {
+    name: 'postgres',
+
+    publish(topic, envelopes, publishOptions = {}) {
+      return insert(topic, envelopes, undefined, publishOptions.mandatory === true)
+    },
+
+    schedule(topic, envelopes, deliverAt, publishOptions = {}) {
+      return insert(topic, envelopes, deliverAt, publishOptions.mandatory === true)
+    },
+
+    async subscribe(spec, handler) {
+      assertOpen()
+      await transport.declareGroup(spec.group, spec.patterns)
+      const wake = createWakeSignal()
+      const listeners = wakes.get(spec.group) ?? new Set()
+      listeners.add(wake)
+      wakes.set(spec.group, listeners)
+      const source = sourceFor(spec.group, wake)
+      const subscription = startPullConsumer(source, handler, {
+        group: spec.group,
+        maxInFlight: spec.maxInFlight ?? 10,
+        retry: resolveRetryPolicy(spec.retry),
+        shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
+        onError,
+        onClosed: () => {
+          source.stop()
+          listeners.delete(wake)
+          subscriptions.delete(subscription)
+        },
+      })
+      subscriptions.add(subscription)
+      return subscription
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await Promise.all([...subscriptions].map((s) => s.close()))
+      await Promise.all([publisher.flush(), acker.flush()])
+      await listener?.close()
+      await pool.end()
+    },
+
+    async declareGroup(group, patterns) {
+      assertOpen()
+      if (group.length === 0) throw new ConfigurationError('group', 'must not be empty')
+      for (const pattern of patterns) assertTopicPattern(pattern)
+      await pool.query({ ...sql.declareGroup, values: [group, patterns, patterns.map(topicPatternToRegex)] })
+    },
+
+    async listGroups(): Promise<readonly GroupInfo[]> {
+      assertOpen()
+      const result = await pool.query<{ group_name: string; patterns: string[]; depth: number; dead: number }>(
+        sql.listGroups,
+      )
+      return result.rows.map((row) => ({
+        group: row.group_name,
+        patterns: row.patterns,
+        depth: row.depth,
+        deadLetters: row.dead,
+      }))
+    },
+
+    async deleteGroup(group) {
+      assertOpen()
+      await pool.query({ ...sql.deleteGroup, values: [group] })
+    },
+
+    async listDeadLetters(query = {}) {
+      assertOpen()
+      return deadLetters.list(query)
+    },
+
+    async getDeadLetter(id, group) {
+      assertOpen()
+      return deadLetters.get(id, group)
+    },
+
+    async redriveDeadLetters(filter) {
+      assertOpen()
+      const { count, groups } = await deadLetters.redrive(filter)
+      wakeGroups(groups)
+      return count
+    },
+
+    async purgeDeadLetters(filter) {
+      assertOpen()
+      return deadLetters.purge(filter)
+    },
+
+    async checkHealth() {
+      if (closed) return { ok: false, details: { closed: true } }
+      try {
+        await pool.query('SELECT 1')
+        return {
+          ok: true,
+          details: { schema, totalConnections: pool.totalCount, idleConnections: pool.idleCount, notify: !!channel },
+        }
+      } catch (err) {
+        return { ok: false, details: { error: String(err) } }
+      }
+    },
+  }
+  return transport
+}

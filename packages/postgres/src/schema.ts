@@ -1,0 +1,69 @@
+/** Version of the tables below; recorded in `<schema>.meta`. */
+export const schemaVersion = 1
+
+/** Herald's schema name: a plain lower-case identifier, so it can be spliced into SQL without quoting rules. */
+export function assertSchemaName(schema: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`schema "${schema}" must be a lower-case identifier (a-z, 0-9, _; not starting with a digit)`)
+  }
+}
+
+/** The tables, created idempotently under an advisory lock (concurrent first starts must not race on DDL). */
+export function schemaSql(s: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+
+CREATE TABLE IF NOT EXISTS ${s}.meta (
+  key text PRIMARY KEY,
+  value bigint NOT NULL
+);
+
+-- regex is the pattern compiled by Herald (topic-regex.ts), matched against '.' || topic at publish time.
+CREATE TABLE IF NOT EXISTS ${s}.bindings (
+  group_name text NOT NULL,
+  pattern text NOT NULL,
+  regex text NOT NULL,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (group_name, pattern)
+);
+
+-- One row per message per bound group, routed in the publishing statement. visible_at (epoch ms, database
+-- clock) is when the row may be claimed next: now, a delay's or retry's due time, or its lease's end.
+-- Consumers claim by visibility with FOR UPDATE SKIP LOCKED, never by a high-water mark of seq, so a row
+-- whose transaction commits after a later seq is never skipped.
+CREATE TABLE IF NOT EXISTS ${s}.queue (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  group_name text NOT NULL,
+  message_id text NOT NULL,
+  topic text NOT NULL,
+  headers text NOT NULL,
+  body bytea NOT NULL,
+  visible_at bigint NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  lease_token text,
+  enqueued_at bigint NOT NULL,
+  first_failed_at bigint,
+  last_error text
+);
+CREATE INDEX IF NOT EXISTS queue_due ON ${s}.queue (group_name, visible_at, seq);
+
+CREATE TABLE IF NOT EXISTS ${s}.dead_letters (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  group_name text NOT NULL,
+  message_id text NOT NULL,
+  topic text NOT NULL,
+  headers text NOT NULL,
+  body bytea NOT NULL,
+  reason text NOT NULL,
+  attempts integer NOT NULL,
+  first_failed_at bigint NOT NULL,
+  last_failed_at bigint NOT NULL,
+  dead_lettered_at bigint NOT NULL,
+  error text
+);
+CREATE INDEX IF NOT EXISTS dead_letters_message ON ${s}.dead_letters (message_id, group_name);
+CREATE INDEX IF NOT EXISTS dead_letters_time ON ${s}.dead_letters (dead_lettered_at);
+
+INSERT INTO ${s}.meta (key, value) VALUES ('schema_version', ${schemaVersion}) ON CONFLICT DO NOTHING;
+`
+}

@@ -1,0 +1,130 @@
+/** Epoch milliseconds by the database clock, fixed for the statement (so `visible_at <= now` can use the index). */
+const nowMs = '(extract(epoch from statement_timestamp()) * 1000)::bigint'
+
+/** Selects dead letters; parameters $1..$6 are ids, group, topic, reason, since, until (null = any). */
+const deadLetterFilter = `($1::text[] IS NULL OR message_id = ANY($1)) AND ($2::text IS NULL OR group_name = $2)
+  AND ($3::text IS NULL OR topic = $3) AND ($4::text IS NULL OR reason = $4)
+  AND ($5::bigint IS NULL OR dead_lettered_at >= $5) AND ($6::bigint IS NULL OR dead_lettered_at < $6)`
+
+/** A named statement: pg prepares it once per connection. */
+export interface Statement {
+  readonly name: string
+  readonly text: string
+}
+
+/** Every statement Herald runs against its tables in schema `s`. */
+export function statements(s: string, notifyChannel: string | undefined) {
+  const named = (name: string, text: string): Statement => ({ name: `herald:${s}:${name}`, text })
+  // NOTIFY is a wake-up hint for consumers in other processes; one per group per transaction (PostgreSQL folds
+  // identical payloads). Delivery never depends on it: consumers also poll.
+  const notify = notifyChannel === undefined ? '' : `, pg_notify('${notifyChannel}', group_name)`
+  return {
+    /**
+     * Publishes a batch of items in one statement (one commit): $1 item index, $2 topic, $3 id, $4 headers,
+     * $5 body, $6 visible_at (null = now), one array element per message. Routes each item to every group whose
+     * binding matches its topic, in the same snapshot; returns the routes so an unrouted mandatory item can fail.
+     */
+    publish: named(
+      'publish',
+      `WITH input AS (
+         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[])
+           WITH ORDINALITY AS t(item, topic, message_id, headers, body, visible_at, ord)
+       ), routes AS (
+         SELECT DISTINCT i.item, b.group_name
+         FROM (SELECT DISTINCT item, topic FROM input) i JOIN ${s}.bindings b ON ('.' || i.topic) ~ b.regex
+       ), inserted AS (
+         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
+         SELECT r.group_name, i.message_id, i.topic, i.headers, i.body, COALESCE(i.visible_at, ${nowMs}), ${nowMs}
+         FROM input i JOIN routes r ON r.item = i.item ORDER BY i.ord, r.group_name
+       )
+       SELECT item, group_name${notify} FROM routes`,
+    ),
+    claim: named(
+      'claim',
+      `UPDATE ${s}.queue q SET attempts = q.attempts + 1, lease_token = $2, visible_at = ${nowMs} + $3
+       FROM (SELECT seq FROM ${s}.queue WHERE group_name = $1 AND visible_at <= ${nowMs}
+             ORDER BY visible_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED) c
+       WHERE q.seq = c.seq
+       RETURNING q.seq, q.message_id, q.topic, q.headers, q.body, q.attempts`,
+    ),
+    /** Milliseconds until the group's next row becomes visible (negative: one is visible now), or null. */
+    nextVisible: named(
+      'next-visible',
+      `SELECT MIN(visible_at) - ${nowMs} AS wait FROM ${s}.queue WHERE group_name = $1`,
+    ),
+    renew: named(
+      'renew',
+      `UPDATE ${s}.queue q SET visible_at = ${nowMs} + $3
+       FROM unnest($1::bigint[], $2::text[]) AS a(seq, token) WHERE q.seq = a.seq AND q.lease_token = a.token`,
+    ),
+    ack: named(
+      'ack',
+      `DELETE FROM ${s}.queue q USING unnest($1::bigint[], $2::text[]) AS a(seq, token)
+       WHERE q.seq = a.seq AND q.lease_token = a.token`,
+    ),
+    retry: named(
+      'retry',
+      `UPDATE ${s}.queue SET visible_at = ${nowMs} + $3, lease_token = NULL,
+         first_failed_at = COALESCE(first_failed_at, ${nowMs}), last_error = $4
+       WHERE seq = $1 AND lease_token = $2`,
+    ),
+    release: named(
+      'release',
+      `UPDATE ${s}.queue SET visible_at = ${nowMs}, lease_token = NULL, attempts = attempts - 1
+       WHERE seq = $1 AND lease_token = $2`,
+    ),
+    deadLetter: named(
+      'dead-letter',
+      `WITH moved AS (DELETE FROM ${s}.queue WHERE seq = $1 AND lease_token = $2 RETURNING *)
+       INSERT INTO ${s}.dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
+         first_failed_at, last_failed_at, dead_lettered_at, error)
+       SELECT group_name, message_id, topic, headers, body, $3::text,
+         -- The claim that found the attempts used up delivered nothing: do not count it.
+         CASE WHEN $3::text = 'max_deliveries_exceeded' THEN attempts - 1 ELSE attempts END,
+         COALESCE(first_failed_at, ${nowMs}), ${nowMs}, ${nowMs}, $4
+       FROM moved`,
+    ),
+    declareGroup: named(
+      'declare-group',
+      `INSERT INTO ${s}.bindings (group_name, pattern, regex, created_at)
+       SELECT $1, p, r, ${nowMs} FROM unnest($2::text[], $3::text[]) AS t(p, r) ON CONFLICT DO NOTHING`,
+    ),
+    deleteGroup: named(
+      'delete-group',
+      `WITH unbound AS (DELETE FROM ${s}.bindings WHERE group_name = $1)
+       DELETE FROM ${s}.queue WHERE group_name = $1`,
+    ),
+    listGroups: named(
+      'list-groups',
+      `SELECT b.group_name, b.patterns,
+         (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name)::int AS depth,
+         (SELECT count(*) FROM ${s}.dead_letters d WHERE d.group_name = b.group_name)::int AS dead
+       FROM (SELECT group_name, array_agg(pattern ORDER BY pattern) AS patterns FROM ${s}.bindings
+             GROUP BY group_name) b
+       ORDER BY b.group_name`,
+    ),
+    listDeadLetters: named(
+      'list-dead-letters',
+      `SELECT * FROM ${s}.dead_letters WHERE ${deadLetterFilter} AND seq > $7 ORDER BY seq LIMIT $8`,
+    ),
+    getDeadLetter: named(
+      'get-dead-letter',
+      `SELECT * FROM ${s}.dead_letters WHERE message_id = $1 AND ($2::text IS NULL OR group_name = $2)
+       ORDER BY seq LIMIT 1`,
+    ),
+    /** Moves the selected dead letters back to their groups' queues, attempts reset; one row per group. */
+    redrive: named(
+      'redrive',
+      `WITH moved AS (DELETE FROM ${s}.dead_letters WHERE ${deadLetterFilter} RETURNING *),
+       requeued AS (
+         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
+         SELECT group_name, message_id, topic, headers, body, ${nowMs}, ${nowMs} FROM moved ORDER BY seq
+         RETURNING group_name
+       )
+       SELECT group_name, count(*)::int AS n${notify} FROM requeued GROUP BY group_name`,
+    ),
+    purgeDeadLetters: named('purge-dead-letters', `DELETE FROM ${s}.dead_letters WHERE ${deadLetterFilter}`),
+  }
+}
+
+export type Statements = ReturnType<typeof statements>
