@@ -8,6 +8,7 @@ import {
   type GroupInfo,
   type HealthCheck,
   NoRouteError,
+  type PublishOptions,
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
@@ -49,7 +50,27 @@ export interface PostgresTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type PostgresTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+/** Publishing inside the application's own transaction: its business writes and its messages commit together. */
+export interface TransactionalPublisher {
+  /**
+   * Routes `envelopes` into the queues as part of the transaction open on `client` (after `BEGIN`): they exist if
+   * and only if that transaction commits, and consumers everywhere are woken by NOTIFY at commit. With `mandatory`,
+   * rejects with `NoRouteError` when no group is bound (roll back or carry on: nothing was written).
+   */
+  publishInTransaction(
+    client: pg.ClientBase,
+    topic: string,
+    envelopes: readonly Envelope[],
+    options?: PublishOptions & { readonly deliverAt?: number },
+  ): Promise<void>
+}
+
+export type PostgresTransport = Transport &
+  Scheduler &
+  DeadLetterStore &
+  TopologyAdmin &
+  HealthCheck &
+  TransactionalPublisher
 
 interface PgPulled extends PulledMessage {
   readonly seq: string
@@ -143,6 +164,16 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
   const acker = createCoalescer<Claim, void>(ackBatch, { maxBatch: 1_000, maxConcurrent: 2 })
 
   async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<readonly string[]>> {
+    const routes = await runPublish(pool, items)
+    return items.map((item, i) => {
+      const groups = routes[i] ?? []
+      if (groups.length === 0 && item.mandatory) return { ok: false, error: new NoRouteError(item.topic) }
+      return { ok: true, value: groups }
+    })
+  }
+
+  /** Runs the publish statement for `items` on `client`; returns the groups each item was routed to. */
+  async function runPublish(client: pg.Pool | pg.ClientBase, items: readonly PublishItem[]): Promise<string[][]> {
     const itemIndex: number[] = []
     const topics: string[] = []
     const ids: string[] = []
@@ -159,17 +190,13 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         visibleAt.push(item.visibleAt ?? null)
       }
     })
-    const result = await pool.query<{ item: number; group_name: string }>({
+    const result = await client.query<{ item: number; group_name: string }>({
       ...sql.publish,
       values: [itemIndex, topics, ids, headers, bodies, visibleAt],
     })
     const routes = items.map((): string[] => [])
     for (const row of result.rows) routes[row.item]?.push(row.group_name)
-    return items.map((item, i) => {
-      const groups = routes[i] ?? []
-      if (groups.length === 0 && item.mandatory) return { ok: false, error: new NoRouteError(item.topic) }
-      return { ok: true, value: groups }
-    })
+    return routes
   }
 
   async function ackBatch(claims: readonly Claim[]): Promise<BatchOutcome<void>> {
@@ -262,6 +289,16 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
   const transport: PostgresTransport = {
     name: 'postgres',
+
+    async publishInTransaction(client, topic, envelopes, publishOptions = {}) {
+      assertOpen()
+      assertTopic(topic)
+      if (envelopes.length === 0) return
+      const mandatory = publishOptions.mandatory === true
+      const item = { topic, envelopes, visibleAt: publishOptions.deliverAt, mandatory }
+      const [groups = []] = await runPublish(client, [item])
+      if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
+    },
 
     publish(topic, envelopes, publishOptions = {}) {
       return insert(topic, envelopes, undefined, publishOptions.mandatory === true)

@@ -16,8 +16,8 @@ function emit(event: Record<string, unknown>): void {
 }
 
 const factoryModule = (await import(pathToFileURL(resolve(config.module)).href)) as Record<string, unknown>
-const factory = factoryModule[config.exportName] as (options: unknown) => Transport
-const transport = factory(config.options)
+const factory = factoryModule[config.exportName] as (options: unknown) => Transport | Promise<Transport>
+const transport = await factory(config.options)
 let deliveries = 0
 
 await transport.subscribe(
@@ -36,6 +36,10 @@ await transport.subscribe(
     }
     if (config.crashAtDelivery !== undefined && deliveries === config.crashAtDelivery)
       process.kill(process.pid, 'SIGKILL')
+    if (config.hangOnBodyContaining !== undefined && body.includes(config.hangOnBodyContaining)) {
+      await new Promise((done) => delivery.signal.addEventListener('abort', done, { once: true }))
+      return
+    }
     // Let other deliveries start, so a crash catches several in flight.
     await new Promise((done) => setImmediate(done))
     emit({ event: 'completed', id: envelope.id, pid: process.pid })

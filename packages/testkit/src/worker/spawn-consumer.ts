@@ -15,6 +15,8 @@ export interface ConsumerWorkerConfig {
   readonly retry?: RetryPolicyInput
   /** SIGKILL itself inside the handler of the message whose body contains this text. */
   readonly crashOnBodyContaining?: string
+  /** Never finish the handler of a message whose body contains this text (holds its claim until killed). */
+  readonly hangOnBodyContaining?: string
   /** SIGKILL itself inside the handler of its Nth delivery. */
   readonly crashAtDelivery?: number
 }

@@ -1,0 +1,36 @@
+import { type PostgresServer, startPostgres } from '@herald/testkit'
+import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
+
+/** Starts one private PostgreSQL server for the test file; returns an accessor. */
+export function usePostgresServer(): () => PostgresServer {
+  let server: PostgresServer | undefined
+  beforeAll(async () => {
+    server = await startPostgres()
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+  return () => {
+    if (!server) throw new Error('PostgreSQL test server not started')
+    return server
+  }
+}
+
+let schemas = 0
+
+/** A schema name no other test in this process uses. */
+export function freshSchema(prefix: string): string {
+  return `${prefix}_${process.pid}_${++schemas}`
+}
+
+/** Runs `work` on a fresh client, then closes it. */
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url)
+  await client.connect()
+  try {
+    return await work(client)
+  } finally {
+    await client.end()
+  }
+}

@@ -1,0 +1,130 @@
+import type { DeadLetterStore, Envelope, TopologyAdmin, Transport } from '@herald/core'
+import { uuidV7 } from '@herald/core'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createHistory } from '../history.js'
+import { pollUntil } from '../wait-for.js'
+import { type ConsumerWorkerConfig, spawnConsumer, type WorkerEvent } from '../worker/spawn-consumer.js'
+
+type AdminTransport = Transport & DeadLetterStore & TopologyAdmin
+
+/** How the crash cases reach a durable transport: from this process, and from a child consumer process. */
+export interface CrashHarness {
+  /** A transport in this process, on fresh state for this test. */
+  admin(): Promise<AdminTransport>
+  /** How a child process builds the same transport: module path, export name, options (short lease). */
+  worker(): Pick<ConsumerWorkerConfig, 'module' | 'exportName' | 'options'>
+  cleanup(): Promise<void>
+}
+
+const encoder = new TextEncoder()
+
+function envelope(text: string): Envelope {
+  return { id: uuidV7(), headers: { type: 'test.crash' }, body: encoder.encode(JSON.stringify({ text })) }
+}
+
+/**
+ * RELIABILITY.md cases 48 and 22 against a durable transport: consumers in child processes killed with SIGKILL
+ * mid-handler. Each case prints the checker's line and asserts `lost=0 unexpected=0`.
+ */
+export function describeConsumerCrashes(name: string, setup: () => Promise<CrashHarness>): void {
+  describe(`${name} consumers killed with SIGKILL`, () => {
+    let harness: CrashHarness
+    let admin: AdminTransport
+
+    beforeEach(async () => {
+      harness = await setup()
+      admin = await harness.admin()
+    })
+    afterEach(async () => {
+      await admin.close()
+      await harness.cleanup()
+    })
+
+    const worker = (extra: Partial<ConsumerWorkerConfig>): ConsumerWorkerConfig => ({
+      ...harness.worker(),
+      group: 'crash-g',
+      patterns: ['crash.t'],
+      ...extra,
+    })
+
+    it('48 consumer-kill9-mid-batch: the killed consumer loses nothing; duplicates bounded by its in-flight window', async () => {
+      const history = createHistory()
+      const record = (e: WorkerEvent) => {
+        if (e.event === 'delivered') history.delivered(e.id!)
+        if (e.event === 'completed') history.completed(e.id!)
+      }
+      await admin.declareGroup('crash-g', ['crash.t'])
+      const sent = Array.from({ length: 1_000 }, (_, i) => envelope(`m${i}`))
+      for (const e of sent) history.attempted(e.id)
+      await Promise.all(sent.map((e) => admin.publish('crash.t', [e])))
+      for (const e of sent) history.ok(e.id)
+
+      const doomed = spawnConsumer(worker({ maxInFlight: 10, crashAtDelivery: 300 }), record)
+      expect(await doomed.exited).toMatchObject({ signal: 'SIGKILL' })
+      const survivor = spawnConsumer(worker({ maxInFlight: 10 }), record)
+      await new Promise<void>((resolve, reject) => {
+        const stop = history.onChange(() => {
+          if (sent.every((e) => history.isCompleted(e.id))) {
+            stop()
+            resolve()
+          }
+        })
+        survivor.exited.then(() => reject(new Error('survivor exited early')), reject)
+      })
+      await survivor.stop()
+      const check = history.check()
+      console.log(`[${name}] 48 consumer-kill9-mid-batch: ${history.summary()}`)
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+      expect(check.duplicates).toBeGreaterThanOrEqual(1)
+      expect(check.duplicates).toBeLessThanOrEqual(10)
+    })
+
+    it('22 crash-loop-poison-is-bounded: a message that kills its consumer is dead-lettered after maxAttempts', async () => {
+      const history = createHistory()
+      await admin.declareGroup('crash-g', ['crash.t'])
+      const poison = envelope('poison-pill')
+      const good = Array.from({ length: 100 }, (_, i) => envelope(`good${i}`))
+      for (const e of [poison, ...good]) history.attempted(e.id)
+      await admin.publish('crash.t', [poison])
+      await admin.publish('crash.t', good)
+      for (const e of [poison, ...good]) history.ok(e.id)
+      const poisonAttempts: number[] = []
+      const record = (e: WorkerEvent) => {
+        if (e.event === 'delivered') history.delivered(e.id!)
+        if (e.event === 'delivered' && e.id === poison.id) poisonAttempts.push(e.attempt!)
+        if (e.event === 'completed') history.completed(e.id!)
+      }
+      let crashes = 0
+      for (;;) {
+        const consumer = spawnConsumer(
+          worker({ maxInFlight: 1, retry: { maxAttempts: 3 }, crashOnBodyContaining: 'poison-pill' }),
+          record,
+        )
+        const outcome = await Promise.race([
+          consumer.exited.then(() => 'crashed' as const),
+          pollUntil(async () => (await admin.getDeadLetter(poison.id)) !== undefined, 60_000).then(
+            () => 'done' as const,
+          ),
+        ])
+        if (outcome === 'crashed') {
+          crashes++
+          expect(crashes, 'restarts stay bounded').toBeLessThanOrEqual(3)
+          continue
+        }
+        await pollUntil(async () => good.every((e) => history.isCompleted(e.id)))
+        await consumer.stop()
+        break
+      }
+      const letter = await admin.getDeadLetter(poison.id)
+      expect(letter).toMatchObject({ reason: 'max_deliveries_exceeded', attempts: 3, error: undefined })
+      history.deadLettered(poison.id)
+      expect(crashes).toBe(3)
+      expect(poisonAttempts).toEqual([1, 2, 3])
+      console.log(`[${name}] 22 crash-loop-poison-is-bounded: ${history.summary()} restarts=${crashes}`)
+      const check = history.check()
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+    })
+  })
+}
