@@ -1,4 +1,5 @@
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
+import { heraldPostgres, rawPostgres } from './cases/postgres.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
 
@@ -26,6 +27,13 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'better-sqlite3 batched queue',
     herald: heraldSqlite,
     baseline: rawSqlite,
+  },
+  {
+    bench: 'e2e-throughput',
+    transport: 'postgres',
+    raw: 'pg SKIP LOCKED queue',
+    herald: heraldPostgres,
+    baseline: rawPostgres,
   },
   {
     bench: 'e2e-latency-2000-per-s',

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
+import { startPostgres } from '@herald/testkit'
 import { benchCases } from './cases.js'
 import { type Measurement, round } from './measure.js'
 
@@ -14,21 +15,24 @@ const { values: args } = parseArgs({
 const runCase = fileURLToPath(new URL('./run-case.ts', import.meta.url))
 
 async function measure(index: number, side: 'herald' | 'raw'): Promise<Measurement & { peakRssMb: number }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [
-    '--conditions=herald-source',
-    '--import',
-    'tsx',
-    runCase,
-    String(index),
-    side,
-  ])
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--conditions=herald-source', '--import', 'tsx', runCase, String(index), side],
+    { env: { ...process.env, ...serverEnv } },
+  )
   return JSON.parse(stdout.trim().split('\n').at(-1)!)
 }
 
 const selected = benchCases
   .map((c, i) => ({ c, i }))
   .filter(({ c }) => !args.transport || c.transport === args.transport)
-if (selected.length === 0) throw new Error(`no benchmark for transport "${args.transport}"; try in-memory or sqlite`)
+if (selected.length === 0) {
+  throw new Error(`no benchmark for transport "${args.transport}"; try in-memory, sqlite or postgres`)
+}
+// Servers the selected cases need, started once here (private, on free ports) and passed to each side's process.
+const serverEnv: Record<string, string> = {}
+const postgres = selected.some(({ c }) => c.transport === 'postgres') ? await startPostgres() : undefined
+if (postgres) serverEnv.HERALD_BENCH_PG_URL = postgres.url
 for (const { c, i } of selected) {
   if (!args.json) process.stderr.write(`running ${c.bench} on ${c.transport} (Herald, then ${c.raw})...\n`)
   const herald = await measure(i, 'herald')
@@ -54,3 +58,4 @@ for (const { c, i } of selected) {
     )
   }
 }
+await postgres?.stop()
