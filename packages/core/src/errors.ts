@@ -15,6 +15,8 @@ export type HeraldErrorCode =
   | 'TRANSPORT_CLOSED'
   | 'NOT_SUPPORTED'
   | 'NOT_FOUND'
+  | 'CONCURRENCY'
+  | 'REPLAY_GAP'
 
 /** Why a message was dead-lettered. Stored with every dead letter; stable, so dashboards and alerts can key on it. */
 export type DeadLetterReason =
@@ -132,6 +134,38 @@ export class TransportClosedError extends HeraldError {
   constructor(transport: string) {
     super('TRANSPORT_CLOSED', `Transport "${transport}" is closed; create a new one to publish or subscribe`)
     this.name = 'TransportClosedError'
+  }
+}
+
+/** An append to a stream found it at another version than the caller expected: reload, decide again, retry. */
+export class ConcurrencyError extends HeraldError {
+  readonly stream: string
+  readonly expected: number | 'no-stream'
+  readonly actual: number
+  constructor(stream: string, expected: number | 'no-stream', actual: number) {
+    super(
+      'CONCURRENCY',
+      `Stream "${stream}" is at version ${actual}, not ${expected} as expected: another writer appended first; reload the stream and retry`,
+      { details: { stream, expected, actual } },
+    )
+    this.name = 'ConcurrencyError'
+    this.stream = stream
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/** A catch-up reader's checkpoint points into events that retention has deleted: it would silently skip them. */
+export class ReplayGapError extends HeraldError {
+  readonly firstMissing: number
+  constructor(reader: string, firstMissing: number, retainedFrom: number) {
+    super(
+      'REPLAY_GAP',
+      `"${reader}" needs events from position ${firstMissing}, but retention deleted everything below ${retainedFrom}; rebuild it from a snapshot or reset its checkpoint`,
+      { details: { reader, firstMissing, retainedFrom } },
+    )
+    this.name = 'ReplayGapError'
+    this.firstMissing = firstMissing
   }
 }
 

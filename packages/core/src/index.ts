@@ -52,6 +52,7 @@ export {
 } from './dead-letter.js'
 export { type Envelope, HeaderNames } from './envelope.js'
 export {
+  ConcurrencyError,
   ConfigurationError,
   type DeadLetterReason,
   HandlerTimeoutError,
@@ -62,10 +63,38 @@ export {
   NoRouteError,
   PermanentError,
   poisonError,
+  ReplayGapError,
   TransportClosedError,
   ValidationError,
   type ValidationIssue,
 } from './errors.js'
+export {
+  matchesEventFilter,
+  type Projection,
+  type ProjectionOptions,
+  type ReplayOptions,
+  type ReplayProgress,
+  replayEvents,
+  startProjection,
+} from './event-store/catch-up.js'
+export {
+  type AppendResult,
+  assertExpectedVersion,
+  assertStreamName,
+  type EventFilter,
+  type EventPage,
+  type EventQuery,
+  type EventStore,
+  type EventToStore,
+  type ExpectedVersion,
+  eventFields,
+  eventPageSize,
+  maxEventPage,
+  type RetentionOptions,
+  type RetentionResult,
+  type StoredEvent,
+} from './event-store/event-store.js'
+export { createInMemoryEventStore } from './event-store/in-memory-event-store.js'
 export {
   createInMemoryTransport,
   type InMemoryTransport,

@@ -5,6 +5,11 @@ export { createLatch, type Latch } from './latch.js'
 export { freePort } from './servers/free-port.js'
 export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'
 export { type CrashHarness, describeConsumerCrashes } from './suite/crash-cases.js'
+export {
+  describeEventStore,
+  type EventStoreFeatures,
+  type EventStoreHarness,
+} from './suite/event-store-cases.js'
 export { objectSchema } from './suite/test-schema.js'
 export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'
 export {
