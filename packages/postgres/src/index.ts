@@ -1,3 +1,4 @@
+export { createPostgresEventStore, type PostgresEventStoreOptions } from './event-store.js'
 export {
   createPostgresTransport,
   type PostgresTransport,

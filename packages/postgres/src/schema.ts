@@ -64,6 +64,38 @@ CREATE TABLE IF NOT EXISTS ${s}.dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_message ON ${s}.dead_letters (message_id, group_name);
 CREATE INDEX IF NOT EXISTS dead_letters_time ON ${s}.dead_letters (dead_lettered_at);
 
+-- The event store. Appends hold a transaction-scoped advisory lock from before their positions are drawn until
+-- commit, so positions become visible in order: a reader past p never later finds a smaller one.
+CREATE TABLE IF NOT EXISTS ${s}.events (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  message_id text NOT NULL,
+  topic text NOT NULL,
+  type text NOT NULL,
+  source text NOT NULL,
+  time bigint NOT NULL,
+  correlation_id text,
+  stream text,
+  stream_version integer,
+  headers text NOT NULL,
+  body bytea NOT NULL,
+  recorded_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_message ON ${s}.events (message_id);
+CREATE INDEX IF NOT EXISTS events_type ON ${s}.events (type, position);
+CREATE INDEX IF NOT EXISTS events_source ON ${s}.events (source, position);
+CREATE INDEX IF NOT EXISTS events_correlation ON ${s}.events (correlation_id, position)
+  WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_time ON ${s}.events (time);
+CREATE INDEX IF NOT EXISTS events_recorded ON ${s}.events (recorded_at);
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON ${s}.events (stream, stream_version) WHERE stream IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS ${s}.checkpoints (
+  name text PRIMARY KEY,
+  position bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+
+INSERT INTO ${s}.meta (key, value) VALUES ('events_truncated_through', 0) ON CONFLICT DO NOTHING;
 INSERT INTO ${s}.meta (key, value) VALUES ('schema_version', ${schemaVersion}) ON CONFLICT DO NOTHING;
 `
 }

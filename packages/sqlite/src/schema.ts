@@ -50,6 +50,39 @@ CREATE TABLE IF NOT EXISTS herald_dead_letters (
 CREATE INDEX IF NOT EXISTS herald_dead_letters_message ON herald_dead_letters (message_id, group_name);
 CREATE INDEX IF NOT EXISTS herald_dead_letters_time ON herald_dead_letters (dead_lettered_at);
 
+-- The event store. AUTOINCREMENT: a position is never reused, even after retention deleted the highest ones.
+-- One writer at a time (SQLite), so positions commit in order: a reader past p never later finds a smaller one.
+CREATE TABLE IF NOT EXISTS herald_events (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  correlation_id TEXT,
+  stream TEXT,
+  stream_version INTEGER,
+  headers TEXT NOT NULL,
+  body BLOB NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS herald_events_message ON herald_events (message_id);
+CREATE INDEX IF NOT EXISTS herald_events_type ON herald_events (type, position);
+CREATE INDEX IF NOT EXISTS herald_events_source ON herald_events (source, position);
+CREATE INDEX IF NOT EXISTS herald_events_correlation ON herald_events (correlation_id, position)
+  WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS herald_events_time ON herald_events (time);
+CREATE INDEX IF NOT EXISTS herald_events_recorded ON herald_events (recorded_at);
+CREATE UNIQUE INDEX IF NOT EXISTS herald_events_stream ON herald_events (stream, stream_version)
+  WHERE stream IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS herald_checkpoints (
+  name TEXT PRIMARY KEY,
+  position INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('events_truncated_through', 0);
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('schema_version', ${schemaVersion});
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('bindings_version', 0);
 `

@@ -111,6 +111,7 @@ export interface EventStore {
   loadCheckpoint(name: string): Promise<number | undefined>
   saveCheckpoint(name: string, position: number): Promise<void>
   deleteCheckpoint(name: string): Promise<void>
+  /** Waits for pending appends, then closes connections. Idempotent. */
   close(): Promise<void>
 }
 

@@ -1,0 +1,18 @@
+import { describeEventStore } from '@herald/testkit'
+import { createPostgresEventStore } from '../src/index.js'
+import { freshSchema, usePostgresServer, withClient } from './server.js'
+
+const server = usePostgresServer()
+
+describeEventStore(
+  'postgres',
+  async () => {
+    const url = server().url
+    const schema = freshSchema('events')
+    return {
+      open: () => createPostgresEventStore({ connectionString: url, schema }),
+      cleanup: () => withClient(url, (c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).then(() => {}),
+    }
+  },
+  { persistent: true },
+)

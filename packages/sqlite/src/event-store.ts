@@ -1,0 +1,239 @@
+import {
+  type AppendResult,
+  assertExpectedVersion,
+  assertStreamName,
+  type EventFilter,
+  type EventPage,
+  type EventQuery,
+  type EventStore,
+  type EventToStore,
+  eventFields,
+  eventPageSize,
+  parseStoredHeaders,
+  type RetentionOptions,
+  type StoredEvent,
+  toBuffer,
+} from '@herald/core'
+import type Database from 'better-sqlite3'
+import { openDatabase, type SqliteDurability } from './open-database.js'
+import { createWriteBatcher } from './write-batcher.js'
+
+export interface SqliteEventStoreOptions {
+  /** Database file; may be the transport's own file (the tables live side by side). */
+  readonly path: string
+  /** As for the transport: `strict` (default) is WAL with synchronous=FULL. */
+  readonly durability?: SqliteDurability
+  readonly busyTimeoutMs?: number
+}
+
+interface EventRow {
+  position: number
+  message_id: string
+  topic: string
+  type: string
+  source: string
+  time: number
+  correlation_id: string | null
+  stream: string | null
+  stream_version: number | null
+  headers: string
+  body: Buffer
+  recorded_at: number
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    position: row.position,
+    topic: row.topic,
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+    type: row.type,
+    source: row.source,
+    time: row.time,
+    correlationId: row.correlation_id ?? undefined,
+    stream: row.stream ?? undefined,
+    streamVersion: row.stream_version ?? undefined,
+    recordedAt: row.recorded_at,
+  }
+}
+
+/** The filter as SQL conditions and their parameters. */
+function where(filter: EventFilter): { sql: string; params: unknown[] } {
+  const conditions: string[] = []
+  const params: unknown[] = []
+  if (filter.types !== undefined) {
+    conditions.push('type IN (SELECT value FROM json_each(?))')
+    params.push(JSON.stringify(filter.types))
+  }
+  const equal = { source: filter.source, correlation_id: filter.correlationId, stream: filter.stream }
+  for (const [column, value] of Object.entries(equal)) {
+    if (value === undefined) continue
+    conditions.push(`${column} = ?`)
+    params.push(value)
+  }
+  if (filter.since !== undefined) {
+    conditions.push('time >= ?')
+    params.push(filter.since)
+  }
+  if (filter.until !== undefined) {
+    conditions.push('time < ?')
+    params.push(filter.until)
+  }
+  return { sql: conditions.map((c) => ` AND ${c}`).join(''), params }
+}
+
+/**
+ * The event store on SQLite. Appends made in one event-loop turn share a transaction (one fsync); an append to a
+ * stream checks its expected version inside that transaction, in its own savepoint, so a conflict fails alone.
+ */
+export function createSqliteEventStore(options: SqliteEventStoreOptions): EventStore {
+  const { db } = openDatabase(options.path, options.durability ?? 'strict', options.busyTimeoutMs ?? 5_000)
+  const writer = createWriteBatcher(db)
+  const insert = db.prepare<
+    [string, string, string, string, number, string | null, string | null, number | null, string, Buffer, number],
+    { position: number }
+  >(
+    `INSERT INTO herald_events (message_id, topic, type, source, time, correlation_id, stream, stream_version,
+       headers, body, recorded_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`,
+  )
+  const streamVersion = db.prepare<[string], { version: number | null }>(
+    'SELECT MAX(stream_version) AS version FROM herald_events WHERE stream = ?',
+  )
+  const readStream = db.prepare<[string, number, number], EventRow>(
+    `SELECT * FROM herald_events WHERE stream = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+  )
+  const byId = db.prepare<[string], EventRow>(
+    'SELECT * FROM herald_events WHERE message_id = ? ORDER BY position LIMIT 1',
+  )
+  const head = db.prepare<[], { head: number | null }>(
+    `SELECT seq AS head FROM sqlite_sequence WHERE name = 'herald_events'`,
+  )
+  const truncated = db.prepare<[], { value: number }>(
+    `SELECT value FROM herald_meta WHERE key = 'events_truncated_through'`,
+  )
+  const setTruncated = db.prepare<[number]>(
+    `UPDATE herald_meta SET value = MAX(value, ?) WHERE key = 'events_truncated_through'`,
+  )
+  const oldestCheckpoint = db.prepare<[], { position: number | null }>(
+    'SELECT MIN(position) AS position FROM herald_checkpoints',
+  )
+  const loadCheckpoint = db.prepare<[string], { position: number }>(
+    'SELECT position FROM herald_checkpoints WHERE name = ?',
+  )
+  const saveCheckpoint = db.prepare<[string, number, number]>(
+    `INSERT INTO herald_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+  )
+  const deleteCheckpoint = db.prepare<[string]>('DELETE FROM herald_checkpoints WHERE name = ?')
+
+  // One prepared statement per filter shape (at most 2^6 of them).
+  const queries = new Map<string, Database.Statement<unknown[], EventRow>>()
+
+  function store(events: readonly EventToStore[], stream: string | null, fromVersion: number): number[] {
+    const recordedAt = Date.now()
+    return events.map(({ topic, envelope }, i) => {
+      const fields = eventFields(envelope, recordedAt)
+      const row = insert.get(
+        envelope.id,
+        topic,
+        fields.type,
+        fields.source,
+        fields.time,
+        fields.correlationId ?? null,
+        stream,
+        stream === null ? null : fromVersion + i + 1,
+        JSON.stringify(envelope.headers),
+        toBuffer(envelope.body),
+        recordedAt,
+      )
+      return row!.position
+    })
+  }
+
+  return {
+    append(events) {
+      return writer.run(() => store(events, null, 0), { atomic: events.length > 1 })
+    },
+
+    appendToStream(stream, events, appendOptions = {}): Promise<AppendResult> {
+      assertStreamName(stream)
+      return writer.run(
+        () => {
+          const actual = streamVersion.get(stream)?.version ?? 0
+          assertExpectedVersion(stream, appendOptions.expectedVersion ?? 'any', actual)
+          const positions = store(events, stream, actual)
+          return { version: actual + events.length, positions }
+        },
+        { atomic: true },
+      )
+    },
+
+    async readStream(stream, readOptions = {}) {
+      return readStream.all(stream, readOptions.fromVersion ?? 1, readOptions.limit ?? -1).map(toStoredEvent)
+    },
+
+    async getEvent(id) {
+      const row = byId.get(id)
+      return row === undefined ? undefined : toStoredEvent(row)
+    },
+
+    async queryEvents(query: EventQuery = {}): Promise<EventPage> {
+      const limit = eventPageSize(query)
+      const filter = where(query)
+      const text = `SELECT * FROM herald_events WHERE position > ?${filter.sql} ORDER BY position LIMIT ?`
+      let statement = queries.get(text)
+      if (statement === undefined) {
+        statement = db.prepare<unknown[], EventRow>(text)
+        queries.set(text, statement)
+      }
+      const rows = statement.all(query.after ?? 0, ...filter.params, limit + 1)
+      const items = rows.slice(0, limit).map(toStoredEvent)
+      const last = items.at(-1)
+      return rows.length > limit && last !== undefined ? { items, nextCursor: last.position } : { items }
+    },
+
+    async headPosition() {
+      return head.get()?.head ?? 0
+    },
+
+    deleteEvents(retention: RetentionOptions) {
+      return writer.run(
+        () => {
+          const limit = retention.respectCheckpoints === false ? null : (oldestCheckpoint.get()?.position ?? null)
+          const doomed = `recorded_at < ? AND (? IS NULL OR position <= ?) AND (? OR stream IS NULL)`
+          const params = [retention.recordedBefore, limit, limit, retention.includeStreams === true ? 1 : 0]
+          const highest = db
+            .prepare<unknown[], { position: number | null }>(
+              `SELECT MAX(position) AS position FROM herald_events WHERE ${doomed}`,
+            )
+            .get(...params)?.position
+          const deleted = db.prepare(`DELETE FROM herald_events WHERE ${doomed}`).run(...params).changes
+          if (highest !== null && highest !== undefined) setTruncated.run(highest)
+          return { deleted, truncatedThrough: truncated.get()?.value ?? 0 }
+        },
+        { atomic: true },
+      )
+    },
+
+    async truncatedThrough() {
+      return truncated.get()?.value ?? 0
+    },
+
+    async loadCheckpoint(name) {
+      return loadCheckpoint.get(name)?.position
+    },
+
+    async saveCheckpoint(name, position) {
+      await writer.run(() => saveCheckpoint.run(name, position, Date.now()))
+    },
+
+    async deleteCheckpoint(name) {
+      await writer.run(() => deleteCheckpoint.run(name))
+    },
+
+    async close() {
+      await writer.flush()
+      db.close()
+    },
+  }
+}

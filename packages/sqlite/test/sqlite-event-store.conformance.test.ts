@@ -1,0 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describeEventStore } from '@herald/testkit'
+import { createSqliteEventStore } from '../src/index.js'
+
+describeEventStore(
+  'sqlite',
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-events-'))
+    const path = join(dir, 'herald.db')
+    return {
+      open: async () => createSqliteEventStore({ path }),
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    }
+  },
+  { persistent: true },
+)
