@@ -1,2 +1,2 @@
 export { type CliOptions, runCli } from './program.js'
-export { defaultTransportUrl, openTransport, redactUrl } from './transport-url.js'
+export { defaultTransportUrl, openEventStore, openTransport, redactUrl } from './transport-url.js'

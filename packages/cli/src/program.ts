@@ -1,9 +1,10 @@
-import { isHeraldError, isTopologyAdmin, type Transport } from '@herald/core'
+import { type EventStore, isHeraldError, isTopologyAdmin, type Transport } from '@herald/core'
 import { Command } from 'commander'
 import { registerDlqCommands } from './commands/dlq.js'
+import { registerEventCommands } from './commands/events.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
 import { formatTable, type Output, processOutput } from './output.js'
-import { defaultTransportUrl, openTransport } from './transport-url.js'
+import { defaultTransportUrl, openEventStore, openTransport } from './transport-url.js'
 
 export interface CliOptions {
   readonly output?: Output
@@ -29,9 +30,10 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
     .exitOverride()
     .configureOutput({ writeOut: (s) => output.out(s.trimEnd()), writeErr: (s) => output.err(s.trimEnd()) })
 
+  const url = () => (program.opts().transport as string | undefined) ?? env.HERALD_TRANSPORT ?? defaultTransportUrl
+
   async function withTransport<T>(run: (transport: Transport) => Promise<T>): Promise<T> {
-    const url = (program.opts().transport as string | undefined) ?? env.HERALD_TRANSPORT ?? defaultTransportUrl
-    const transport = openTransport(url)
+    const transport = await openTransport(url())
     try {
       return await run(transport)
     } finally {
@@ -39,8 +41,19 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
     }
   }
 
+  /** The event store lives where the transport does (same SQLite file, same PostgreSQL schema). */
+  async function withEventStore<T>(run: (store: EventStore) => Promise<T>): Promise<T> {
+    const store = await openEventStore(url())
+    try {
+      return await run(store)
+    } finally {
+      await store.close()
+    }
+  }
+
   registerDlqCommands(program, withTransport, output)
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
+  registerEventCommands(program, withEventStore, withTransport, output)
   program
     .command('groups')
     .description('list groups with their bindings, queue depth and dead letters')

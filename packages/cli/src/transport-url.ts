@@ -1,13 +1,22 @@
-import { ConfigurationError, createInMemoryTransport, type Transport } from '@herald/core'
-import { createSqliteTransport } from '@herald/sqlite'
+import {
+  ConfigurationError,
+  createInMemoryEventStore,
+  createInMemoryTransport,
+  type EventStore,
+  type Transport,
+} from '@herald/core'
+import { createPostgresEventStore, createPostgresTransport } from '@herald/postgres'
+import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 
 export const defaultTransportUrl = 'sqlite:./herald.db'
 
-/**
- * Opens the transport a URL names: `sqlite:./herald.db`, `sqlite:/abs/path.db` or `memory:`.
- * Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
- */
-export function openTransport(url: string): Transport {
+type Target =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'postgres'; readonly connectionString: string; readonly schema?: string }
+  | { readonly kind: 'memory' }
+
+/** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
+function parseUrl(url: string): Target {
   const colon = url.indexOf(':')
   const scheme = colon < 0 ? '' : url.slice(0, colon)
   const rest = url.slice(colon + 1)
@@ -15,15 +24,52 @@ export function openTransport(url: string): Transport {
     case 'sqlite': {
       const path = rest.startsWith('//') ? rest.slice(2) : rest
       if (path.length === 0) throw new ConfigurationError('transport', `"${url}" names no file; try sqlite:./herald.db`)
-      return createSqliteTransport({ path })
+      return { kind: 'sqlite', path }
+    }
+    case 'postgres':
+    case 'postgresql': {
+      // `schema` is Herald's, not libpq's: take it off before the URL reaches pg.
+      const parsed = new URL(url)
+      const schema = parsed.searchParams.get('schema') ?? undefined
+      parsed.searchParams.delete('schema')
+      return { kind: 'postgres', connectionString: parsed.toString(), ...(schema === undefined ? {} : { schema }) }
     }
     case 'memory':
-      return createInMemoryTransport()
+      return { kind: 'memory' }
     default:
       throw new ConfigurationError(
         'transport',
-        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db (other transports arrive with their packages)`,
+        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db or memory:`,
       )
+  }
+}
+
+/**
+ * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema) or
+ * `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
+ */
+export async function openTransport(url: string): Promise<Transport> {
+  const target = parseUrl(url)
+  switch (target.kind) {
+    case 'sqlite':
+      return createSqliteTransport({ path: target.path })
+    case 'postgres':
+      return createPostgresTransport(target)
+    case 'memory':
+      return createInMemoryTransport()
+  }
+}
+
+/** Opens the event store at the same place as the transport of that URL. */
+export async function openEventStore(url: string): Promise<EventStore> {
+  const target = parseUrl(url)
+  switch (target.kind) {
+    case 'sqlite':
+      return createSqliteEventStore({ path: target.path })
+    case 'postgres':
+      return createPostgresEventStore(target)
+    case 'memory':
+      return createInMemoryEventStore()
   }
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { PermanentError } from '@herald/core'
-import { createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
+import { createSqliteEventStore, createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { runCli } from '../src/index.js'
@@ -118,5 +118,48 @@ describe('herald CLI on SQLite', () => {
     expect(await runCli(['-t', 'amqp://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
     expect(io.err[0]).toMatch(/unknown scheme/)
     expect(io.err[0]).not.toMatch(/secret/)
+  })
+
+  it('queries the event store and replays a filtered selection with progress', async () => {
+    const path = join(dir, 'herald.db')
+    const store = createSqliteEventStore({ path })
+    const encoder = new TextEncoder()
+    const stored = (type: string, n: number) => ({
+      topic: type,
+      envelope: {
+        id: `${type}-${n}`,
+        headers: { type, source: 'shop', time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString() },
+        body: encoder.encode(JSON.stringify({ n })),
+      },
+    })
+    await store.append([stored('order.placed', 1), stored('order.paid', 2), stored('order.placed', 3)])
+    await store.close()
+
+    const query = capture()
+    expect(
+      await runCli(['-t', url, 'events', 'query', '--type', 'order.placed', '--json'], { output: query.output }),
+    ).toBe(0)
+    expect(query.out.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['order.placed-1', 'order.placed-3'])
+    const ranged = capture()
+    const window = ['--since', '2026-01-01T00:00:02Z', '--until', '2026-01-01T00:00:03Z']
+    await runCli(['-t', url, 'events', 'query', ...window], { output: ranged.output })
+    expect(ranged.out).toHaveLength(2) // header + the one event at exactly the inclusive start
+    expect(ranged.out[1]).toContain('order.paid-2')
+
+    const refused = capture()
+    expect(await runCli(['-t', url, 'replay'], { output: refused.output })).toBe(1)
+    expect(refused.err[0]).toMatch(/--all/)
+
+    const seen: string[] = []
+    const sub = await transport.subscribe({ group: 'projector', patterns: ['order.*'] }, async (e) => {
+      seen.push(e.id)
+    })
+    const replay = capture()
+    expect(await runCli(['-t', url, 'replay', '--type', 'order.placed'], { output: replay.output })).toBe(0)
+    expect(replay.out).toEqual(['replayed 2 events'])
+    expect(replay.err.at(-1)).toMatch(/2\/2 100%/)
+    await pollUntil(async () => seen.length === 2)
+    expect(seen.sort()).toEqual(['order.placed-1', 'order.placed-3'])
+    await sub.close()
   })
 })

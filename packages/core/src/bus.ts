@@ -11,6 +11,7 @@ import {
 } from './contract.js'
 import { type Envelope, HeaderNames } from './envelope.js'
 import { ConfigurationError, HeraldError, poisonError } from './errors.js'
+import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
 import { immediateRetry } from './middleware/immediate-retry.js'
 import { timeout } from './middleware/timeout.js'
@@ -77,6 +78,12 @@ export interface BusOptions {
   /** Contracts this service knows but does not handle: their messages dead-letter as `no_handler`, not `unknown_type`. */
   readonly contracts?: readonly MessageContract[]
   readonly consumer?: ConsumerOptions
+  /**
+   * Records what this bus publishes in an event store (the audit log): `publish` resolves once the event is both
+   * sent and recorded. If recording fails, `publish` rejects although the message may have been sent: retry with
+   * the same `id` (consumers see a duplicate id, never a second event). Commands are recorded with `commands: true`.
+   */
+  readonly audit?: { readonly store: EventStore; readonly commands?: boolean }
 }
 
 /** Registers handlers for one group. Handlers must be registered before `start()`. */
@@ -185,6 +192,10 @@ export function createBus(options: BusOptions): Bus {
         'NOT_SUPPORTED',
         `Transport "${transport.name}" cannot delay messages; publish without delayMs/deliverAt`,
       )
+    }
+    const audit = options.audit
+    if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {
+      await audit.store.append([{ topic: contract.topic, envelope }])
     }
     return id
   }

@@ -25,7 +25,7 @@ function store(transport: Transport): DeadLetterStore {
   return transport
 }
 
-function parseTime(field: string, value: string | undefined): number | undefined {
+export function parseTime(field: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   const ms = Date.parse(value)
   if (Number.isNaN(ms)) throw new ConfigurationError(field, `"${value}" is not a date (try 2026-11-21T10:00:00Z)`)
