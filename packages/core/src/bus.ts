@@ -44,6 +44,22 @@ export interface HandlerContext {
   readonly signal: AbortSignal
   publish<C extends EventContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
   send<C extends CommandContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
+  /** Validates and encodes a message carrying this flow's ids, without sending it: for an outbox. */
+  prepare<C extends MessageContract>(
+    contract: C,
+    data: InputOf<C>,
+    options?: PublishMessageOptions,
+  ): Promise<PreparedMessage>
+}
+
+/** A validated, encoded message not yet sent: what an outbox stores and its relay sends. */
+export interface PreparedMessage {
+  readonly topic: string
+  readonly envelope: Envelope
+  /** Commands: reject when no group is bound. */
+  readonly mandatory: boolean
+  /** Epoch ms; absent for immediate delivery. */
+  readonly deliverAt?: number
 }
 
 export type MessageHandler<C extends MessageContract> = (
@@ -98,6 +114,15 @@ export interface Bus {
   publish<C extends EventContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
   /** Sends a command to the group that handles it; rejects with `NoRouteError` when none is bound. */
   send<C extends CommandContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
+  /**
+   * Validates and encodes a message exactly as `publish`/`send` would, without sending it: stage it in an outbox
+   * inside your own transaction and let the relay send it.
+   */
+  prepare<C extends MessageContract>(
+    contract: C,
+    data: InputOf<C>,
+    options?: PublishMessageOptions,
+  ): Promise<PreparedMessage>
   /** Handlers in the service's own group. */
   on<C extends MessageContract>(contract: C, handler: MessageHandler<C>): Bus
   /** Handlers in a named group (its own queue of work), with its own consumer options. */
@@ -147,12 +172,12 @@ export function createBus(options: BusOptions): Bus {
   let started = false
   let stopping: Promise<void> | undefined
 
-  async function produce(
+  async function prepare(
     contract: MessageContract,
     data: unknown,
     publishOptions: PublishMessageOptions,
     parent: Message<unknown> | undefined,
-  ): Promise<string> {
+  ): Promise<PreparedMessage> {
     const value = await validateData(contract, data)
     const body = codec.encode(value)
     const id = publishOptions.id ?? uuidV7()
@@ -175,18 +200,33 @@ export function createBus(options: BusOptions): Bus {
       const inherited = parent?.headers[name]
       if (inherited !== undefined && headers[name] === undefined) headers[name] = inherited
     }
-    const envelope: Envelope = { id, headers, body }
-    const publish = { mandatory: contract.kind === 'command' }
     const deliverAt =
       publishOptions.deliverAt !== undefined
         ? Number(publishOptions.deliverAt)
         : publishOptions.delayMs !== undefined
           ? Date.now() + publishOptions.delayMs
           : undefined
+    return {
+      topic: contract.topic,
+      envelope: { id, headers, body },
+      mandatory: contract.kind === 'command',
+      ...(deliverAt === undefined ? {} : { deliverAt }),
+    }
+  }
+
+  async function produce(
+    contract: MessageContract,
+    data: unknown,
+    publishOptions: PublishMessageOptions,
+    parent: Message<unknown> | undefined,
+  ): Promise<string> {
+    const prepared = await prepare(contract, data, publishOptions, parent)
+    const { topic, envelope, deliverAt } = prepared
+    const publish = { mandatory: prepared.mandatory }
     if (deliverAt === undefined || deliverAt <= Date.now()) {
-      await transport.publish(contract.topic, [envelope], publish)
+      await transport.publish(topic, [envelope], publish)
     } else if (isScheduler(transport)) {
-      await transport.schedule(contract.topic, [envelope], deliverAt, publish)
+      await transport.schedule(topic, [envelope], deliverAt, publish)
     } else {
       throw new HeraldError(
         'NOT_SUPPORTED',
@@ -195,9 +235,9 @@ export function createBus(options: BusOptions): Bus {
     }
     const audit = options.audit
     if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {
-      await audit.store.append([{ topic: contract.topic, envelope }])
+      await audit.store.append([{ topic, envelope }])
     }
-    return id
+    return envelope.id
   }
 
   function contextFor(delivery: Delivery, parent: Message<unknown>): HandlerContext {
@@ -208,6 +248,7 @@ export function createBus(options: BusOptions): Bus {
       signal: delivery.signal,
       publish: (contract, data, o = {}) => produce(contract, data, o, parent),
       send: (contract, data, o = {}) => produce(contract, data, o, parent),
+      prepare: (contract, data, o = {}) => prepare(contract, data, o, parent),
     }
   }
 
@@ -271,6 +312,7 @@ export function createBus(options: BusOptions): Bus {
     transport,
     publish: (contract, data, o = {}) => produce(contract, data, o, undefined),
     send: (contract, data, o = {}) => produce(contract, data, o, undefined),
+    prepare: (contract, data, o = {}) => prepare(contract, data, o, undefined),
     on(contract, handler) {
       group(options.service).on(contract, handler)
       return bus

@@ -7,6 +7,7 @@ export {
   type GroupRegistrar,
   type HandlerContext,
   type MessageHandler,
+  type PreparedMessage,
   type PublishMessageOptions,
 } from './bus.js'
 export {
@@ -103,6 +104,14 @@ export {
 export { type Message, toMessage } from './message.js'
 export { immediateRetry } from './middleware/immediate-retry.js'
 export { timeout } from './middleware/timeout.js'
+export {
+  type OutboxRecord,
+  type OutboxRelay,
+  type OutboxRelayOptions,
+  type OutboxStats,
+  type OutboxStore,
+  startOutboxRelay,
+} from './outbox/relay.js'
 export {
   type Backoff,
   backoffDelayMs,

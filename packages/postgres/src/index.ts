@@ -1,5 +1,12 @@
 export { createPostgresEventStore, type PostgresEventStoreOptions } from './event-store.js'
 export {
+  createPostgresInbox,
+  createPostgresOutbox,
+  type PostgresInbox,
+  type PostgresOutbox,
+  type TransactionalHandler,
+} from './outbox.js'
+export {
   createPostgresTransport,
   type PostgresTransport,
   type PostgresTransportOptions,

@@ -95,6 +95,34 @@ CREATE TABLE IF NOT EXISTS ${s}.checkpoints (
   updated_at bigint NOT NULL
 );
 
+-- The transactional outbox: rows staged in the application's transaction, sent and deleted by a relay.
+-- not_before holds a failed send's retry time and, while claim_token is set, the claim's lease.
+CREATE TABLE IF NOT EXISTS ${s}.outbox (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  message_id text NOT NULL,
+  topic text NOT NULL,
+  headers text NOT NULL,
+  body bytea NOT NULL,
+  mandatory boolean NOT NULL,
+  partition_key text,
+  deliver_at bigint,
+  created_at bigint NOT NULL,
+  claim_token text,
+  not_before bigint NOT NULL DEFAULT 0,
+  attempts integer NOT NULL DEFAULT 0,
+  last_error text
+);
+CREATE INDEX IF NOT EXISTS outbox_key ON ${s}.outbox (partition_key, seq);
+
+-- The inbox: one row per message a group has handled, written in the handler's transaction.
+CREATE TABLE IF NOT EXISTS ${s}.inbox (
+  group_name text NOT NULL,
+  message_id text NOT NULL,
+  handled_at bigint NOT NULL,
+  PRIMARY KEY (group_name, message_id)
+);
+CREATE INDEX IF NOT EXISTS inbox_time ON ${s}.inbox (handled_at);
+
 INSERT INTO ${s}.meta (key, value) VALUES ('events_truncated_through', 0) ON CONFLICT DO NOTHING;
 INSERT INTO ${s}.meta (key, value) VALUES ('schema_version', ${schemaVersion}) ON CONFLICT DO NOTHING;
 `

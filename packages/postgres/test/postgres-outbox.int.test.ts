@@ -1,0 +1,285 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import {
+  createBus,
+  createInMemoryTransport,
+  defineEvent,
+  type Envelope,
+  type OutboxRelay,
+  startOutboxRelay,
+  type Transport,
+} from '@herald/core'
+import { createHistory, pollUntil, waitFor } from '@herald/testkit'
+import pg from 'pg'
+import { afterEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { createPostgresInbox, createPostgresOutbox, createPostgresTransport } from '../src/index.js'
+import { freshSchema, usePostgresServer } from './server.js'
+
+const server = usePostgresServer()
+const relayWorker = fileURLToPath(new URL('./fixtures/relay-worker.ts', import.meta.url))
+const OrderPlaced = defineEvent('order.placed', { schema: z.object({ orderId: z.string(), n: z.number() }) })
+
+describe('postgres outbox and inbox', () => {
+  const cleanups: (() => Promise<void>)[] = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  })
+
+  async function pool(max = 10): Promise<pg.Pool> {
+    const p = new pg.Pool({ connectionString: server().url, max })
+    cleanups.push(() => p.end())
+    return p
+  }
+  function relayTo(options: Parameters<typeof startOutboxRelay>[0]): OutboxRelay {
+    const relay = startOutboxRelay(options)
+    cleanups.push(() => relay.stop())
+    return relay
+  }
+  function closing<T extends Transport>(transport: T): T {
+    cleanups.push(() => transport.close())
+    return transport
+  }
+
+  it('65 outbox-atomicity: of 100 transactions, the 70 that commit are delivered; the 30 rolled back never', async () => {
+    const schema = freshSchema('outbox')
+    const db = await pool()
+    await db.query(`CREATE TABLE ${schema}_orders (id text PRIMARY KEY)`)
+    cleanups.push(() => db.query(`DROP TABLE ${schema}_orders`).then(() => {}))
+    const outbox = await createPostgresOutbox({ pool: db, schema })
+    const destination = closing(createInMemoryTransport())
+    const bus = createBus({ transport: destination, service: 'orders' })
+    const history = createHistory()
+    bus.group('billing').on(OrderPlaced, async (message) => {
+      history.delivered(message.id)
+      history.completed(message.id)
+    })
+    await bus.start()
+    cleanups.push(() => bus.stop())
+    const relay = relayTo({ store: outbox, transport: destination, pollIntervalMs: 20 })
+
+    const committed: string[] = []
+    for (let n = 0; n < 100; n++) {
+      const orderId = `o-${n}`
+      const message = await bus.prepare(OrderPlaced, { orderId, n })
+      history.attempted(message.envelope.id)
+      const client = await db.connect()
+      try {
+        await client.query('BEGIN')
+        await client.query(`INSERT INTO ${schema}_orders (id) VALUES ($1)`, [orderId])
+        await outbox.stage(client, [message])
+        const rollBack = n % 10 < 3
+        await client.query(rollBack ? 'ROLLBACK' : 'COMMIT')
+        if (rollBack) history.failed(message.envelope.id)
+        else {
+          history.ok(message.envelope.id)
+          committed.push(message.envelope.id)
+        }
+      } finally {
+        client.release()
+      }
+      relay.notify()
+    }
+    await waitFor(() => committed.every((id) => history.isCompleted(id)), history.onChange)
+    await pollUntil(async () => (await relay.stats()).backlog === 0)
+    const rows = await db.query(`SELECT count(*)::int AS n FROM ${schema}_orders`)
+    const check = history.check()
+    console.log(`[postgres] 65 outbox-atomicity: ${history.summary()} businessRows=${rows.rows[0].n}`)
+    expect(rows.rows[0].n).toBe(70)
+    expect(committed).toHaveLength(70)
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+    expect(check.definiteButDelivered).toEqual([])
+  })
+
+  it('67 outbox-relay-concurrency-and-order: 3 relays, 5,000 events over 50 keys, each key in staging order', async () => {
+    const schema = freshSchema('outbox')
+    const db = await pool()
+    const outbox = await createPostgresOutbox({ pool: db, schema })
+    const destination = closing(createInMemoryTransport())
+    const bus = createBus({ transport: destination, service: 'orders' })
+    const firstSeen = new Map<string, string[]>()
+    const history = createHistory()
+    bus.group('projector', { maxInFlight: 1 }).on(OrderPlaced, async (message) => {
+      if (!history.isCompleted(message.id)) {
+        const key = message.data.orderId
+        firstSeen.set(key, [...(firstSeen.get(key) ?? []), message.id])
+      }
+      history.delivered(message.id)
+      history.completed(message.id)
+    })
+    await bus.start()
+    cleanups.push(() => bus.stop())
+    const relays = [0, 1, 2].map(() =>
+      relayTo({ store: outbox, transport: destination, batchSize: 25, pollIntervalMs: 10 }),
+    )
+
+    const staged = new Map<string, string[]>()
+    for (let txn = 0; txn < 500; txn++) {
+      const messages = await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          const orderId = `aggregate-${(txn * 10 + i) % 50}`
+          return bus.prepare(OrderPlaced, { orderId, n: txn }, { partitionKey: orderId })
+        }),
+      )
+      const client = await db.connect()
+      await client.query('BEGIN')
+      await outbox.stage(client, messages)
+      await client.query('COMMIT')
+      client.release()
+      for (const m of messages) {
+        history.attempted(m.envelope.id)
+        history.ok(m.envelope.id)
+        const key = m.envelope.headers.partitionkey!
+        staged.set(key, [...(staged.get(key) ?? []), m.envelope.id])
+      }
+    }
+    await waitFor(() => history.counts.completed >= 5_000, history.onChange, { timeoutMs: 60_000 })
+    await pollUntil(async () => (await relays[0]!.stats()).backlog === 0)
+    const sentBy = await Promise.all(relays.map(async (r) => (await r.stats()).sent))
+    const check = history.check()
+    console.log(
+      `[postgres] 67 outbox-relay-concurrency-and-order: ${history.summary()} sentPerRelay=${sentBy.join(',')}`,
+    )
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+    for (const [key, ids] of staged) expect(firstSeen.get(key), key).toEqual(ids)
+    expect(sentBy.filter((n) => n > 0).length, 'all three relays took part').toBe(3)
+  })
+
+  it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent, effects once', async () => {
+    const schema = freshSchema('outbox')
+    const destinationSchema = freshSchema('dest')
+    const url = server().url
+    const db = await pool()
+    const outbox = await createPostgresOutbox({ pool: db, schema })
+    const inbox = await createPostgresInbox({ pool: db, schema })
+    await db.query(`CREATE TABLE ${schema}.effects (message_id text NOT NULL)`)
+    const destination = closing(await createPostgresTransport({ connectionString: url, schema: destinationSchema }))
+    const history = createHistory()
+    const bus = createBus({ transport: destination, service: 'orders' })
+    bus.group('billing', { maxInFlight: 20 }).on(
+      OrderPlaced,
+      inbox.handler(async (message, _context, client) => {
+        await client.query(`INSERT INTO ${schema}.effects (message_id) VALUES ($1)`, [message.id])
+      }),
+    )
+    bus.group('audit', { maxInFlight: 20 }).on(OrderPlaced, async (message) => {
+      history.delivered(message.id)
+      history.completed(message.id)
+    })
+    await bus.start()
+    cleanups.push(() => bus.stop())
+
+    const messages = await Promise.all(
+      Array.from({ length: 1_000 }, (_, n) => bus.prepare(OrderPlaced, { orderId: `o-${n}`, n })),
+    )
+    const client = await db.connect()
+    await client.query('BEGIN')
+    await outbox.stage(client, messages)
+    await client.query('COMMIT')
+    client.release()
+    for (const m of messages) {
+      history.attempted(m.envelope.id)
+      history.ok(m.envelope.id)
+    }
+
+    let crashes = 0
+    for (let round = 0; round < 10; round++) {
+      const worker = runRelayWorker({ url, schema, destinationSchema, crashAfterSent: 40 })
+      const exit = await worker.exited
+      if (exit.signal === 'SIGKILL') crashes++
+    }
+    const survivor = runRelayWorker({ url, schema, destinationSchema })
+    await pollUntil(async () => (await outbox.stats()).backlog === 0, 60_000)
+    await survivor.stop()
+    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
+    await pollUntil(async () => {
+      const r = await db.query(`SELECT count(DISTINCT message_id)::int AS n FROM ${schema}.effects`)
+      return r.rows[0].n === 1_000
+    })
+    const effects = await db.query(
+      `SELECT count(*)::int AS total, count(DISTINCT message_id)::int AS ids FROM ${schema}.effects`,
+    )
+    const check = history.check()
+    console.log(
+      `[postgres] 66 outbox-relay-crash-between-publish-and-mark: ${history.summary()} crashes=${crashes} effects=${effects.rows[0].total}`,
+    )
+    expect(crashes).toBe(10)
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+    expect(check.duplicates, 'the crash points were hit').toBeGreaterThanOrEqual(1)
+    expect(effects.rows[0]).toEqual({ total: 1_000, ids: 1_000 })
+  })
+
+  it('69 inbox-idempotency: repeated and concurrent deliveries of one id have one effect; a failed attempt leaves no record', async () => {
+    const schema = freshSchema('inbox')
+    const db = await pool(20)
+    const inbox = await createPostgresInbox({ pool: db, schema })
+    await db.query(`CREATE TABLE ${schema}.effects (message_id text NOT NULL, n int NOT NULL)`)
+    const transport = closing(createInMemoryTransport())
+    const bus = createBus({ transport, service: 'orders', consumer: { maxInFlight: 10, immediateRetries: 0 } })
+    const failFirst = new Set<string>()
+    const attempts = new Map<string, number>()
+    bus.group('billing').on(
+      OrderPlaced,
+      inbox.handler(async (message, _context, client) => {
+        attempts.set(message.id, (attempts.get(message.id) ?? 0) + 1)
+        await client.query(
+          `INSERT INTO ${schema}.effects (message_id, n) SELECT $1, g FROM generate_series(1, 100) AS g`,
+          [message.id],
+        )
+        if (failFirst.delete(message.id)) throw new Error('first attempt fails after writing')
+      }),
+    )
+    await bus.start()
+    cleanups.push(() => bus.stop())
+    const prepared = await bus.prepare(OrderPlaced, { orderId: 'o-1', n: 1 })
+    const envelope: Envelope = prepared.envelope
+    const rows = async (id: string) =>
+      (await db.query(`SELECT count(*)::int AS n FROM ${schema}.effects WHERE message_id = $1`, [id])).rows[0].n
+
+    // Three sequential deliveries, then two at once.
+    for (let i = 0; i < 3; i++) {
+      await transport.publish('order.placed', [envelope])
+      await pollUntil(async () => (await rows(envelope.id)) === 100)
+    }
+    await Promise.all([transport.publish('order.placed', [envelope]), transport.publish('order.placed', [envelope])])
+    await pollUntil(async () => (await transport.listGroups())[0]?.depth === 0)
+    expect(await rows(envelope.id)).toBe(100)
+    expect(attempts.get(envelope.id)).toBe(1)
+
+    // A first attempt that writes and then throws leaves neither effects nor an inbox record: the retry commits.
+    const flaky = (await bus.prepare(OrderPlaced, { orderId: 'o-2', n: 2 })).envelope
+    failFirst.add(flaky.id)
+    await transport.publish('order.placed', [flaky])
+    await pollUntil(async () => (await rows(flaky.id)) === 100, 30_000)
+    expect(attempts.get(flaky.id)).toBe(2)
+    console.log(
+      `[postgres] 69 inbox-idempotency: deliveries=5 effects=${await rows(envelope.id)} flakyAttempts=${attempts.get(flaky.id)}`,
+    )
+
+    // After the record is purged, the same id is handled again (documented: the dedup window is the retention).
+    expect(await inbox.purge(-1_000)).toBe(2)
+    await transport.publish('order.placed', [envelope])
+    await pollUntil(async () => (await rows(envelope.id)) === 200)
+  })
+})
+
+function runRelayWorker(config: object) {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=herald-source', '--import', 'tsx', relayWorker, JSON.stringify(config)],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  )
+  return {
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
