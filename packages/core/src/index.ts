@@ -24,6 +24,12 @@ export {
 } from './capabilities.js'
 export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
 export {
+  type ConsumerSet,
+  createConsumerSet,
+  pullConsumerOptions,
+  type StoppablePullSource,
+} from './consumer/consumer-set.js'
+export {
   type PullConsumerOptions,
   type PulledMessage,
   type PullSource,

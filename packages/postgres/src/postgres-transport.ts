@@ -2,7 +2,7 @@ import {
   assertTopic,
   assertTopicPattern,
   ConfigurationError,
-  createWakeSignal,
+  createConsumerSet,
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
@@ -12,11 +12,8 @@ import {
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
-  resolveRetryPolicy,
   type Scheduler,
   type Settlement,
-  type Subscription,
-  startPullConsumer,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
@@ -137,16 +134,11 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
   const sql = statements(schema, channel)
   const deadLetters = createDeadLetterQueries(pool, sql)
-  const wakes = new Map<string, Set<WakeSignal>>()
-  const subscriptions = new Set<Subscription>()
+  const consumers = createConsumerSet(onError)
   let closed = false
 
   function assertOpen(): void {
     if (closed) throw new TransportClosedError('postgres')
-  }
-
-  function wakeGroups(groups: Iterable<string>): void {
-    for (const group of groups) for (const wake of wakes.get(group) ?? []) wake.notify()
   }
 
   const listener =
@@ -155,8 +147,8 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
       : startListener({
           connectionString: options.connectionString,
           channel,
-          onNotify: (group) => wakeGroups([group]),
-          onConnected: () => wakeGroups(wakes.keys()),
+          onNotify: (group) => consumers.wake([group]),
+          onConnected: () => consumers.wakeAll(),
           onError,
         })
 
@@ -214,7 +206,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     assertTopic(topic)
     if (envelopes.length === 0) return
     const groups = await publisher.submit({ topic, envelopes, visibleAt, mandatory })
-    wakeGroups(groups)
+    consumers.wake(groups)
   }
 
   function sourceFor(group: string, wake: WakeSignal): PullSource<PgPulled> & { stop(): void } {
@@ -311,31 +303,13 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     async subscribe(spec, handler) {
       assertOpen()
       await transport.declareGroup(spec.group, spec.patterns)
-      const wake = createWakeSignal()
-      const listeners = wakes.get(spec.group) ?? new Set()
-      listeners.add(wake)
-      wakes.set(spec.group, listeners)
-      const source = sourceFor(spec.group, wake)
-      const subscription = startPullConsumer(source, handler, {
-        group: spec.group,
-        maxInFlight: spec.maxInFlight ?? 10,
-        retry: resolveRetryPolicy(spec.retry),
-        shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
-        onError,
-        onClosed: () => {
-          source.stop()
-          listeners.delete(wake)
-          subscriptions.delete(subscription)
-        },
-      })
-      subscriptions.add(subscription)
-      return subscription
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, wake))
     },
 
     async close() {
       if (closed) return
       closed = true
-      await Promise.all([...subscriptions].map((s) => s.close()))
+      await consumers.closeAll()
       await Promise.all([publisher.flush(), acker.flush()])
       await listener?.close()
       await pool.end()
@@ -379,7 +353,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     async redriveDeadLetters(filter) {
       assertOpen()
       const { count, groups } = await deadLetters.redrive(filter)
-      wakeGroups(groups)
+      consumers.wake(groups)
       return count
     },
 

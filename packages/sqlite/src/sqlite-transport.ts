@@ -2,7 +2,7 @@ import {
   assertTopic,
   assertTopicPattern,
   ConfigurationError,
-  createWakeSignal,
+  createConsumerSet,
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
@@ -11,11 +11,8 @@ import {
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
-  resolveRetryPolicy,
   type Scheduler,
   type Settlement,
-  type Subscription,
-  startPullConsumer,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
@@ -87,16 +84,11 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       for (const group of groups) for (const row of rows) insertRow(group, topic, row, visibleAt, now)
     },
   )
-  const wakes = new Map<string, Set<WakeSignal>>()
-  const subscriptions = new Set<Subscription>()
+  const consumers = createConsumerSet(onError)
   let closed = false
 
   function assertOpen(): void {
     if (closed) throw new TransportClosedError('sqlite')
-  }
-
-  function wakeGroups(groups: Iterable<string>): void {
-    for (const group of groups) for (const wake of wakes.get(group) ?? []) wake.notify()
   }
 
   async function insert(
@@ -118,7 +110,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         insertRow(groups[0], topic, rows[0], visibleAt ?? now, now)
       return groups
     })
-    wakeGroups(groups)
+    consumers.wake(groups)
   }
 
   function sourceFor(group: string, wake: WakeSignal): PullSource<SqlitePulled> & { stop(): void } {
@@ -204,31 +196,13 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     async subscribe(spec, handler) {
       assertOpen()
       await transport.declareGroup(spec.group, spec.patterns)
-      const wake = createWakeSignal()
-      const listeners = wakes.get(spec.group) ?? new Set()
-      listeners.add(wake)
-      wakes.set(spec.group, listeners)
-      const source = sourceFor(spec.group, wake)
-      const subscription = startPullConsumer(source, handler, {
-        group: spec.group,
-        maxInFlight: spec.maxInFlight ?? 10,
-        retry: resolveRetryPolicy(spec.retry),
-        shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
-        onError,
-        onClosed: () => {
-          source.stop()
-          listeners.delete(wake)
-          subscriptions.delete(subscription)
-        },
-      })
-      subscriptions.add(subscription)
-      return subscription
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, wake))
     },
 
     async close() {
       if (closed) return
       closed = true
-      await Promise.all([...subscriptions].map((s) => s.close()))
+      await consumers.closeAll()
       await writer.flush()
       db.close()
     },
@@ -278,7 +252,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     async redriveDeadLetters(filter) {
       assertOpen()
       const count = await writer.run(() => deadLetters.redrive(filter, Date.now()), atomic)
-      wakeGroups(wakes.keys())
+      consumers.wakeAll()
       return count
     },
 

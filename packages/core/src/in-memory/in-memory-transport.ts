@@ -1,4 +1,5 @@
 import type { DeadLetterStore, GroupInfo, Scheduler, TopologyAdmin } from '../capabilities.js'
+import { pullConsumerOptions } from '../consumer/consumer-set.js'
 import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
 import {
@@ -10,7 +11,6 @@ import {
 } from '../dead-letter.js'
 import type { Envelope } from '../envelope.js'
 import { ConfigurationError, NoRouteError, TransportClosedError } from '../errors.js'
-import { resolveRetryPolicy } from '../retry-policy.js'
 import { assertTopic, compileTopicPattern } from '../topic-pattern.js'
 import type { Handler, PublishOptions, Subscription, SubscriptionSpec, Transport } from '../transport.js'
 import { createDeque, type Deque } from './deque.js'
@@ -212,14 +212,11 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       if (closed) throw new TransportClosedError('in-memory')
       const group = ensureGroup(spec.group)
       bind(group, spec.patterns)
-      const subscription = startPullConsumer(sourceFor(spec.group, group), handler, {
-        group: spec.group,
-        maxInFlight: spec.maxInFlight ?? 10,
-        retry: resolveRetryPolicy(spec.retry),
-        shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
-        onError,
-        onClosed: () => subscriptions.delete(subscription),
-      })
+      const subscription = startPullConsumer(
+        sourceFor(spec.group, group),
+        handler,
+        pullConsumerOptions(spec, onError, () => subscriptions.delete(subscription)),
+      )
       subscriptions.add(subscription)
       return subscription
     },
