@@ -132,7 +132,14 @@ export {
 } from './retry-policy.js'
 export { sleep } from './sleep.js'
 export type { StandardSchemaV1 } from './standard-schema.js'
-export { parseStoredHeaders, toBuffer } from './stored-row.js'
+export {
+  type DeadLetterRow,
+  deadLetterFromRow,
+  type EventRow,
+  parseStoredHeaders,
+  storedEventFromRow,
+  toBuffer,
+} from './stored-row.js'
 export { assertTopic, assertTopicPattern, compileTopicPattern, matchesTopic } from './topic-pattern.js'
 export {
   applyMiddleware,

@@ -1,3 +1,8 @@
+import type { DeadLetter } from './dead-letter.js'
+import type { DeadLetterReason } from './errors.js'
+import type { StoredEvent } from './event-store/event-store.js'
+import type { ErrorInfo } from './retry-policy.js'
+
 /**
  * Reads headers stored as JSON text by a database transport. Rows written by other tools may hold anything:
  * bad JSON yields no headers (the consumer then dead-letters the message as `envelope_invalid`).
@@ -18,4 +23,66 @@ export function parseStoredHeaders(text: string): Record<string, string> {
 /** A body as a Node Buffer without copying. */
 export function toBuffer(body: Uint8Array): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+}
+
+/** A dead letter as SQL stores keep it (integers may come back as strings, e.g. PostgreSQL bigint). */
+export interface DeadLetterRow {
+  /** Its place in the dead-letter table: the paging key. */
+  readonly seq: number | string
+  readonly group_name: string
+  readonly message_id: string
+  readonly topic: string
+  readonly headers: string
+  readonly body: Uint8Array
+  readonly reason: string
+  readonly attempts: number
+  readonly first_failed_at: number | string
+  readonly last_failed_at: number | string
+  readonly dead_lettered_at: number | string
+  readonly error: string | null
+}
+
+export function deadLetterFromRow(row: DeadLetterRow): DeadLetter {
+  return {
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+    topic: row.topic,
+    group: row.group_name,
+    reason: row.reason as DeadLetterReason,
+    attempts: row.attempts,
+    error: row.error === null ? undefined : (JSON.parse(row.error) as ErrorInfo),
+    firstFailedAt: Number(row.first_failed_at),
+    lastFailedAt: Number(row.last_failed_at),
+    deadLetteredAt: Number(row.dead_lettered_at),
+  }
+}
+
+/** A stored event as SQL stores keep it. */
+export interface EventRow {
+  readonly position: number | string
+  readonly message_id: string
+  readonly topic: string
+  readonly type: string
+  readonly source: string
+  readonly time: number | string
+  readonly correlation_id: string | null
+  readonly stream: string | null
+  readonly stream_version: number | null
+  readonly headers: string
+  readonly body: Uint8Array
+  readonly recorded_at: number | string
+}
+
+export function storedEventFromRow(row: EventRow): StoredEvent {
+  return {
+    position: Number(row.position),
+    topic: row.topic,
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+    type: row.type,
+    source: row.source,
+    time: Number(row.time),
+    correlationId: row.correlation_id ?? undefined,
+    stream: row.stream ?? undefined,
+    streamVersion: row.stream_version ?? undefined,
+    recordedAt: Number(row.recorded_at),
+  }
 }

@@ -3,27 +3,11 @@ import {
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
-  type DeadLetterReason,
-  type ErrorInfo,
-  parseStoredHeaders,
+  type DeadLetterRow,
+  deadLetterFromRow,
 } from '@herald/core'
 import type pg from 'pg'
 import type { Statements } from './statements.js'
-
-interface DeadLetterRow {
-  seq: string
-  group_name: string
-  message_id: string
-  topic: string
-  headers: string
-  body: Buffer
-  reason: string
-  attempts: number
-  first_failed_at: string
-  last_failed_at: string
-  dead_lettered_at: string
-  error: string | null
-}
 
 /** The filter as the statements' parameters $1..$6. */
 function bind(filter: DeadLetterFilter): unknown[] {
@@ -37,20 +21,6 @@ function bind(filter: DeadLetterFilter): unknown[] {
   ]
 }
 
-function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return {
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
-    topic: row.topic,
-    group: row.group_name,
-    reason: row.reason as DeadLetterReason,
-    attempts: row.attempts,
-    error: row.error === null ? undefined : (JSON.parse(row.error) as ErrorInfo),
-    firstFailedAt: Number(row.first_failed_at),
-    lastFailedAt: Number(row.last_failed_at),
-    deadLetteredAt: Number(row.dead_lettered_at),
-  }
-}
-
 /** The dead-letter queue in `<schema>.dead_letters`: keyset-paged listing, redrive and purge by filter. */
 export function createDeadLetterQueries(pool: pg.Pool, sql: Statements) {
   return {
@@ -61,14 +31,14 @@ export function createDeadLetterQueries(pool: pg.Pool, sql: Statements) {
         values: [...bind(query), query.cursor ?? '0', limit + 1],
       })
       const rows = result.rows
-      const items = rows.slice(0, limit).map(toDeadLetter)
+      const items = rows.slice(0, limit).map(deadLetterFromRow)
       const last = rows[limit - 1]
-      return rows.length > limit && last !== undefined ? { items, nextCursor: last.seq } : { items }
+      return rows.length > limit && last !== undefined ? { items, nextCursor: String(last.seq) } : { items }
     },
     async get(id: string, group?: string): Promise<DeadLetter | undefined> {
       const result = await pool.query<DeadLetterRow>({ ...sql.getDeadLetter, values: [id, group ?? null] })
       const row = result.rows[0]
-      return row === undefined ? undefined : toDeadLetter(row)
+      return row === undefined ? undefined : deadLetterFromRow(row)
     },
     /** One statement: the rows leave the dead letters and enter their queues together, or not at all. */
     async redrive(filter: DeadLetterFilter): Promise<{ count: number; groups: string[] }> {

@@ -6,13 +6,13 @@ import {
   type EventFilter,
   type EventPage,
   type EventQuery,
+  type EventRow,
   type EventStore,
   type EventToStore,
   eventFields,
   eventPageSize,
-  parseStoredHeaders,
   type RetentionOptions,
-  type StoredEvent,
+  storedEventFromRow,
   toBuffer,
 } from '@herald/core'
 import pg from 'pg'
@@ -27,36 +27,6 @@ export interface PostgresEventStoreOptions {
   /** Connections in the pool. Default 5. */
   readonly maxConnections?: number
   readonly onError?: (err: unknown) => void
-}
-
-interface EventRow {
-  position: string
-  message_id: string
-  topic: string
-  type: string
-  source: string
-  time: string
-  correlation_id: string | null
-  stream: string | null
-  stream_version: number | null
-  headers: string
-  body: Buffer
-  recorded_at: string
-}
-
-function toStoredEvent(row: EventRow): StoredEvent {
-  return {
-    position: Number(row.position),
-    topic: row.topic,
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
-    type: row.type,
-    source: row.source,
-    time: Number(row.time),
-    correlationId: row.correlation_id ?? undefined,
-    stream: row.stream ?? undefined,
-    streamVersion: row.stream_version ?? undefined,
-    recordedAt: Number(row.recorded_at),
-  }
 }
 
 /** The filter as SQL conditions on numbered parameters starting after `offset`. */
@@ -198,7 +168,7 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
         `SELECT * FROM ${s}.events WHERE stream = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3`,
         [stream, readOptions.fromVersion ?? 1, readOptions.limit ?? null],
       )
-      return result.rows.map(toStoredEvent)
+      return result.rows.map(storedEventFromRow)
     },
 
     async getEvent(id) {
@@ -207,7 +177,7 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
         [id],
       )
       const row = result.rows[0]
-      return row === undefined ? undefined : toStoredEvent(row)
+      return row === undefined ? undefined : storedEventFromRow(row)
     },
 
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
@@ -218,7 +188,7 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
         [query.after ?? 0, limit + 1, ...filter.params],
       )
       const rows = result.rows
-      const items = rows.slice(0, limit).map(toStoredEvent)
+      const items = rows.slice(0, limit).map(storedEventFromRow)
       const last = items.at(-1)
       return rows.length > limit && last !== undefined ? { items, nextCursor: last.position } : { items }
     },

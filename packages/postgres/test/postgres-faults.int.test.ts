@@ -1,10 +1,9 @@
 import { fileURLToPath } from 'node:url'
 import { type Envelope, sleep, uuidV7 } from '@herald/core'
 import { createHistory, describeConsumerCrashes, pollUntil, spawnConsumer, waitFor } from '@herald/testkit'
-import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPostgresTransport, type PostgresTransport } from '../src/index.js'
-import { freshSchema, usePostgresServer, withClient } from './server.js'
+import { freshSchema, testPool, usePostgresServer, withClient } from './server.js'
 
 const server = usePostgresServer()
 const factoryModule = fileURLToPath(new URL('../src/index.ts', import.meta.url))
@@ -48,7 +47,7 @@ describe('postgres faults', () => {
       history.delivered(e.id)
       history.completed(e.id)
     })
-    const pool = new pg.Pool({ connectionString: server().url, max: 4 })
+    const pool = testPool(server().url, 4)
     const clients = await Promise.all([0, 1, 2, 3].map(() => pool.connect()))
     const sent = clients.map((_, i) => envelope(`tx${i}`))
     // Four transactions take their sequence numbers in order 0, 1, 2, 3 ...
@@ -84,7 +83,7 @@ describe('postgres faults', () => {
       history.delivered(e.id)
       history.completed(e.id)
     })
-    const pool = new pg.Pool({ connectionString: server().url, max: 50 })
+    const pool = testPool(server().url, 50)
     await Promise.all(
       Array.from({ length: 50 }, async (_, writer) => {
         const client = await pool.connect()

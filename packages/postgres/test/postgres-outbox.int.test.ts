@@ -10,11 +10,11 @@ import {
   type Transport,
 } from '@herald/core'
 import { createHistory, pollUntil, waitFor } from '@herald/testkit'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createPostgresInbox, createPostgresOutbox, createPostgresTransport } from '../src/index.js'
-import { freshSchema, usePostgresServer } from './server.js'
+import { freshSchema, testPool, usePostgresServer } from './server.js'
 
 const server = usePostgresServer()
 const relayWorker = fileURLToPath(new URL('./fixtures/relay-worker.ts', import.meta.url))
@@ -27,7 +27,7 @@ describe('postgres outbox and inbox', () => {
   })
 
   async function pool(max = 10): Promise<pg.Pool> {
-    const p = new pg.Pool({ connectionString: server().url, max })
+    const p = testPool(server().url, max)
     cleanups.push(() => p.end())
     return p
   }

@@ -34,3 +34,13 @@ export async function withClient<T>(url: string, work: (client: pg.Client) => Pr
     await client.end()
   }
 }
+
+/**
+ * A pool for test code. `pool.end()` resolves before its sockets close, so a server stopped right after may
+ * still reach a closing client: without an error listener on the pool, that would be an uncaught exception.
+ */
+export function testPool(url: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('error', () => {})
+  return pool
+}

@@ -3,26 +3,10 @@ import {
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
-  type DeadLetterReason,
-  type ErrorInfo,
-  parseStoredHeaders,
+  type DeadLetterRow,
+  deadLetterFromRow,
 } from '@herald/core'
 import type Database from 'better-sqlite3'
-
-interface DeadLetterRow {
-  seq: number
-  group_name: string
-  message_id: string
-  topic: string
-  headers: string
-  body: Buffer
-  reason: string
-  attempts: number
-  first_failed_at: number
-  last_failed_at: number
-  dead_lettered_at: number
-  error: string | null
-}
 
 const filterSql = `(@ids IS NULL OR message_id IN (SELECT value FROM json_each(@ids)))
   AND (@group IS NULL OR group_name = @group) AND (@topic IS NULL OR topic = @topic)
@@ -37,20 +21,6 @@ function bind(filter: DeadLetterFilter) {
     reason: filter.reason ?? null,
     since: filter.since ?? null,
     until: filter.until ?? null,
-  }
-}
-
-function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return {
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
-    topic: row.topic,
-    group: row.group_name,
-    reason: row.reason as DeadLetterReason,
-    attempts: row.attempts,
-    error: row.error === null ? undefined : (JSON.parse(row.error) as ErrorInfo),
-    firstFailedAt: row.first_failed_at,
-    lastFailedAt: row.last_failed_at,
-    deadLetteredAt: row.dead_lettered_at,
   }
 }
 
@@ -73,13 +43,13 @@ export function createDeadLetterQueries(db: Database.Database) {
     list(query: DeadLetterQuery): DeadLetterPage {
       const limit = query.limit ?? 50
       const rows = list.all({ ...bind(query), after: Number(query.cursor ?? 0), limit: limit + 1 })
-      const items = rows.slice(0, limit).map(toDeadLetter)
+      const items = rows.slice(0, limit).map(deadLetterFromRow)
       const last = rows[limit - 1]
       return rows.length > limit && last !== undefined ? { items, nextCursor: String(last.seq) } : { items }
     },
     get(id: string, group?: string): DeadLetter | undefined {
       const row = get.get({ id, group: group ?? null })
-      return row === undefined ? undefined : toDeadLetter(row)
+      return row === undefined ? undefined : deadLetterFromRow(row)
     },
     /** Call inside a transaction: copies back to the queue with attempts reset, then deletes. */
     redrive(filter: DeadLetterFilter, now: number): number {

@@ -5,13 +5,13 @@ import {
   type EventFilter,
   type EventPage,
   type EventQuery,
+  type EventRow,
   type EventStore,
   type EventToStore,
   eventFields,
   eventPageSize,
-  parseStoredHeaders,
   type RetentionOptions,
-  type StoredEvent,
+  storedEventFromRow,
   toBuffer,
 } from '@herald/core'
 import type Database from 'better-sqlite3'
@@ -24,36 +24,6 @@ export interface SqliteEventStoreOptions {
   /** As for the transport: `strict` (default) is WAL with synchronous=FULL. */
   readonly durability?: SqliteDurability
   readonly busyTimeoutMs?: number
-}
-
-interface EventRow {
-  position: number
-  message_id: string
-  topic: string
-  type: string
-  source: string
-  time: number
-  correlation_id: string | null
-  stream: string | null
-  stream_version: number | null
-  headers: string
-  body: Buffer
-  recorded_at: number
-}
-
-function toStoredEvent(row: EventRow): StoredEvent {
-  return {
-    position: row.position,
-    topic: row.topic,
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
-    type: row.type,
-    source: row.source,
-    time: row.time,
-    correlationId: row.correlation_id ?? undefined,
-    stream: row.stream ?? undefined,
-    streamVersion: row.stream_version ?? undefined,
-    recordedAt: row.recorded_at,
-  }
 }
 
 /** The filter as SQL conditions and their parameters. */
@@ -169,12 +139,12 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
     },
 
     async readStream(stream, readOptions = {}) {
-      return readStream.all(stream, readOptions.fromVersion ?? 1, readOptions.limit ?? -1).map(toStoredEvent)
+      return readStream.all(stream, readOptions.fromVersion ?? 1, readOptions.limit ?? -1).map(storedEventFromRow)
     },
 
     async getEvent(id) {
       const row = byId.get(id)
-      return row === undefined ? undefined : toStoredEvent(row)
+      return row === undefined ? undefined : storedEventFromRow(row)
     },
 
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
@@ -187,7 +157,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
         queries.set(text, statement)
       }
       const rows = statement.all(query.after ?? 0, ...filter.params, limit + 1)
-      const items = rows.slice(0, limit).map(toStoredEvent)
+      const items = rows.slice(0, limit).map(storedEventFromRow)
       const last = items.at(-1)
       return rows.length > limit && last !== undefined ? { items, nextCursor: last.position } : { items }
     },
