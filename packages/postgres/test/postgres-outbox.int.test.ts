@@ -1,15 +1,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import {
-  createBus,
-  createInMemoryTransport,
-  defineEvent,
-  type Envelope,
-  type OutboxRelay,
-  startOutboxRelay,
-  type Transport,
-} from '@herald/core'
-import { createHistory, pollUntil, waitFor } from '@herald/testkit'
+import { createBus, createInMemoryTransport, defineEvent, type Envelope, type Transport } from '@herald/core'
+import { createHistory, describeOutbox, pollUntil, waitFor } from '@herald/testkit'
 import type pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -17,6 +9,30 @@ import { createPostgresInbox, createPostgresOutbox, createPostgresTransport } fr
 import { freshSchema, testPool, usePostgresServer } from './server.js'
 
 const server = usePostgresServer()
+
+describeOutbox('postgres', async () => {
+  const schema = freshSchema('outbox')
+  const db = testPool(server().url, 10)
+  await db.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+  const outbox = await createPostgresOutbox({ pool: db, schema })
+  await db.query(`CREATE TABLE ${schema}.orders (id text PRIMARY KEY)`)
+  return {
+    store: async () => outbox,
+    async transaction(key, messages, outcome) {
+      const client = await db.connect()
+      try {
+        await client.query('BEGIN')
+        await client.query(`INSERT INTO ${schema}.orders (id) VALUES ($1)`, [key])
+        await outbox.stage(client, messages)
+        await client.query(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK')
+      } finally {
+        client.release()
+      }
+    },
+    businessRows: async () => (await db.query(`SELECT count(*)::int AS n FROM ${schema}.orders`)).rows[0].n,
+    cleanup: () => db.end(),
+  }
+})
 const relayWorker = fileURLToPath(new URL('./fixtures/relay-worker.ts', import.meta.url))
 const OrderPlaced = defineEvent('order.placed', { schema: z.object({ orderId: z.string(), n: z.number() }) })
 
@@ -31,121 +47,10 @@ describe('postgres outbox and inbox', () => {
     cleanups.push(() => p.end())
     return p
   }
-  function relayTo(options: Parameters<typeof startOutboxRelay>[0]): OutboxRelay {
-    const relay = startOutboxRelay(options)
-    cleanups.push(() => relay.stop())
-    return relay
-  }
   function closing<T extends Transport>(transport: T): T {
     cleanups.push(() => transport.close())
     return transport
   }
-
-  it('65 outbox-atomicity: of 100 transactions, the 70 that commit are delivered; the 30 rolled back never', async () => {
-    const schema = freshSchema('outbox')
-    const db = await pool()
-    await db.query(`CREATE TABLE ${schema}_orders (id text PRIMARY KEY)`)
-    cleanups.push(() => db.query(`DROP TABLE ${schema}_orders`).then(() => {}))
-    const outbox = await createPostgresOutbox({ pool: db, schema })
-    const destination = closing(createInMemoryTransport())
-    const bus = createBus({ transport: destination, service: 'orders' })
-    const history = createHistory()
-    bus.group('billing').on(OrderPlaced, async (message) => {
-      history.delivered(message.id)
-      history.completed(message.id)
-    })
-    await bus.start()
-    cleanups.push(() => bus.stop())
-    const relay = relayTo({ store: outbox, transport: destination, pollIntervalMs: 20 })
-
-    const committed: string[] = []
-    for (let n = 0; n < 100; n++) {
-      const orderId = `o-${n}`
-      const message = await bus.prepare(OrderPlaced, { orderId, n })
-      history.attempted(message.envelope.id)
-      const client = await db.connect()
-      try {
-        await client.query('BEGIN')
-        await client.query(`INSERT INTO ${schema}_orders (id) VALUES ($1)`, [orderId])
-        await outbox.stage(client, [message])
-        const rollBack = n % 10 < 3
-        await client.query(rollBack ? 'ROLLBACK' : 'COMMIT')
-        if (rollBack) history.failed(message.envelope.id)
-        else {
-          history.ok(message.envelope.id)
-          committed.push(message.envelope.id)
-        }
-      } finally {
-        client.release()
-      }
-      relay.notify()
-    }
-    await waitFor(() => committed.every((id) => history.isCompleted(id)), history.onChange)
-    await pollUntil(async () => (await relay.stats()).backlog === 0)
-    const rows = await db.query(`SELECT count(*)::int AS n FROM ${schema}_orders`)
-    const check = history.check()
-    console.log(`[postgres] 65 outbox-atomicity: ${history.summary()} businessRows=${rows.rows[0].n}`)
-    expect(rows.rows[0].n).toBe(70)
-    expect(committed).toHaveLength(70)
-    expect(check.lost).toEqual([])
-    expect(check.unexpected).toEqual([])
-    expect(check.definiteButDelivered).toEqual([])
-  })
-
-  it('67 outbox-relay-concurrency-and-order: 3 relays, 5,000 events over 50 keys, each key in staging order', async () => {
-    const schema = freshSchema('outbox')
-    const db = await pool()
-    const outbox = await createPostgresOutbox({ pool: db, schema })
-    const destination = closing(createInMemoryTransport())
-    const bus = createBus({ transport: destination, service: 'orders' })
-    const firstSeen = new Map<string, string[]>()
-    const history = createHistory()
-    bus.group('projector', { maxInFlight: 1 }).on(OrderPlaced, async (message) => {
-      if (!history.isCompleted(message.id)) {
-        const key = message.data.orderId
-        firstSeen.set(key, [...(firstSeen.get(key) ?? []), message.id])
-      }
-      history.delivered(message.id)
-      history.completed(message.id)
-    })
-    await bus.start()
-    cleanups.push(() => bus.stop())
-    const relays = [0, 1, 2].map(() =>
-      relayTo({ store: outbox, transport: destination, batchSize: 25, pollIntervalMs: 10 }),
-    )
-
-    const staged = new Map<string, string[]>()
-    for (let txn = 0; txn < 500; txn++) {
-      const messages = await Promise.all(
-        Array.from({ length: 10 }, async (_, i) => {
-          const orderId = `aggregate-${(txn * 10 + i) % 50}`
-          return bus.prepare(OrderPlaced, { orderId, n: txn }, { partitionKey: orderId })
-        }),
-      )
-      const client = await db.connect()
-      await client.query('BEGIN')
-      await outbox.stage(client, messages)
-      await client.query('COMMIT')
-      client.release()
-      for (const m of messages) {
-        history.attempted(m.envelope.id)
-        history.ok(m.envelope.id)
-        const key = m.envelope.headers.partitionkey!
-        staged.set(key, [...(staged.get(key) ?? []), m.envelope.id])
-      }
-    }
-    await waitFor(() => history.counts.completed >= 5_000, history.onChange, { timeoutMs: 60_000 })
-    await pollUntil(async () => (await relays[0]!.stats()).backlog === 0)
-    const sentBy = await Promise.all(relays.map(async (r) => (await r.stats()).sent))
-    const check = history.check()
-    console.log(
-      `[postgres] 67 outbox-relay-concurrency-and-order: ${history.summary()} sentPerRelay=${sentBy.join(',')}`,
-    )
-    expect(check.lost).toEqual([])
-    expect(check.unexpected).toEqual([])
-    for (const [key, ids] of staged) expect(firstSeen.get(key), key).toEqual(ids)
-    expect(sentBy.filter((n) => n > 0).length, 'all three relays took part').toBe(3)
-  })
 
   it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent, effects once', async () => {
     const schema = freshSchema('outbox')

@@ -82,6 +82,34 @@ CREATE TABLE IF NOT EXISTS herald_checkpoints (
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The transactional outbox: rows staged in the application's transaction, sent and deleted by a relay.
+-- not_before holds a failed send's retry time and, while claim_token is set, the claim's lease.
+CREATE TABLE IF NOT EXISTS herald_outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  body BLOB NOT NULL,
+  mandatory INTEGER NOT NULL,
+  partition_key TEXT,
+  deliver_at INTEGER,
+  created_at INTEGER NOT NULL,
+  claim_token TEXT,
+  not_before INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS herald_outbox_key ON herald_outbox (partition_key, seq);
+
+-- The inbox: one row per message a group has handled, written in the handler's transaction.
+CREATE TABLE IF NOT EXISTS herald_inbox (
+  group_name TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  handled_at INTEGER NOT NULL,
+  PRIMARY KEY (group_name, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS herald_inbox_time ON herald_inbox (handled_at);
+
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('events_truncated_through', 0);
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('schema_version', ${schemaVersion});
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('bindings_version', 0);

@@ -10,6 +10,7 @@ export {
   type EventStoreFeatures,
   type EventStoreHarness,
 } from './suite/event-store-cases.js'
+export { describeOutbox, type OutboxHarness } from './suite/outbox-cases.js'
 export { objectSchema } from './suite/test-schema.js'
 export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'
 export {
