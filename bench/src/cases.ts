@@ -1,3 +1,13 @@
+import {
+  heraldPostgresEventAppend,
+  heraldPostgresEventRead,
+  heraldSqliteEventAppend,
+  heraldSqliteEventRead,
+  rawPostgresEventAppend,
+  rawPostgresEventRead,
+  rawSqliteEventAppend,
+  rawSqliteEventRead,
+} from './cases/event-store.js'
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
@@ -41,5 +51,33 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'better-sqlite3 batched queue',
     herald: heraldSqliteLatency,
     baseline: rawSqliteLatency,
+  },
+  {
+    bench: 'event-store-append',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 table, 1,000 rows per transaction',
+    herald: heraldSqliteEventAppend,
+    baseline: rawSqliteEventAppend,
+  },
+  {
+    bench: 'event-store-read',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 keyset pages of 1,000',
+    herald: heraldSqliteEventRead,
+    baseline: rawSqliteEventRead,
+  },
+  {
+    bench: 'event-store-append',
+    transport: 'postgres',
+    raw: 'pg multi-row INSERT of 1,000',
+    herald: heraldPostgresEventAppend,
+    baseline: rawPostgresEventAppend,
+  },
+  {
+    bench: 'event-store-read',
+    transport: 'postgres',
+    raw: 'pg keyset pages of 1,000',
+    herald: heraldPostgresEventRead,
+    baseline: rawPostgresEventRead,
   },
 ]

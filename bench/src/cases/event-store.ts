@@ -1,0 +1,157 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type EventStore, uuidV7 } from '@herald/core'
+import { createPostgresEventStore } from '@herald/postgres'
+import { createSqliteEventStore } from '@herald/sqlite'
+import Database from 'better-sqlite3'
+import pg from 'pg'
+import type { BenchSide } from '../measure.js'
+
+const events = 20_000
+const window = 1_000
+const body = new TextEncoder().encode('{"orderId":"o-1","amountCents":1250}')
+let runs = 0
+
+function event() {
+  const id = uuidV7()
+  return {
+    topic: 'order.placed',
+    envelope: { id, headers: { type: 'order.placed', source: 'bench', time: new Date().toISOString() }, body },
+  }
+}
+
+/** Appends `events` single-event appends in windows of concurrent calls, then reads them all back in pages. */
+async function appendThenRead(store: EventStore): Promise<{ appendPerS: number; readPerS: number }> {
+  const started = performance.now()
+  for (let sent = 0; sent < events; sent += window) {
+    await Promise.all(Array.from({ length: window }, () => store.append([event()])))
+  }
+  const appended = performance.now()
+  let read = 0
+  let after: number | undefined
+  do {
+    const page = await store.queryEvents({ limit: 1_000, ...(after === undefined ? {} : { after }) })
+    read += page.items.length
+    after = page.nextCursor
+  } while (after !== undefined)
+  if (read !== events) throw new Error(`read ${read} of ${events}`)
+  const done = performance.now()
+  return { appendPerS: events / ((appended - started) / 1_000), readPerS: events / ((done - appended) / 1_000) }
+}
+
+function tempDir(): { path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-events-'))
+  return { path: join(dir, 'events.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+const pgUrl = () => {
+  const url = process.env.HERALD_BENCH_PG_URL
+  if (!url) throw new Error('HERALD_BENCH_PG_URL is not set: run through `npm run bench`')
+  return url
+}
+
+export const heraldSqliteEventAppend: BenchSide = async () => {
+  const dir = tempDir()
+  const store = createSqliteEventStore({ path: dir.path })
+  const { appendPerS } = await appendThenRead(store)
+  await store.close()
+  dir.cleanup()
+  return { perSecond: appendPerS }
+}
+
+export const heraldSqliteEventRead: BenchSide = async () => {
+  const dir = tempDir()
+  const store = createSqliteEventStore({ path: dir.path })
+  const { readPerS } = await appendThenRead(store)
+  await store.close()
+  dir.cleanup()
+  return { perSecond: readPerS }
+}
+
+/** The baseline: one better-sqlite3 table, 1,000 rows per transaction, read back in keyset pages of 1,000. */
+async function rawSqliteEvents(): Promise<{ appendPerS: number; readPerS: number }> {
+  const dir = tempDir()
+  const db = new Database(dir.path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL,
+    headers TEXT NOT NULL, body BLOB NOT NULL)`)
+  const insert = db.prepare('INSERT INTO events (id, type, headers, body) VALUES (?, ?, ?, ?)')
+  const insertMany = db.transaction((rows: ReturnType<typeof event>[]) => {
+    for (const e of rows)
+      insert.run(e.envelope.id, 'order.placed', JSON.stringify(e.envelope.headers), Buffer.from(body))
+  })
+  const page = db.prepare<[number], { position: number }>(
+    'SELECT * FROM events WHERE position > ? ORDER BY position LIMIT 1000',
+  )
+  const started = performance.now()
+  for (let sent = 0; sent < events; sent += window) {
+    insertMany(Array.from({ length: window }, event))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const appended = performance.now()
+  let after = 0
+  for (let rows = page.all(after); rows.length > 0; rows = page.all(after)) after = rows.at(-1)!.position
+  const done = performance.now()
+  db.close()
+  dir.cleanup()
+  return { appendPerS: events / ((appended - started) / 1_000), readPerS: events / ((done - appended) / 1_000) }
+}
+
+export const rawSqliteEventAppend: BenchSide = async () => ({ perSecond: (await rawSqliteEvents()).appendPerS })
+export const rawSqliteEventRead: BenchSide = async () => ({ perSecond: (await rawSqliteEvents()).readPerS })
+
+async function heraldPostgresEvents() {
+  const store = await createPostgresEventStore({
+    connectionString: pgUrl(),
+    schema: `bench_es_${process.pid}_${++runs}`,
+  })
+  const result = await appendThenRead(store)
+  await store.close()
+  return result
+}
+
+export const heraldPostgresEventAppend: BenchSide = async () => ({
+  perSecond: (await heraldPostgresEvents()).appendPerS,
+})
+export const heraldPostgresEventRead: BenchSide = async () => ({ perSecond: (await heraldPostgresEvents()).readPerS })
+
+/** The baseline: one `pg` table, one multi-row INSERT of 1,000 per window, read back in keyset pages of 1,000. */
+async function rawPostgresEvents(): Promise<{ appendPerS: number; readPerS: number }> {
+  const schema = `bench_raw_es_${process.pid}_${++runs}`
+  const pool = new pg.Pool({ connectionString: pgUrl(), max: 2 })
+  await pool.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.events (position bigint GENERATED ALWAYS AS
+    IDENTITY PRIMARY KEY, id text NOT NULL, type text NOT NULL, headers text NOT NULL, body bytea NOT NULL)`)
+  const started = performance.now()
+  for (let sent = 0; sent < events; sent += window) {
+    const rows = Array.from({ length: window }, event)
+    await pool.query(
+      `INSERT INTO ${schema}.events (id, type, headers, body)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])`,
+      [
+        rows.map((e) => e.envelope.id),
+        rows.map(() => 'order.placed'),
+        rows.map((e) => JSON.stringify(e.envelope.headers)),
+        rows.map(() => Buffer.from(body)),
+      ],
+    )
+  }
+  const appended = performance.now()
+  let after = '0'
+  for (;;) {
+    const { rows } = await pool.query<{ position: string }>(
+      `SELECT * FROM ${schema}.events WHERE position > $1 ORDER BY position LIMIT 1000`,
+      [after],
+    )
+    if (rows.length === 0) break
+    after = rows.at(-1)!.position
+  }
+  const done = performance.now()
+  await pool.query(`DROP SCHEMA ${schema} CASCADE`)
+  await pool.end()
+  return { appendPerS: events / ((appended - started) / 1_000), readPerS: events / ((done - appended) / 1_000) }
+}
+
+export const rawPostgresEventAppend: BenchSide = async () => ({ perSecond: (await rawPostgresEvents()).appendPerS })
+export const rawPostgresEventRead: BenchSide = async () => ({ perSecond: (await rawPostgresEvents()).readPerS })
