@@ -52,7 +52,7 @@ describe('postgres outbox and inbox', () => {
     return transport
   }
 
-  it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent, effects once', async () => {
+  it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent in order per key, effects once', async () => {
     const schema = freshSchema('outbox')
     const destinationSchema = freshSchema('dest')
     const url = server().url
@@ -69,7 +69,12 @@ describe('postgres outbox and inbox', () => {
         await client.query(`INSERT INTO ${schema}.effects (message_id) VALUES ($1)`, [message.id])
       }),
     )
-    bus.group('audit', { maxInFlight: 20 }).on(OrderPlaced, async (message) => {
+    const firstSeen = new Map<string, string[]>()
+    bus.group('audit', { maxInFlight: 1 }).on(OrderPlaced, async (message) => {
+      if (!history.isCompleted(message.id)) {
+        const key = message.data.orderId
+        firstSeen.set(key, [...(firstSeen.get(key) ?? []), message.id])
+      }
       history.delivered(message.id)
       history.completed(message.id)
     })
@@ -77,7 +82,9 @@ describe('postgres outbox and inbox', () => {
     cleanups.push(() => bus.stop())
 
     const messages = await Promise.all(
-      Array.from({ length: 1_000 }, (_, n) => bus.prepare(OrderPlaced, { orderId: `o-${n}`, n })),
+      Array.from({ length: 1_000 }, (_, n) =>
+        bus.prepare(OrderPlaced, { orderId: `key-${n % 20}`, n }, { partitionKey: `key-${n % 20}` }),
+      ),
     )
     const client = await db.connect()
     await client.query('BEGIN')
@@ -115,6 +122,11 @@ describe('postgres outbox and inbox', () => {
     expect(check.unexpected).toEqual([])
     expect(check.duplicates, 'the crash points were hit').toBeGreaterThanOrEqual(1)
     expect(effects.rows[0]).toEqual({ total: 1_000, ids: 1_000 })
+    // First deliveries of each key in staging order, crashes notwithstanding.
+    for (let k = 0; k < 20; k++) {
+      const staged = messages.filter((m) => m.envelope.headers.partitionkey === `key-${k}`).map((m) => m.envelope.id)
+      expect(firstSeen.get(`key-${k}`), `key-${k}`).toEqual(staged)
+    }
   })
 
   it('69 inbox-idempotency: repeated and concurrent deliveries of one id have one effect; a failed attempt leaves no record', async () => {
