@@ -1,7 +1,15 @@
 import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { createBus, createInMemoryTransport, defineEvent, type Envelope, type Transport } from '@herald/core'
-import { createHistory, describeOutbox, pollUntil, waitFor } from '@herald/testkit'
+import {
+  createBus,
+  createInMemoryTransport,
+  defineEvent,
+  type Envelope,
+  startOutboxRelay,
+  type Transport,
+} from '@herald/core'
+import { createHistory, describeOutbox, pollUntil, startPostgres, waitFor } from '@herald/testkit'
 import type pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -34,6 +42,7 @@ describeOutbox('postgres', async () => {
   }
 })
 const relayWorker = fileURLToPath(new URL('./fixtures/relay-worker.ts', import.meta.url))
+const inboxWorker = fileURLToPath(new URL('./fixtures/inbox-worker.ts', import.meta.url))
 const OrderPlaced = defineEvent('order.placed', { schema: z.object({ orderId: z.string(), n: z.number() }) })
 
 describe('postgres outbox and inbox', () => {
@@ -181,14 +190,129 @@ describe('postgres outbox and inbox', () => {
     await transport.publish('order.placed', [envelope])
     await pollUntil(async () => (await rows(envelope.id)) === 200)
   })
+
+  it('68 outbox-broker-down: the destination is down while 2,000 events commit; all sent after it returns, with backoff', async () => {
+    const destinationServer = await startPostgres()
+    cleanups.push(() => destinationServer.stop())
+    const schema = freshSchema('outbox')
+    const db = await pool()
+    const outbox = await createPostgresOutbox({ pool: db, schema })
+    const destination = closing(
+      await createPostgresTransport({
+        connectionString: destinationServer.url,
+        schema: 'dest',
+        pollIntervalMs: 50,
+        onError: () => {},
+      }),
+    )
+    const history = createHistory()
+    const bus = createBus({ transport: destination, service: 'orders' })
+    bus.group('billing', { maxInFlight: 50 }).on(OrderPlaced, async (message) => {
+      history.delivered(message.id)
+      history.completed(message.id)
+    })
+    await bus.start()
+    cleanups.push(() => bus.stop())
+    const relay = startOutboxRelay({ store: outbox, transport: destination, pollIntervalMs: 20 })
+    cleanups.push(() => relay.stop())
+
+    await destinationServer.crash()
+    const downAt = Date.now()
+    let commitFailures = 0
+    for (let txn = 0; txn < 20; txn++) {
+      const messages = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => bus.prepare(OrderPlaced, { orderId: `o-${txn}-${i}`, n: i })),
+      )
+      for (const m of messages) history.attempted(m.envelope.id)
+      const client = await db.connect()
+      try {
+        await client.query('BEGIN')
+        await outbox.stage(client, messages)
+        await client.query('COMMIT')
+        for (const m of messages) history.ok(m.envelope.id)
+      } catch {
+        commitFailures++
+      } finally {
+        client.release()
+      }
+    }
+    relay.notify()
+    await pollUntil(async () => (await relay.stats()).failedRounds >= 5, 30_000)
+    const backlogWhileDown = (await relay.stats()).backlog
+    await destinationServer.restart()
+    const outageMs = Date.now() - downAt
+    const failedRounds = (await relay.stats()).failedRounds
+    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
+    await pollUntil(async () => (await relay.stats()).backlog === 0)
+    // Backoff doubles from 100 ms to 10 s: this many rounds at most fit in the outage.
+    const bound = 3 + Math.ceil(Math.log2(outageMs / 100 + 1)) + Math.ceil(outageMs / 10_000)
+    const check = history.check()
+    console.log(
+      `[postgres] 68 outbox-broker-down: ${history.summary()} commitFailures=${commitFailures} backlogWhileDown=${backlogWhileDown} outageMs=${outageMs} failedRounds=${failedRounds} (bound ${bound}) attemptsPerS=${((failedRounds * 1000) / outageMs).toFixed(1)}`,
+    )
+    expect(commitFailures).toBe(0)
+    expect(backlogWhileDown).toBe(2_000)
+    expect(failedRounds).toBeLessThanOrEqual(bound)
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+  })
+
+  it('70 inbox-effectively-once-under-crash: 2,000 messages, consumers SIGKILLed 20 times, one effect per id', async () => {
+    const schema = freshSchema('inbox')
+    const url = server().url
+    const db = await pool()
+    await createPostgresInbox({ pool: db, schema })
+    await db.query(`CREATE TABLE ${schema}.effects (message_id text NOT NULL)`)
+    const publisher = closing(await createPostgresTransport({ connectionString: url, schema }))
+    await publisher.declareGroup('billing', ['order.placed'])
+    const bus = createBus({ transport: publisher, service: 'orders' })
+    const messages = await Promise.all(
+      Array.from({ length: 2_000 }, (_, n) => bus.prepare(OrderPlaced, { orderId: `o-${n}`, n })),
+    )
+    for (let i = 0; i < messages.length; i += 100) {
+      await publisher.publish(
+        'order.placed',
+        messages.slice(i, i + 100).map((m) => m.envelope),
+      )
+    }
+    let deliveries = 0
+    let crashes = 0
+    for (let round = 0; round < 20; round++) {
+      const crashAtDelivery = 5 + Math.floor(Math.random() * 50)
+      const worker = runWorker(inboxWorker, { url, schema, crashAtDelivery }, () => deliveries++)
+      if ((await worker.exited).signal === 'SIGKILL') crashes++
+    }
+    const survivor = runWorker(inboxWorker, { url, schema }, () => deliveries++)
+    await pollUntil(async () => (await publisher.listGroups())[0]?.depth === 0, 60_000)
+    await survivor.stop()
+    const effects = await db.query(
+      `SELECT count(*)::int AS total, count(DISTINCT message_id)::int AS ids FROM ${schema}.effects`,
+    )
+    console.log(
+      `[postgres] 70 inbox-effectively-once-under-crash: messages=2000 deliveries=${deliveries} duplicates=${deliveries - 2_000} crashes=${crashes} effects=${effects.rows[0].total} lost=${2_000 - effects.rows[0].ids}`,
+    )
+    expect(crashes).toBe(20)
+    expect(deliveries).toBeGreaterThan(2_000)
+    expect(effects.rows[0]).toEqual({ total: 2_000, ids: 2_000 })
+  })
 })
 
 function runRelayWorker(config: object) {
+  return runWorker(relayWorker, config)
+}
+
+/** Runs a fixture in its own process; `onDelivered` is called for each `{"delivered": …}` line it prints. */
+function runWorker(path: string, config: object, onDelivered?: () => void) {
   const child = spawn(
     process.execPath,
-    ['--conditions=herald-source', '--import', 'tsx', relayWorker, JSON.stringify(config)],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    ['--conditions=herald-source', '--import', 'tsx', path, JSON.stringify(config)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
   )
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line.includes('"delivered"')) onDelivered?.()
+  })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
   )
