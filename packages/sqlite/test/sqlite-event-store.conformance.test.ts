@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describeEventStore } from '@herald/testkit'
 import { createSqliteEventStore } from '../src/index.js'
+
+const factoryModule = fileURLToPath(new URL('../src/index.ts', import.meta.url))
 
 describeEventStore(
   'sqlite',
@@ -11,6 +14,7 @@ describeEventStore(
     const path = join(dir, 'herald.db')
     return {
       open: async () => createSqliteEventStore({ path }),
+      worker: () => ({ module: factoryModule, exportName: 'createSqliteEventStore', options: { path } }),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     }
   },

@@ -19,3 +19,4 @@ export {
   spawnConsumer,
   type WorkerEvent,
 } from './worker/spawn-consumer.js'
+export { type ProjectionWorkerConfig, spawnProjection } from './worker/spawn-projection.js'

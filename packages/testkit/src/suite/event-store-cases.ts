@@ -10,11 +10,14 @@ import {
 } from '@herald/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createHistory } from '../history.js'
+import { type ProjectionWorkerConfig, spawnProjection } from '../worker/spawn-projection.js'
 
 /** What an event store's conformance file provides: fresh, isolated state per test. */
 export interface EventStoreHarness {
   /** Opens the store (a new connection, for durable stores). The suite closes what it opens. */
   open(): Promise<EventStore>
+  /** How a child process opens the same store; durable stores give it, for the SIGKILL replay case. */
+  worker?(): Pick<ProjectionWorkerConfig, 'module' | 'exportName' | 'options'>
   cleanup(): Promise<void>
 }
 
@@ -291,6 +294,45 @@ export function describeEventStore(
       await newcomer.caughtUp
       await newcomer.stop()
       expect(fresh).toHaveLength(2)
+    })
+
+    it('72 event-store-replay-and-resume: a projection process SIGKILLed half-way resumes from its checkpoint', async (context) => {
+      const worker = harness.worker?.()
+      if (worker === undefined) return context.skip()
+      const store = await open()
+      const all: EventToStore[] = []
+      for (let i = 0; i < 10_000; i++) all.push(event({ type: types[i % 5]!, time: baseTime + i }))
+      for (let i = 0; i < all.length; i += 1_000) await store.append(all.slice(i, i + 1_000))
+      const since = baseTime + 2_500
+      const wanted = all.filter((e, i) => e.envelope.headers.type === 'order.paid' && i >= 2_500)
+      const config = {
+        ...worker,
+        name: 'paid-orders',
+        filter: { types: ['order.paid'], since },
+        checkpointEvery: 50,
+      }
+      const killed = await spawnProjection({ ...config, crashAfter: Math.floor(wanted.length / 2) })
+      expect(killed.signal).toBe('SIGKILL')
+      const resumed = await spawnProjection(config)
+      expect(resumed.caughtUp).toBe(true)
+      const history = createHistory()
+      for (const e of wanted) {
+        history.attempted(e.envelope.id)
+        history.ok(e.envelope.id)
+      }
+      for (const run of [killed, resumed]) {
+        const positions = run.handled.map((h) => h.position)
+        expect(positions, 'each run in position order').toEqual([...positions].sort((a, b) => a - b))
+        for (const h of run.handled) {
+          history.delivered(h.id)
+          history.completed(h.id)
+        }
+      }
+      const check = history.check()
+      console.log(`[${name}] 72 replay-child-sigkill: ${history.summary()} checkpointEvery=50`)
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+      expect(check.duplicates).toBeLessThanOrEqual(50)
     })
 
     if (features.persistent) {
