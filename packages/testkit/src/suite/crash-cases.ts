@@ -2,7 +2,7 @@ import type { DeadLetterStore, Envelope, TopologyAdmin, Transport } from '@heral
 import { uuidV7 } from '@herald/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createHistory } from '../history.js'
-import { pollUntil } from '../wait-for.js'
+import { pollUntil, waitFor } from '../wait-for.js'
 import { type ConsumerWorkerConfig, spawnConsumer, type WorkerEvent } from '../worker/spawn-consumer.js'
 
 type AdminTransport = Transport & DeadLetterStore & TopologyAdmin
@@ -23,8 +23,8 @@ function envelope(text: string): Envelope {
 }
 
 /**
- * RELIABILITY.md cases 48 and 22 against a durable transport: consumers in child processes killed with SIGKILL
- * mid-handler. Each case prints the checker's line and asserts `lost=0 unexpected=0`.
+ * RELIABILITY.md cases 48, 22 and 57 against a durable transport: consumers in child processes killed with
+ * SIGKILL mid-handler, or frozen with SIGSTOP while holding a claim. Each case prints the checker's line and asserts `lost=0 unexpected=0`.
  */
 export function describeConsumerCrashes(name: string, setup: () => Promise<CrashHarness>): void {
   describe(`${name} consumers killed with SIGKILL`, () => {
@@ -125,6 +125,37 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       const check = history.check()
       expect(check.lost).toEqual([])
       expect(check.unexpected).toEqual([])
+    })
+
+    it('57 stuck-claim-released: a frozen consumer (SIGSTOP) holding a claim loses it when its lease ends', async () => {
+      await admin.declareGroup('crash-g', ['crash.t'])
+      const history = createHistory()
+      const stuck = envelope('hang-here')
+      history.attempted(stuck.id)
+      await admin.publish('crash.t', [stuck])
+      history.ok(stuck.id)
+      const frozen = spawnConsumer(worker({ hangOnBodyContaining: 'hang-here' }), (e) => {
+        if (e.event === 'delivered') history.delivered(e.id!)
+      })
+      try {
+        await waitFor(() => history.deliveriesOf(stuck.id) === 1, history.onChange)
+        // Frozen, not dead: its connection stays open and its lease renewals stop, as with a hung process.
+        frozen.child.kill('SIGSTOP')
+        const attempts: number[] = []
+        await admin.subscribe({ group: 'crash-g', patterns: ['crash.t'] }, async (e, d) => {
+          attempts.push(d.attempt)
+          history.delivered(e.id)
+          history.completed(e.id)
+        })
+        await waitFor(() => history.isCompleted(stuck.id), history.onChange)
+        expect(attempts).toEqual([2])
+      } finally {
+        frozen.child.kill('SIGKILL')
+        await frozen.exited
+      }
+      const check = history.check()
+      console.log(`[${name}] 57 stuck-claim-released: ${history.summary()}`)
+      expect(check.lost).toEqual([])
     })
   })
 }
