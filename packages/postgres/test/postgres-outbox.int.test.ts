@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import {
   createBus,
@@ -9,7 +7,7 @@ import {
   startOutboxRelay,
   type Transport,
 } from '@herald/core'
-import { createHistory, describeOutbox, pollUntil, startPostgres, waitFor } from '@herald/testkit'
+import { createHistory, describeOutbox, pollUntil, spawnWorker, startPostgres, waitFor } from '@herald/testkit'
 import type pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -298,29 +296,11 @@ describe('postgres outbox and inbox', () => {
 })
 
 function runRelayWorker(config: object) {
-  return runWorker(relayWorker, config)
+  return spawnWorker(relayWorker, config)
 }
 
-/** Runs a fixture in its own process; `onDelivered` is called for each `{"delivered": …}` line it prints. */
-function runWorker(path: string, config: object, onDelivered?: () => void) {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=herald-source', '--import', 'tsx', path, JSON.stringify(config)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (line.includes('"delivered"')) onDelivered?.()
+function runWorker(path: string, config: object, onDelivered: () => void) {
+  return spawnWorker(path, config, (line) => {
+    if (line.includes('"delivered"')) onDelivered()
   })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  )
-  return {
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-      await exited
-    },
-  }
 }

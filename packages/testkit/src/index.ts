@@ -20,3 +20,4 @@ export {
   type WorkerEvent,
 } from './worker/spawn-consumer.js'
 export { type ProjectionWorkerConfig, spawnProjection } from './worker/spawn-projection.js'
+export { type SpawnedWorker, spawnWorker } from './worker/spawn-worker.js'
