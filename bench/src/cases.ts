@@ -9,6 +9,7 @@ import {
   rawSqliteEventRead,
 } from './cases/event-store.js'
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
+import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
@@ -79,5 +80,19 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'pg keyset pages of 1,000',
     herald: heraldPostgresEventRead,
     baseline: rawPostgresEventRead,
+  },
+  {
+    bench: 'outbox-relay',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 select-publish-delete loop',
+    herald: heraldSqliteOutbox,
+    baseline: rawSqliteOutbox,
+  },
+  {
+    bench: 'outbox-relay',
+    transport: 'postgres',
+    raw: 'pg SKIP LOCKED select-publish-delete loop',
+    herald: heraldPostgresOutbox,
+    baseline: rawPostgresOutbox,
   },
 ]

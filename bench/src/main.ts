@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --transport NAME]`: for each benchmark, Herald's figure beside the raw client's,
+ * `npm run bench [-- --json] [-- --transport NAME] [-- --bench NAME]`: for each benchmark, Herald's figure beside the raw client's,
  * measured in the same run (each side in its own process, so peak RSS is its own), with the ratio.
  */
 import { execFile } from 'node:child_process'
@@ -10,7 +10,7 @@ import { benchCases } from './cases.js'
 import { type Measurement, round } from './measure.js'
 
 const { values: args } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, transport: { type: 'string' } },
+  options: { json: { type: 'boolean', default: false }, transport: { type: 'string' }, bench: { type: 'string' } },
 })
 const runCase = fileURLToPath(new URL('./run-case.ts', import.meta.url))
 
@@ -26,8 +26,11 @@ async function measure(index: number, side: 'herald' | 'raw'): Promise<Measureme
 const selected = benchCases
   .map((c, i) => ({ c, i }))
   .filter(({ c }) => !args.transport || c.transport === args.transport)
+  .filter(({ c }) => !args.bench || c.bench === args.bench)
 if (selected.length === 0) {
-  throw new Error(`no benchmark for transport "${args.transport}"; try in-memory, sqlite or postgres`)
+  throw new Error(
+    `no benchmark matches; transports: in-memory, sqlite, postgres; benches: ${[...new Set(benchCases.map((c) => c.bench))].join(', ')}`,
+  )
 }
 // Servers the selected cases need, started once here (private, on free ports) and passed to each side's process.
 const serverEnv: Record<string, string> = {}

@@ -242,8 +242,9 @@ describe('postgres outbox and inbox', () => {
     const failedRounds = (await relay.stats()).failedRounds
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
     await pollUntil(async () => (await relay.stats()).backlog === 0)
-    // Backoff doubles from 100 ms to 10 s: this many rounds at most fit in the outage.
-    const bound = 3 + Math.ceil(Math.log2(outageMs / 100 + 1)) + Math.ceil(outageMs / 10_000)
+    // Backoff doubles from 100 ms to 10 s: this many rounds at most fit in the outage, for each of the relay's
+    // two concurrent rounds.
+    const bound = 2 * (3 + Math.ceil(Math.log2(outageMs / 100 + 1)) + Math.ceil(outageMs / 10_000))
     const check = history.check()
     console.log(
       `[postgres] 68 outbox-broker-down: ${history.summary()} commitFailures=${commitFailures} backlogWhileDown=${backlogWhileDown} outageMs=${outageMs} failedRounds=${failedRounds} (bound ${bound}) attemptsPerS=${((failedRounds * 1000) / outageMs).toFixed(1)}`,

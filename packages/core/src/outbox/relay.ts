@@ -40,6 +40,11 @@ export interface OutboxRelayOptions {
   readonly transport: Transport
   /** Messages claimed per round. Default 100. */
   readonly batchSize?: number
+  /**
+   * Rounds in flight at once: one claims while another sends and marks. Order per key still holds, since a key
+   * with a claimed message cannot be claimed again. Default 2.
+   */
+  readonly concurrency?: number
   /** A claim's lease: a relay that dies mid-round gives its messages back after this. Default 30 s. */
   readonly leaseMs?: number
   /** How often an idle relay looks for new messages. Default 200 ms; `notify()` wakes it sooner. */
@@ -111,7 +116,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return { claimed: records.length, failed }
   }
 
-  const done = (async () => {
+  const loop = async () => {
     let failures = 0
     while (!stopping.signal.aborted) {
       try {
@@ -131,7 +136,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await sleep(backoff(failures), stopping.signal)
       }
     }
-  })()
+  }
+  const done = Promise.all(Array.from({ length: options.concurrency ?? 2 }, loop))
 
   return {
     notify: () => wake.notify(),
