@@ -58,13 +58,13 @@ function where(filter: EventFilter): { sql: string; params: unknown[] } {
 export function createSqliteEventStore(options: SqliteEventStoreOptions): EventStore {
   const { db } = openDatabase(options.path, options.durability ?? 'strict', options.busyTimeoutMs ?? 5_000)
   const writer = createWriteBatcher(db)
+  // No RETURNING: in SQLite it made each insert about three times slower; the rowid is the position.
   const insert = db.prepare<
-    [string, string, string, string, number, string | null, string | null, number | null, string, Buffer, number],
-    { position: number }
+    [string, string, string, string, number, string | null, string | null, number | null, string, Buffer, number]
   >(
     `INSERT INTO herald_events (message_id, topic, type, source, time, correlation_id, stream, stream_version,
        headers, body, recorded_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
   const streamVersion = db.prepare<[string], { version: number | null }>(
     'SELECT MAX(stream_version) AS version FROM herald_events WHERE stream = ?',
@@ -103,7 +103,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
     const recordedAt = Date.now()
     return events.map(({ topic, envelope }, i) => {
       const fields = eventFields(envelope, recordedAt)
-      const row = insert.get(
+      const result = insert.run(
         envelope.id,
         topic,
         fields.type,
@@ -116,7 +116,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
         toBuffer(envelope.body),
         recordedAt,
       )
-      return row!.position
+      return Number(result.lastInsertRowid)
     })
   }
 
