@@ -4,6 +4,7 @@ export { createHistory, type History, type HistoryCheck } from './history.js'
 export { createLatch, type Latch } from './latch.js'
 export { freePort } from './servers/free-port.js'
 export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'
+export { type RedisProfile, type RedisServer, startRedis } from './servers/redis.js'
 export { type CrashHarness, describeConsumerCrashes } from './suite/crash-cases.js'
 export {
   describeEventStore,

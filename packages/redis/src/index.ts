@@ -1,0 +1,6 @@
+export {
+  createRedisTransport,
+  type RedisDurability,
+  type RedisTransport,
+  type RedisTransportOptions,
+} from './redis-transport.js'

@@ -1,0 +1,195 @@
+/**
+ * Lua scripts: each runs atomically in Redis, so routing, settling and moving due messages never interleave with
+ * another client's commands. Keys are built from the prefix passed as ARGV[1] (one Redis, not a cluster).
+ *
+ * Layout for prefix P: `P:v` bindings version, `P:bindings` set of "group\npattern", `P:q:<group>` the group's
+ * stream (consumer group `herald`), `P:d:<group>` its delayed messages (sorted set of tokens by due time),
+ * `P:dd:<group>` and `P:db:<group>` their fields and bodies, `P:dlq` the dead-letter stream.
+ * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry),
+ * and after a failure ff (first failure, epoch ms) and le (last error JSON).
+ */
+
+/** Shared Lua: is entry `id` of stream `key` pending for `consumer`? (A lost lease means another took it.) */
+const owns = `
+local function owns(key, id, consumer)
+  local p = redis.call('XPENDING', key, 'herald', id, id, 1, consumer)
+  return #p == 1
+end
+local function fields(key, id)
+  local e = redis.call('XRANGE', key, id, id)
+  if #e == 0 then return nil end
+  local f, m = e[1][2], {}
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  return m
+end
+`
+
+/**
+ * Publish. ARGV: prefix, expected bindings version, due time (0 = now), token base, group count, groups...,
+ * then 4 values per message: id, topic, headers, body. Returns -1 when the bindings changed (reload, retry),
+ * else the number of groups the messages went to.
+ */
+export const publishLua = `
+local P = ARGV[1]
+if (redis.call('GET', P .. ':v') or '0') ~= ARGV[2] then return -1 end
+local due = tonumber(ARGV[3])
+local ngroups = tonumber(ARGV[5])
+local first = 6 + ngroups
+local n = 0
+for g = 6, 5 + ngroups do
+  local group = ARGV[g]
+  for m = first, #ARGV, 4 do
+    if due == 0 then
+      redis.call('XADD', P .. ':q:' .. group, '*', 'i', ARGV[m], 't', ARGV[m + 1], 'h', ARGV[m + 2],
+        'b', ARGV[m + 3], 'a', '0')
+    else
+      n = n + 1
+      local token = ARGV[4] .. ':' .. n
+      redis.call('ZADD', P .. ':d:' .. group, due, token)
+      redis.call('HSET', P .. ':dd:' .. group, token,
+        cjson.encode({ i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2], a = '0' }))
+      redis.call('HSET', P .. ':db:' .. group, token, ARGV[m + 3])
+    end
+  end
+end
+return ngroups
+`
+
+/**
+ * Moves a group's due delayed messages into its stream. ARGV: prefix, group, now, limit. Returns the ms until
+ * the next one is due (-1 when none is waiting).
+ */
+export const moveDueLua = `
+local P, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local zkey, dkey, bkey = P .. ':d:' .. group, P .. ':dd:' .. group, P .. ':db:' .. group
+local due = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, token in ipairs(due) do
+  local data = redis.call('HGET', dkey, token)
+  local body = redis.call('HGET', bkey, token)
+  if data and body then
+    local m = cjson.decode(data)
+    local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'a', m.a }
+    if m.ff then table.insert(args, 'ff'); table.insert(args, m.ff) end
+    if m.le then table.insert(args, 'le'); table.insert(args, m.le) end
+    redis.call('XADD', unpack(args))
+  end
+  redis.call('ZREM', zkey, token)
+  redis.call('HDEL', dkey, token)
+  redis.call('HDEL', bkey, token)
+end
+local next = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+if #next == 0 then return -1 end
+return math.max(0, tonumber(next[2]) - now)
+`
+
+/**
+ * Takes back entries idle past the lease (their consumer died or froze) and returns them with their delivery
+ * counts. ARGV: prefix, group, consumer, min idle ms, count. Entries deleted meanwhile are acked.
+ * Returns a flat list: id, delivery count, field list, ...
+ */
+export const reclaimLua = `${owns}
+local key = ARGV[1] .. ':q:' .. ARGV[2]
+local r = redis.call('XAUTOCLAIM', key, 'herald', ARGV[3], ARGV[4], '0-0', 'COUNT', ARGV[5])
+local out = {}
+for _, e in ipairs(r[2]) do
+  local p = redis.call('XPENDING', key, 'herald', e[1], e[1], 1)
+  table.insert(out, e[1])
+  table.insert(out, p[1][4])
+  table.insert(out, e[2])
+end
+if r[3] then for _, id in ipairs(r[3]) do redis.call('XACK', key, 'herald', id) end end
+return out
+`
+
+/** Acks and deletes entries this consumer holds. ARGV: prefix, group, consumer, ids... Returns the count. */
+export const ackLua = `${owns}
+local key = ARGV[1] .. ':q:' .. ARGV[2]
+local n = 0
+for i = 4, #ARGV do
+  if owns(key, ARGV[i], ARGV[3]) then
+    redis.call('XACK', key, 'herald', ARGV[i])
+    redis.call('XDEL', key, ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`
+
+/** Resets the idle time of entries this consumer still holds (its lease). ARGV: prefix, group, consumer, ids... */
+export const renewLua = `${owns}
+local key = ARGV[1] .. ':q:' .. ARGV[2]
+for i = 4, #ARGV do
+  if owns(key, ARGV[i], ARGV[3]) then redis.call('XCLAIM', key, 'herald', ARGV[3], 0, ARGV[i], 'JUSTID') end
+end
+return 1
+`
+
+/**
+ * Retry later: the entry leaves the stream for the delayed set with its delivery count kept.
+ * ARGV: prefix, group, consumer, entry id, deliveries so far, due time, now, error JSON, token.
+ */
+export const retryLua = `${owns}
+local P, group = ARGV[1], ARGV[2]
+local key = P .. ':q:' .. group
+if not owns(key, ARGV[4], ARGV[3]) then return 0 end
+local f = fields(key, ARGV[4])
+redis.call('XACK', key, 'herald', ARGV[4])
+redis.call('XDEL', key, ARGV[4])
+if not f then return 0 end
+local token = ARGV[9]
+redis.call('ZADD', P .. ':d:' .. group, tonumber(ARGV[6]), token)
+redis.call('HSET', P .. ':dd:' .. group, token,
+  cjson.encode({ i = f.i, t = f.t, h = f.h, a = ARGV[5], ff = f.ff or ARGV[7], le = ARGV[8] }))
+redis.call('HSET', P .. ':db:' .. group, token, f.b)
+return 1
+`
+
+/**
+ * Hand back untouched (shutdown): re-added at the stream's end with the delivery not counted.
+ * ARGV: prefix, group, consumer, entry id, deliveries before this one.
+ */
+export const releaseLua = `${owns}
+local key = ARGV[1] .. ':q:' .. ARGV[2]
+if not owns(key, ARGV[4], ARGV[3]) then return 0 end
+local f = fields(key, ARGV[4])
+redis.call('XACK', key, 'herald', ARGV[4])
+redis.call('XDEL', key, ARGV[4])
+if not f then return 0 end
+local args = { key, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'a', ARGV[5] }
+if f.ff then table.insert(args, 'ff'); table.insert(args, f.ff) end
+if f.le then table.insert(args, 'le'); table.insert(args, f.le) end
+redis.call('XADD', unpack(args))
+return 1
+`
+
+/**
+ * Dead-letter: the entry moves to the dead-letter stream with why, how often and the error.
+ * ARGV: prefix, group, consumer, entry id, reason, attempts, now, error JSON ('' for none).
+ */
+export const deadLetterLua = `${owns}
+local P, group = ARGV[1], ARGV[2]
+local key = P .. ':q:' .. group
+if not owns(key, ARGV[4], ARGV[3]) then return 0 end
+local f = fields(key, ARGV[4])
+redis.call('XACK', key, 'herald', ARGV[4])
+redis.call('XDEL', key, ARGV[4])
+if not f then return 0 end
+redis.call('XADD', P .. ':dlq', '*', 'g', group, 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'r', ARGV[5],
+  'n', ARGV[6], 'ff', f.ff or ARGV[7], 'lf', ARGV[7], 'at', ARGV[7], 'e', ARGV[8])
+return 1
+`
+
+/** Moves dead letters back to their groups' streams, deliveries reset. ARGV: prefix, dlq entry ids... */
+export const redriveLua = `${owns}
+local P = ARGV[1]
+local n = 0
+for i = 2, #ARGV do
+  local f = fields(P .. ':dlq', ARGV[i])
+  if f then
+    redis.call('XADD', P .. ':q:' .. f.g, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'a', '0')
+    redis.call('XDEL', P .. ':dlq', ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`
