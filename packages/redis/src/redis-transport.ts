@@ -48,7 +48,11 @@ export interface RedisTransportOptions {
   readonly prefix?: string
   /** `strict` (default) refuses a server without AOF (`appendonly yes`); `relaxed` reports it to `onError`. */
   readonly durability?: RedisDurability
-  /** How long a delivered message may go unacknowledged before another consumer takes it. Default 30 s. */
+  /**
+   * How long a delivered message may go unacknowledged before another consumer takes it; renewed while its
+   * handler runs. Default 30 s. The taker measures it (XAUTOCLAIM's min idle time), so every consumer of a group
+   * should use the same value.
+   */
   readonly leaseMs?: number
   /** Longest a consumer blocks in XREADGROUP before checking delays and leases again. Default 500 ms. */
   readonly pollIntervalMs?: number

@@ -1,0 +1,150 @@
+import { fileURLToPath } from 'node:url'
+import { type Envelope, sleep, uuidV7 } from '@herald/core'
+import {
+  createHistory,
+  describeConsumerCrashes,
+  type RedisProfile,
+  type RedisServer,
+  startRedis,
+  waitFor,
+} from '@herald/testkit'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createRedisTransport, type RedisTransport } from '../src/index.js'
+
+const factoryModule = fileURLToPath(new URL('../src/index.ts', import.meta.url))
+const encoder = new TextEncoder()
+let prefixes = 0
+
+function envelope(text: string): Envelope {
+  return { id: uuidV7(), headers: { type: 'test.redis' }, body: encoder.encode(JSON.stringify({ text })) }
+}
+
+let shared: RedisServer | undefined
+beforeAll(async () => {
+  shared = await startRedis({ profile: 'always' })
+})
+afterAll(async () => {
+  await shared?.stop()
+})
+
+describeConsumerCrashes('redis', async () => {
+  const url = shared!.url
+  const prefix = `crash${++prefixes}`
+  return {
+    // On Redis the taker measures the lease (XAUTOCLAIM's min idle time): every consumer uses the same leaseMs.
+    admin: () => createRedisTransport({ url, prefix, leaseMs: 500, pollIntervalMs: 50 }),
+    worker: () => ({
+      module: factoryModule,
+      exportName: 'createRedisTransport',
+      options: { url, prefix, leaseMs: 500, pollIntervalMs: 20 },
+    }),
+    cleanup: async () => {},
+  }
+})
+
+describe('redis durability and broker faults', () => {
+  const servers: RedisServer[] = []
+  const transports: RedisTransport[] = []
+  afterEach(async () => {
+    await Promise.all(transports.splice(0).map((t) => t.close()))
+    await Promise.all(servers.splice(0).map((s) => s.stop()))
+  })
+  async function server(profile: RedisProfile): Promise<RedisServer> {
+    const s = await startRedis({ profile })
+    servers.push(s)
+    return s
+  }
+  async function open(url: string, extra: object = {}): Promise<RedisTransport> {
+    const t = await createRedisTransport({ url, pollIntervalMs: 50, onError: () => {}, ...extra })
+    transports.push(t)
+    return t
+  }
+
+  it('refuses a server without AOF in strict mode, naming the setting; relaxed mode reports and goes on', async () => {
+    const volatile = await server('volatile')
+    await expect(createRedisTransport({ url: volatile.url })).rejects.toThrow(/appendonly yes/)
+    const reported: unknown[] = []
+    await open(volatile.url, { durability: 'relaxed', onError: (e: unknown) => reported.push(e) })
+    expect(String(reported[0])).toMatch(/AOF off/)
+  })
+
+  /** Publishes 1,000 (each ok), kill -9, restart, drains: how many of the acknowledged came back. */
+  async function killAndCount(profile: RedisProfile): Promise<{ lost: number; ok: number }> {
+    const s = await server(profile)
+    const publisher = await open(s.url, { durability: 'relaxed' })
+    await publisher.declareGroup('g', ['d.t'])
+    const history = createHistory()
+    const sent = Array.from({ length: 1_000 }, (_, i) => envelope(`m${i}`))
+    for (const e of sent) {
+      history.attempted(e.id)
+      await publisher.publish('d.t', [e])
+      history.ok(e.id)
+    }
+    await s.crash()
+    await s.restart()
+    const consumer = await open(s.url, { durability: 'relaxed' })
+    let seen = 0
+    await consumer.subscribe({ group: 'g', patterns: ['d.t'] }, async (e) => {
+      seen++
+      history.delivered(e.id)
+      history.completed(e.id)
+    })
+    // Drain: everything the server still holds is delivered; the group's stream is then empty.
+    await waitFor(
+      async () => (await consumer.listGroups()).find((g) => g.group === 'g')?.depth === 0,
+      history.onChange,
+      { timeoutMs: 30_000 },
+    )
+    const check = history.check()
+    console.log(`[redis] 50 durability-profiles-matrix ${profile}: ${history.summary()} delivered=${seen}`)
+    return { lost: check.lost.length, ok: history.counts.ok }
+  }
+
+  it('50 durability-profiles-matrix: AOF always loses nothing on kill -9; everysec is measured; no AOF loses all (negative control)', async () => {
+    expect(await killAndCount('always')).toEqual({ lost: 0, ok: 1_000 })
+    const everysec = await killAndCount('everysec')
+    console.log(`[redis] 50 everysec lost=${everysec.lost} (printed, not asserted)`)
+    expect(await killAndCount('volatile')).toEqual({ lost: 1_000, ok: 1_000 })
+  })
+
+  it('43 broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', async () => {
+    const s = await server('always')
+    const publisher = await open(s.url)
+    await publisher.declareGroup('g', ['c.t'])
+    const history = createHistory()
+    const sent = Array.from({ length: 5_000 }, (_, i) => envelope(`m${i}`))
+    for (let i = 0; i < sent.length; i += 100) {
+      const batch = sent.slice(i, i + 100)
+      for (const e of batch) history.attempted(e.id)
+      await publisher.publish('c.t', batch)
+      for (const e of batch) history.ok(e.id)
+    }
+    const afterRestart = [0, 0]
+    let restarted = false
+    const consumers = await Promise.all([open(s.url, { leaseMs: 2_000 }), open(s.url, { leaseMs: 2_000 })])
+    await Promise.all(
+      consumers.map((c, n) =>
+        c.subscribe({ group: 'g', patterns: ['c.t'], maxInFlight: 20 }, async (e) => {
+          history.delivered(e.id)
+          await sleep(2) // handler work
+          history.completed(e.id)
+          if (restarted) afterRestart[n]!++
+        }),
+      ),
+    )
+    await waitFor(() => history.counts.completed >= 1_500, history.onChange)
+    await s.crash()
+    await s.restart()
+    restarted = true
+    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
+    const check = history.check()
+    console.log(`[redis] 43 broker-kill9-during-consume: ${history.summary()} afterRestart=${afterRestart.join(',')}`)
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+    expect(check.duplicates).toBeLessThanOrEqual(2 * 20)
+    expect(
+      afterRestart.every((n) => n >= 1),
+      'both consumers resumed',
+    ).toBe(true)
+  })
+})
