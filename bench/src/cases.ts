@@ -11,6 +11,7 @@ import {
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
+import { heraldRedis, rawRedis } from './cases/redis.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
 
@@ -94,5 +95,12 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'pg SKIP LOCKED select-publish-delete loop',
     herald: heraldPostgresOutbox,
     baseline: rawPostgresOutbox,
+  },
+  {
+    bench: 'e2e-throughput',
+    transport: 'redis',
+    raw: 'ioredis: pipelined XADD, XREADGROUP + XACK/XDEL',
+    herald: heraldRedis,
+    baseline: rawRedis,
   },
 ]

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { startPostgres } from '@herald/testkit'
+import { startPostgres, startRedis } from '@herald/testkit'
 import { benchCases } from './cases.js'
 import { type Measurement, round } from './measure.js'
 
@@ -36,6 +36,9 @@ if (selected.length === 0) {
 const serverEnv: Record<string, string> = {}
 const postgres = selected.some(({ c }) => c.transport === 'postgres') ? await startPostgres() : undefined
 if (postgres) serverEnv.HERALD_BENCH_PG_URL = postgres.url
+// Redis with AOF fsynced every second: Herald's durable default profile (strict mode requires AOF on).
+const redis = selected.some(({ c }) => c.transport === 'redis') ? await startRedis({ profile: 'everysec' }) : undefined
+if (redis) serverEnv.HERALD_BENCH_REDIS_URL = redis.url
 for (const { c, i } of selected) {
   if (!args.json) process.stderr.write(`running ${c.bench} on ${c.transport} (Herald, then ${c.raw})...\n`)
   const herald = await measure(i, 'herald')
@@ -62,3 +65,4 @@ for (const { c, i } of selected) {
   }
 }
 await postgres?.stop()
+await redis?.stop()

@@ -1,3 +1,4 @@
+export { type BatchOutcome, type Coalescer, createCoalescer } from './batching/coalescer.js'
 export {
   type Bus,
   type BusOptions,

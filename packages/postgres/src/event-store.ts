@@ -2,7 +2,9 @@ import {
   type AppendResult,
   assertExpectedVersion,
   assertStreamName,
+  type BatchOutcome,
   ConfigurationError,
+  createCoalescer,
   type EventFilter,
   type EventPage,
   type EventQuery,
@@ -16,7 +18,6 @@ import {
   toBuffer,
 } from '@herald/core'
 import pg from 'pg'
-import { type BatchOutcome, createCoalescer } from './coalescer.js'
 import { migrate } from './migrate.js'
 import { assertSchemaName } from './schema.js'
 

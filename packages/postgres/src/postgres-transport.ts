@@ -1,7 +1,9 @@
 import {
   assertTopic,
   assertTopicPattern,
+  type BatchOutcome,
   ConfigurationError,
+  createCoalescer,
   createConsumerSet,
   type DeadLetterStore,
   type Envelope,
@@ -22,7 +24,6 @@ import {
   type WakeSignal,
 } from '@herald/core'
 import pg from 'pg'
-import { type BatchOutcome, createCoalescer } from './coalescer.js'
 import { createDeadLetterQueries } from './dead-letters.js'
 import { startListener } from './listener.js'
 import { migrate } from './migrate.js'

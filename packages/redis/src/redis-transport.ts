@@ -1,8 +1,10 @@
 import {
   assertTopic,
   assertTopicPattern,
+  type BatchOutcome,
   ConfigurationError,
   compileTopicPattern,
+  createCoalescer,
   createConsumerSet,
   type DeadLetter,
   type DeadLetterFilter,
@@ -172,30 +174,46 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     return groups
   }
 
-  async function insert(topic: string, envelopes: readonly Envelope[], dueAt: number, mandatory: boolean) {
-    assertOpen()
-    assertTopic(topic)
-    const messages = envelopes.flatMap((e) => [e.id, topic, JSON.stringify(e.headers), toBuffer(e.body)])
+  interface PublishItem {
+    readonly topic: string
+    readonly envelopes: readonly Envelope[]
+    readonly dueAt: number
+    readonly mandatory: boolean
+  }
+
+  // The publishes of one event-loop turn go in one script call: one round trip, one Lua run.
+  const publisher = createCoalescer<PublishItem, void>(publishBatch, { maxBatch: 200, maxConcurrent: 4 })
+
+  async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<void>> {
+    const messages = items.map((item) =>
+      item.envelopes.flatMap((e) => [e.id, item.topic, JSON.stringify(e.headers), toBuffer(e.body)]),
+    )
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = bindings ?? (await loadBindings())
-      const groups = groupsFor(current, topic)
-      const routed = (await run('publish', [
-        prefix,
-        current.version,
-        dueAt,
-        uuidV7(),
-        groups.length,
-        ...groups,
-        ...messages,
-      ])) as number
-      if (routed === -1) {
+      const args: (string | number | Buffer)[] = [prefix, current.version, uuidV7(), items.length]
+      items.forEach((item, i) => {
+        const groups = groupsFor(current, item.topic)
+        args.push(item.dueAt, groups.length, ...groups, item.envelopes.length, ...messages[i]!)
+      })
+      const routed = (await run('publish', args)) as number[] | number
+      if (routed === -1 || !Array.isArray(routed)) {
         await loadBindings()
         continue
       }
-      if (routed === 0 && mandatory) throw new NoRouteError(topic)
-      return
+      return items.map((item, i) =>
+        routed[i] === 0 && item.mandatory
+          ? { ok: false, error: new NoRouteError(item.topic) }
+          : { ok: true, value: undefined },
+      )
     }
     throw new Error('Redis bindings kept changing while publishing; try again')
+  }
+
+  async function insert(topic: string, envelopes: readonly Envelope[], dueAt: number, mandatory: boolean) {
+    assertOpen()
+    assertTopic(topic)
+    if (envelopes.length === 0) return
+    await publisher.submit({ topic, envelopes, dueAt, mandatory })
   }
 
   function sourceFor(group: string): PullSource<RedisPulled> & { stop(): void } {
@@ -204,7 +222,18 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     reader.on('error', onError)
     blocking.add(reader)
     const held = new Set<string>()
+    // Acks of one turn go in one script call.
+    const acker = createCoalescer<string, void>(
+      async (ids) => {
+        await run('ack', [prefix, group, consumer, ...ids])
+        return ids.map(() => ({ ok: true, value: undefined }))
+      },
+      { maxBatch: 500, maxConcurrent: 2 },
+    )
     let lastReclaim = 0
+    // When the group's next delayed message is due (by the last look), and when we last looked.
+    let nextDueAt = 0
+    let lastMove = 0
     let stopped = false
     const renewTimer = setInterval(() => {
       if (held.size > 0) run('renew', [prefix, group, consumer, ...held]).catch(onError)
@@ -230,7 +259,14 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     return {
       async fetch(max) {
         const now = Date.now()
-        const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
+        // Look at the delayed set when something there is due, or every poll interval for what other
+        // processes scheduled; not on every fetch.
+        if (now >= nextDueAt || now - lastMove >= pollIntervalMs) {
+          lastMove = now
+          const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
+          nextDueAt = untilDue < 0 ? Number.POSITIVE_INFINITY : now + Math.max(1, untilDue)
+        }
+        const untilDue = nextDueAt - now
         if (now - lastReclaim >= leaseMs / 4) {
           lastReclaim = now
           const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
@@ -242,7 +278,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
           if (taken.length > 0) return taken
         }
         if (stopped) return []
-        const block = Math.max(1, untilDue >= 0 ? Math.min(pollIntervalMs, untilDue) : pollIntervalMs)
+        const block = Math.max(1, Math.min(pollIntervalMs, untilDue))
         const reply = (await reader.callBuffer('XREADGROUP', [
           'GROUP',
           'herald',
@@ -263,12 +299,13 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
         const now = Date.now()
         switch (settlement.kind) {
           case 'ack':
-            await run('ack', [prefix, group, consumer, entryId])
+            await acker.submit(entryId)
             break
           case 'release':
             await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
             break
           case 'retry':
+            nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
             await run('retry', [
               prefix,
               group,
@@ -337,6 +374,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       if (closed) return
       closed = true
       await consumers.closeAll()
+      await publisher.flush()
       for (const reader of blocking) reader.disconnect()
       await redis.quit().catch(() => {})
     },

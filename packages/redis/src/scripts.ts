@@ -25,34 +25,43 @@ end
 `
 
 /**
- * Publish. ARGV: prefix, expected bindings version, due time (0 = now), token base, group count, groups...,
- * then 4 values per message: id, topic, headers, body. Returns -1 when the bindings changed (reload, retry),
- * else the number of groups the messages went to.
+ * Publish a batch. ARGV: prefix, expected bindings version, token base, item count, then per item: due time
+ * (0 = now), group count, groups..., message count, then 4 values per message: id, topic, headers, body.
+ * Returns -1 when the bindings changed (reload, retry), else the number of groups of each item.
  */
 export const publishLua = `
 local P = ARGV[1]
 if (redis.call('GET', P .. ':v') or '0') ~= ARGV[2] then return -1 end
-local due = tonumber(ARGV[3])
-local ngroups = tonumber(ARGV[5])
-local first = 6 + ngroups
+local routed = {}
 local n = 0
-for g = 6, 5 + ngroups do
-  local group = ARGV[g]
-  for m = first, #ARGV, 4 do
-    if due == 0 then
-      redis.call('XADD', P .. ':q:' .. group, '*', 'i', ARGV[m], 't', ARGV[m + 1], 'h', ARGV[m + 2],
-        'b', ARGV[m + 3], 'a', '0')
-    else
-      n = n + 1
-      local token = ARGV[4] .. ':' .. n
-      redis.call('ZADD', P .. ':d:' .. group, due, token)
-      redis.call('HSET', P .. ':dd:' .. group, token,
-        cjson.encode({ i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2], a = '0' }))
-      redis.call('HSET', P .. ':db:' .. group, token, ARGV[m + 3])
+local at = 5
+for item = 1, tonumber(ARGV[4]) do
+  local due = tonumber(ARGV[at])
+  local ngroups = tonumber(ARGV[at + 1])
+  local groups = at + 2
+  local nmessages = tonumber(ARGV[groups + ngroups])
+  local first = groups + ngroups + 1
+  local last = first + 4 * nmessages - 1
+  for g = groups, groups + ngroups - 1 do
+    local group = ARGV[g]
+    for m = first, last, 4 do
+      if due == 0 then
+        redis.call('XADD', P .. ':q:' .. group, '*', 'i', ARGV[m], 't', ARGV[m + 1], 'h', ARGV[m + 2],
+          'b', ARGV[m + 3], 'a', '0')
+      else
+        n = n + 1
+        local token = ARGV[3] .. ':' .. n
+        redis.call('ZADD', P .. ':d:' .. group, due, token)
+        redis.call('HSET', P .. ':dd:' .. group, token,
+          cjson.encode({ i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2], a = '0' }))
+        redis.call('HSET', P .. ':db:' .. group, token, ARGV[m + 3])
+      end
     end
   end
+  routed[item] = ngroups
+  at = last + 1
 end
-return ngroups
+return routed
 `
 
 /**

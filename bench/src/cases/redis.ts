@@ -1,0 +1,81 @@
+import { createRedisTransport } from '@herald/redis'
+import { Redis } from 'ioredis'
+import { type BenchSide, counter, publishInWindows } from '../measure.js'
+
+const messages = 30_000
+const window = 1_000
+let runs = 0
+
+function serverUrl(): string {
+  const url = process.env.HERALD_BENCH_REDIS_URL
+  if (!url) throw new Error('HERALD_BENCH_REDIS_URL is not set: run through `npm run bench`')
+  return url
+}
+
+/** Herald on Redis (AOF, appendfsync everysec): publish confirmed, delivered, handled, acked. */
+export const heraldRedis: BenchSide = async () => {
+  const transport = await createRedisTransport({ url: serverUrl(), prefix: `bench${process.pid}-${++runs}` })
+  const done = counter(messages)
+  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
+    done.hit()
+  })
+  const started = performance.now()
+  await publishInWindows(transport, messages, window)
+  await done.done
+  await sub.close()
+  const seconds = (performance.now() - started) / 1_000
+  await transport.close()
+  return { perSecond: messages / seconds }
+}
+
+/**
+ * The baseline: raw ioredis on one stream. XADD pipelined a window at a time; a consumer on its own connection
+ * reads with XREADGROUP COUNT 100 BLOCK and acks each batch with XACK + XDEL in one pipeline.
+ */
+export const rawRedis: BenchSide = async () => {
+  const key = `raw-bench:${process.pid}:${++runs}`
+  const redis = new Redis(serverUrl(), { protocol: 2 })
+  const reader = redis.duplicate()
+  await redis.call('XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM')
+  const body = Buffer.from('{"n":1}')
+  const started = performance.now()
+  const consuming = (async () => {
+    let consumed = 0
+    while (consumed < messages) {
+      const reply = (await reader.callBuffer('XREADGROUP', [
+        'GROUP',
+        'g',
+        'c',
+        'COUNT',
+        100,
+        'BLOCK',
+        100,
+        'STREAMS',
+        key,
+        '>',
+      ])) as [Buffer, [Buffer, Buffer[]][]][] | null
+      const entries = reply?.[0]?.[1] ?? []
+      if (entries.length === 0) continue
+      await Promise.all(entries.map(async () => {}))
+      const ids = entries.map(([id]) => id)
+      await redis
+        .pipeline()
+        .xack(key, 'g', ...ids)
+        .xdel(key, ...ids)
+        .exec()
+      consumed += entries.length
+    }
+  })()
+  for (let sent = 0; sent < messages; sent += window) {
+    const pipeline = redis.pipeline()
+    for (let i = 0; i < window; i++)
+      pipeline.xadd(key, '*', 'i', `${sent + i}`, 'h', '{"type":"bench.tick"}', 'b', body)
+    await pipeline.exec()
+  }
+  await consuming
+  const seconds = (performance.now() - started) / 1_000
+  await redis.del(key)
+  reader.disconnect()
+  redis.disconnect()
+  return { perSecond: messages / seconds }
+}
