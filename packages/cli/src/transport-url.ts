@@ -6,6 +6,7 @@ import {
   type Transport,
 } from '@herald/core'
 import { createPostgresEventStore, createPostgresTransport } from '@herald/postgres'
+import { createRedisTransport } from '@herald/redis'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 
 export const defaultTransportUrl = 'sqlite:./herald.db'
@@ -13,6 +14,7 @@ export const defaultTransportUrl = 'sqlite:./herald.db'
 type Target =
   | { readonly kind: 'sqlite'; readonly path: string }
   | { readonly kind: 'postgres'; readonly connectionString: string; readonly schema?: string }
+  | { readonly kind: 'redis'; readonly url: string; readonly prefix?: string }
   | { readonly kind: 'memory' }
 
 /** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
@@ -34,19 +36,26 @@ function parseUrl(url: string): Target {
       parsed.searchParams.delete('schema')
       return { kind: 'postgres', connectionString: parsed.toString(), ...(schema === undefined ? {} : { schema }) }
     }
+    case 'redis': {
+      // `prefix` is Herald's: take it off before the URL reaches ioredis.
+      const parsed = new URL(url)
+      const prefix = parsed.searchParams.get('prefix') ?? undefined
+      parsed.searchParams.delete('prefix')
+      return { kind: 'redis', url: parsed.toString(), ...(prefix === undefined ? {} : { prefix }) }
+    }
     case 'memory':
       return { kind: 'memory' }
     default:
       throw new ConfigurationError(
         'transport',
-        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db or memory:`,
+        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db, redis://host:6379 or memory:`,
       )
   }
 }
 
 /**
- * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema) or
- * `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
+ * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema),
+ * `redis://…` (`?prefix=` picks Herald's key prefix) or `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
  */
 export async function openTransport(url: string): Promise<Transport> {
   const target = parseUrl(url)
@@ -55,6 +64,8 @@ export async function openTransport(url: string): Promise<Transport> {
       return createSqliteTransport({ path: target.path })
     case 'postgres':
       return createPostgresTransport(target)
+    case 'redis':
+      return createRedisTransport(target)
     case 'memory':
       return createInMemoryTransport()
   }
@@ -68,6 +79,8 @@ export async function openEventStore(url: string): Promise<EventStore> {
       return createSqliteEventStore({ path: target.path })
     case 'postgres':
       return createPostgresEventStore(target)
+    case 'redis':
+      throw new ConfigurationError('transport', 'Redis keeps no event store; point --transport at sqlite: or postgres:')
     case 'memory':
       return createInMemoryEventStore()
   }
