@@ -58,6 +58,12 @@ export interface RedisTransportOptions {
   readonly leaseMs?: number
   /** Longest a consumer blocks in XREADGROUP before checking delays and leases again. Default 500 ms. */
   readonly pollIntervalMs?: number
+  /**
+   * How long any command (a publish included) may wait for Redis before it fails; a publish that times out is
+   * indeterminate (retry it with the same id). Without it, a hung server (paused, disk stalled) would hold every
+   * publish forever. Default 10 s.
+   */
+  readonly commandTimeoutMs?: number
   /** Errors the transport survived (a failed settle is retried by lease expiry). */
   readonly onError?: (err: unknown) => void
 }
@@ -126,8 +132,9 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   const leaseMs = positive('leaseMs', options.leaseMs ?? 30_000)
   const pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 500)
   const onError = options.onError ?? (() => {})
+  const commandTimeout = positive('commandTimeoutMs', options.commandTimeoutMs ?? 10_000)
   // RESP2: reply shapes (XREADGROUP, script results) stay plain arrays whatever the server supports.
-  const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2, protocol: 2 })
+  const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2, protocol: 2, commandTimeout })
   redis.on('error', onError)
   await redis.connect()
   try {
@@ -218,7 +225,8 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
 
   function sourceFor(group: string): PullSource<RedisPulled> & { stop(): void } {
     const consumer = uuidV7()
-    const reader = redis.duplicate()
+    // A blocking read legitimately waits up to pollIntervalMs: its timeout allows for that.
+    const reader = redis.duplicate({ commandTimeout: commandTimeout + pollIntervalMs })
     reader.on('error', onError)
     blocking.add(reader)
     const held = new Set<string>()

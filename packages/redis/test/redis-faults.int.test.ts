@@ -107,7 +107,8 @@ describe('redis durability and broker faults', () => {
     expect(await killAndCount('volatile')).toEqual({ lost: 1_000, ok: 1_000 })
   })
 
-  it('43 broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', async () => {
+  /** Cases 43 and 44: the server dies (or stops cleanly) mid-consume; consumers must carry on by themselves. */
+  async function restartDuringConsume(how: 'crash' | 'graceful', label: string) {
     const s = await server('always')
     const publisher = await open(s.url)
     await publisher.declareGroup('g', ['c.t'])
@@ -133,12 +134,12 @@ describe('redis durability and broker faults', () => {
       ),
     )
     await waitFor(() => history.counts.completed >= 1_500, history.onChange)
-    await s.crash()
-    await s.restart()
+    if (how === 'crash') await s.restart()
+    else await s.gracefulRestart()
     restarted = true
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
     const check = history.check()
-    console.log(`[redis] 43 broker-kill9-during-consume: ${history.summary()} afterRestart=${afterRestart.join(',')}`)
+    console.log(`[redis] ${label}: ${history.summary()} afterRestart=${afterRestart.join(',')}`)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
     expect(check.duplicates).toBeLessThanOrEqual(2 * 20)
@@ -146,5 +147,98 @@ describe('redis durability and broker faults', () => {
       afterRestart.every((n) => n >= 1),
       'both consumers resumed',
     ).toBe(true)
+  }
+
+  it('43 broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', () =>
+    restartDuringConsume('crash', '43 broker-kill9-during-consume'))
+
+  it('44 broker-graceful-restart: the same with SIGTERM', () =>
+    restartDuringConsume('graceful', '44 broker-graceful-restart'))
+
+  it('45 broker-paused: publishes during a SIGSTOP fail after the command timeout, are retried, and none is lost', async () => {
+    const s = await server('always')
+    const publisher = await open(s.url, { commandTimeoutMs: 500 })
+    const consumer = await open(s.url, { commandTimeoutMs: 500, leaseMs: 5_000 })
+    const history = createHistory()
+    await consumer.subscribe({ group: 'g', patterns: ['p.t'], maxInFlight: 20 }, async (e) => {
+      history.delivered(e.id)
+      history.completed(e.id)
+    })
+    let paused = false
+    let timedOut = 0
+    let longestMs = 0
+    const publishTask = async (task: number) => {
+      for (let n = 0; n < 200; n++) {
+        const e = envelope(`t${task}-${n}`)
+        history.attempted(e.id)
+        for (;;) {
+          const started = Date.now()
+          try {
+            await publisher.publish('p.t', [e])
+            history.ok(e.id)
+            break
+          } catch {
+            timedOut++ // indeterminate: retried with the same id
+          } finally {
+            longestMs = Math.max(longestMs, Date.now() - started)
+          }
+        }
+        if (task === 0 && n === 50) {
+          s.pause()
+          paused = true
+        }
+      }
+    }
+    const publishing = Promise.all(Array.from({ length: 10 }, (_, task) => publishTask(task)))
+    await waitFor(() => paused, history.onChange)
+    const duringPause = await consumer.checkHealth()
+    await waitFor(() => timedOut >= 10, history.onChange, { timeoutMs: 30_000 })
+    s.resume()
+    await publishing
+    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
+    const after = await consumer.checkHealth()
+    const check = history.check()
+    console.log(
+      `[redis] 45 broker-paused: ${history.summary()} timedOutPublishes=${timedOut} longestPublishMs=${longestMs} (commandTimeoutMs 500)`,
+    )
+    expect(duringPause.ok).toBe(false)
+    expect(after.ok).toBe(true)
+    expect(check.lost).toEqual([])
+    expect(check.unexpected).toEqual([])
+  })
+
+  it('54 redis-retention-never-eats-pending: a message held pending survives 5,000 later ones', async () => {
+    const s = await server('always')
+    const transport = await open(s.url)
+    const history = createHistory()
+    const held = envelope('hold-me')
+    let release!: () => void
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await transport.subscribe({ group: 'g1', patterns: ['r.t'], maxInFlight: 10 }, async (e) => {
+      history.delivered(e.id)
+      if (e.id === held.id) await released
+      history.completed(e.id)
+    })
+    history.attempted(held.id)
+    await transport.publish('r.t', [held])
+    history.ok(held.id)
+    await waitFor(() => history.deliveriesOf(held.id) === 1, history.onChange)
+    const more = Array.from({ length: 5_000 }, (_, i) => envelope(`m${i}`))
+    for (let i = 0; i < more.length; i += 100) {
+      const batch = more.slice(i, i + 100)
+      for (const e of batch) history.attempted(e.id)
+      await transport.publish('r.t', batch)
+      for (const e of batch) history.ok(e.id)
+    }
+    await waitFor(() => more.every((e) => history.isCompleted(e.id)), history.onChange)
+    release()
+    await waitFor(() => history.isCompleted(held.id), history.onChange)
+    await waitFor(async () => (await transport.listGroups())[0]?.depth === 0, history.onChange)
+    const check = history.check()
+    console.log(`[redis] 54 redis-retention-never-eats-pending: ${history.summary()}`)
+    expect(check.lost).toEqual([])
+    expect(history.deliveriesOf(held.id)).toBe(1)
   })
 })

@@ -13,8 +13,10 @@ export interface RedisServer {
   readonly port: number
   /** kill -9: whatever the profile did not persist is gone. */
   crash(): Promise<void>
-  /** Starts again on the same data directory and port (AOF replayed). */
+  /** kill -9, then starts again on the same data directory and port (AOF replayed). */
   restart(): Promise<void>
+  /** SIGTERM (Redis flushes and exits cleanly), then starts again on the same data and port. */
+  gracefulRestart(): Promise<void>
   /** SIGSTOP / SIGCONT: the server stops answering without closing connections. */
   pause(): void
   resume(): void
@@ -86,6 +88,10 @@ export async function startRedis(options: { readonly profile?: RedisProfile } = 
     crash: () => signalAndWait('SIGKILL'),
     restart: async () => {
       await signalAndWait('SIGKILL')
+      await start()
+    },
+    gracefulRestart: async () => {
+      await signalAndWait('SIGTERM')
       await start()
     },
     pause: () => child?.kill('SIGSTOP'),
