@@ -53,3 +53,21 @@ export async function publishInWindows(transport: Transport, total: number, wind
     await Promise.all(batch)
   }
 }
+
+/**
+ * Herald's end-to-end throughput on a transport: one consumer (`maxInFlight: 100`) handles `total` messages
+ * published in windows of `window` concurrent publishes; the clock runs from the first publish to the last handled.
+ */
+export async function heraldThroughput(transport: Transport, total: number, window: number): Promise<Measurement> {
+  const done = counter(total)
+  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
+    done.hit()
+  })
+  const started = performance.now()
+  await publishInWindows(transport, total, window)
+  await done.done
+  await sub.close()
+  const seconds = (performance.now() - started) / 1_000
+  await transport.close()
+  return { perSecond: total / seconds }
+}

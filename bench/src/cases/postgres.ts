@@ -1,7 +1,7 @@
 import { createWakeSignal, sleep } from '@herald/core'
 import { createPostgresTransport } from '@herald/postgres'
 import pg from 'pg'
-import { type BenchSide, counter, publishInWindows } from '../measure.js'
+import { type BenchSide, heraldThroughput } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -23,17 +23,7 @@ function freshSchema(side: string): string {
 /** Herald on PostgreSQL (synchronous_commit=on): publish confirmed, claimed, handled, acked. */
 export const heraldPostgres: BenchSide = async () => {
   const transport = await createPostgresTransport({ connectionString: serverUrl(), schema: freshSchema('herald') })
-  const done = counter(messages)
-  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
-    done.hit()
-  })
-  const started = performance.now()
-  await publishInWindows(transport, messages, window)
-  await done.done
-  await sub.close()
-  const seconds = (performance.now() - started) / 1_000
-  await transport.close()
-  return { perSecond: messages / seconds }
+  return heraldThroughput(transport, messages, window)
 }
 
 /**

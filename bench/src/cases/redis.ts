@@ -1,6 +1,6 @@
 import { createRedisTransport } from '@herald/redis'
 import { Redis } from 'ioredis'
-import { type BenchSide, counter, publishInWindows } from '../measure.js'
+import { type BenchSide, heraldThroughput } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -15,17 +15,7 @@ function serverUrl(): string {
 /** Herald on Redis (AOF, appendfsync everysec): publish confirmed, delivered, handled, acked. */
 export const heraldRedis: BenchSide = async () => {
   const transport = await createRedisTransport({ url: serverUrl(), prefix: `bench${process.pid}-${++runs}` })
-  const done = counter(messages)
-  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
-    done.hit()
-  })
-  const started = performance.now()
-  await publishInWindows(transport, messages, window)
-  await done.done
-  await sub.close()
-  const seconds = (performance.now() - started) / 1_000
-  await transport.close()
-  return { perSecond: messages / seconds }
+  return heraldThroughput(transport, messages, window)
 }
 
 /**

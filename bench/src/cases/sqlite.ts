@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { createWakeSignal, sleep, uuidV7 } from '@herald/core'
 import { createSqliteTransport } from '@herald/sqlite'
 import Database from 'better-sqlite3'
-import { type BenchSide, counter, latencies, type Measurement, publishInWindows } from '../measure.js'
+import { type BenchSide, counter, heraldThroughput, latencies, type Measurement } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -37,19 +37,9 @@ async function atFixedRate(total: number, ratePerSecond: number, send: (bodies: 
 /** Herald on SQLite, durable (WAL, synchronous=FULL): publish confirmed, delivered, handled, acked. */
 export const heraldSqlite: BenchSide = async () => {
   const db = tempDb()
-  const transport = createSqliteTransport({ path: db.path })
-  const done = counter(messages)
-  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
-    done.hit()
-  })
-  const started = performance.now()
-  await publishInWindows(transport, messages, window)
-  await done.done
-  await sub.close()
-  const seconds = (performance.now() - started) / 1_000
-  await transport.close()
+  const measured = await heraldThroughput(createSqliteTransport({ path: db.path }), messages, window)
   db.cleanup()
-  return { perSecond: messages / seconds }
+  return measured
 }
 
 /** Latency at a fixed 2,000 msg/s, publish call to handler start. */
