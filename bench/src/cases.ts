@@ -11,7 +11,7 @@ import {
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
-import { heraldRedis, rawRedis } from './cases/redis.js'
+import { bullmq, heraldRedis, rawRedis } from './cases/redis.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
 
@@ -102,5 +102,12 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'ioredis: pipelined XADD, XREADGROUP + XACK/XDEL',
     herald: heraldRedis,
     baseline: rawRedis,
+  },
+  {
+    bench: 'vs-bullmq',
+    transport: 'redis',
+    raw: 'BullMQ (Queue.addBulk, Worker concurrency 100)',
+    herald: heraldRedis,
+    baseline: bullmq,
   },
 ]
