@@ -11,7 +11,7 @@ import {
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
-import { bullmq, heraldRedis, rawRedis } from './cases/redis.js'
+import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
 
@@ -109,5 +109,12 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'BullMQ (Queue.addBulk, Worker concurrency 100)',
     herald: heraldRedis,
     baseline: bullmq,
+  },
+  {
+    bench: 'e2e-latency-5000-per-s',
+    transport: 'redis',
+    raw: 'ioredis: pipelined XADD, XREADGROUP + XACK/XDEL',
+    herald: heraldRedisLatency,
+    baseline: rawRedisLatency,
   },
 ]

@@ -1,4 +1,4 @@
-import { type Envelope, type Transport, uuidV7 } from '@herald/core'
+import { type Envelope, sleep, type Transport, uuidV7 } from '@herald/core'
 /** One side of one benchmark, measured in its own process. */
 export interface Measurement {
   readonly perSecond: number
@@ -70,4 +70,52 @@ export async function heraldThroughput(transport: Transport, total: number, wind
   const seconds = (performance.now() - started) / 1_000
   await transport.close()
   return { perSecond: total / seconds }
+}
+
+/** Publishes `total` messages at `ratePerSecond`, in ticks of 5 ms, calling `send` with the batch of each tick. */
+export async function atFixedRate(
+  total: number,
+  ratePerSecond: number,
+  send: (bodies: Uint8Array[]) => Promise<void>,
+): Promise<void> {
+  const tickMs = 5
+  const perTick = Math.max(1, Math.round((ratePerSecond * tickMs) / 1_000))
+  const encoder = new TextEncoder()
+  const started = performance.now()
+  const inFlight: Promise<void>[] = []
+  for (let sent = 0, tick = 0; sent < total; tick++) {
+    const wait = started + tick * tickMs - performance.now()
+    if (wait > 0) await sleep(wait)
+    const bodies = Array.from({ length: Math.min(perTick, total - sent) }, () =>
+      encoder.encode(JSON.stringify({ sentAt: performance.now() })),
+    )
+    sent += bodies.length
+    inFlight.push(send(bodies))
+  }
+  await Promise.all(inFlight)
+}
+
+/** The time a body says it was sent at, to now. */
+export function sinceSent(body: Uint8Array): number {
+  return performance.now() - (JSON.parse(new TextDecoder().decode(body)) as { sentAt: number }).sentAt
+}
+
+/** Herald's latency at a fixed rate: publish call to handler start, p50 and p99, over `total` messages. */
+export async function heraldLatency(transport: Transport, total: number, ratePerSecond: number): Promise<Measurement> {
+  const samples: number[] = []
+  const done = counter(total)
+  await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
+    samples.push(sinceSent(envelope.body))
+    done.hit()
+  })
+  const started = performance.now()
+  await atFixedRate(total, ratePerSecond, async (bodies) => {
+    await Promise.all(
+      bodies.map((body) => transport.publish('bench.tick', [{ id: uuidV7(), headers: { type: 'bench.tick' }, body }])),
+    )
+  })
+  await done.done
+  const perSecond = total / ((performance.now() - started) / 1_000)
+  await transport.close()
+  return { perSecond, ...latencies(samples) }
 }

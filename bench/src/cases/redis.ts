@@ -1,6 +1,6 @@
 import { createRedisTransport } from '@herald/redis'
 import { Redis } from 'ioredis'
-import { type BenchSide, heraldThroughput } from '../measure.js'
+import { atFixedRate, type BenchSide, heraldLatency, heraldThroughput, latencies, sinceSent } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -109,4 +109,59 @@ export const bullmq: BenchSide = async () => {
   await queue.obliterate({ force: true })
   await queue.close()
   return { perSecond: messages / seconds }
+}
+
+const latencyTotal = 15_000
+const latencyRate = 5_000
+
+/** Herald on Redis at a fixed 5,000 msg/s: publish call to handler start. */
+export const heraldRedisLatency: BenchSide = async () => {
+  const transport = await createRedisTransport({ url: serverUrl(), prefix: `bench-lat${process.pid}-${++runs}` })
+  return heraldLatency(transport, latencyTotal, latencyRate)
+}
+
+/** Raw ioredis at the same rate: each tick's XADDs in one pipeline; a reader with XREADGROUP BLOCK, XACK + XDEL. */
+export const rawRedisLatency: BenchSide = async () => {
+  const key = `raw-bench-lat:${process.pid}:${++runs}`
+  const redis = new Redis(serverUrl(), { protocol: 2 })
+  const reader = redis.duplicate()
+  await redis.call('XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM')
+  const samples: number[] = []
+  const started = performance.now()
+  const consuming = (async () => {
+    while (samples.length < latencyTotal) {
+      const reply = (await reader.callBuffer('XREADGROUP', [
+        'GROUP',
+        'g',
+        'c',
+        'COUNT',
+        100,
+        'BLOCK',
+        100,
+        'STREAMS',
+        key,
+        '>',
+      ])) as [Buffer, [Buffer, Buffer[]][]][] | null
+      const entries = reply?.[0]?.[1] ?? []
+      if (entries.length === 0) continue
+      for (const [, fields] of entries) samples.push(sinceSent(fields[1]!))
+      const ids = entries.map(([id]) => id)
+      await redis
+        .pipeline()
+        .xack(key, 'g', ...ids)
+        .xdel(key, ...ids)
+        .exec()
+    }
+  })()
+  await atFixedRate(latencyTotal, latencyRate, async (bodies) => {
+    const pipeline = redis.pipeline()
+    for (const body of bodies) pipeline.xadd(key, '*', 'b', Buffer.from(body))
+    await pipeline.exec()
+  })
+  await consuming
+  const perSecond = latencyTotal / ((performance.now() - started) / 1_000)
+  await redis.del(key)
+  reader.disconnect()
+  redis.disconnect()
+  return { perSecond, ...latencies(samples) }
 }

@@ -1,37 +1,26 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWakeSignal, sleep, uuidV7 } from '@herald/core'
+import { createWakeSignal } from '@herald/core'
 import { createSqliteTransport } from '@herald/sqlite'
 import Database from 'better-sqlite3'
-import { type BenchSide, counter, heraldThroughput, latencies, type Measurement } from '../measure.js'
+import {
+  atFixedRate,
+  type BenchSide,
+  heraldLatency,
+  heraldThroughput,
+  latencies,
+  type Measurement,
+  sinceSent,
+} from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 function tempDb(): { path: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'))
   return { path: join(dir, 'bench.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
-}
-
-/** Publishes `total` messages at `ratePerSecond`, in ticks of 5 ms, calling `send` with the batch of each tick. */
-async function atFixedRate(total: number, ratePerSecond: number, send: (bodies: Uint8Array[]) => Promise<void>) {
-  const tickMs = 5
-  const perTick = Math.max(1, Math.round((ratePerSecond * tickMs) / 1_000))
-  const started = performance.now()
-  const inFlight: Promise<void>[] = []
-  for (let sent = 0, tick = 0; sent < total; tick++) {
-    const wait = started + tick * tickMs - performance.now()
-    if (wait > 0) await sleep(wait)
-    const bodies = Array.from({ length: Math.min(perTick, total - sent) }, () =>
-      encoder.encode(JSON.stringify({ sentAt: performance.now() })),
-    )
-    sent += bodies.length
-    inFlight.push(send(bodies))
-  }
-  await Promise.all(inFlight)
 }
 
 /** Herald on SQLite, durable (WAL, synchronous=FULL): publish confirmed, delivered, handled, acked. */
@@ -45,25 +34,9 @@ export const heraldSqlite: BenchSide = async () => {
 /** Latency at a fixed 2,000 msg/s, publish call to handler start. */
 export const heraldSqliteLatency: BenchSide = async () => {
   const db = tempDb()
-  const transport = createSqliteTransport({ path: db.path })
-  const total = 6_000
-  const samples: number[] = []
-  const done = counter(total)
-  await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
-    samples.push(performance.now() - (JSON.parse(decoder.decode(envelope.body)) as { sentAt: number }).sentAt)
-    done.hit()
-  })
-  const started = performance.now()
-  await atFixedRate(total, 2_000, (bodies) =>
-    Promise.all(
-      bodies.map((body) => transport.publish('bench.tick', [{ id: uuidV7(), headers: { type: 'bench.tick' }, body }])),
-    ).then(() => {}),
-  )
-  await done.done
-  const perSecond = total / ((performance.now() - started) / 1_000)
-  await transport.close()
+  const measured = await heraldLatency(createSqliteTransport({ path: db.path }), 6_000, 2_000)
   db.cleanup()
-  return { perSecond, ...latencies(samples) }
+  return measured
 }
 
 interface RawQueue {
@@ -153,7 +126,7 @@ export const rawSqliteLatency: BenchSide = async (): Promise<Measurement> => {
     total,
     () => wake.wait(50, never),
     (body) => {
-      samples.push(performance.now() - (JSON.parse(decoder.decode(body)) as { sentAt: number }).sentAt)
+      samples.push(sinceSent(body))
     },
   )
   const started = performance.now()
