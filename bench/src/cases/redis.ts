@@ -19,6 +19,35 @@ export const heraldRedis: BenchSide = async () => {
 }
 
 /**
+ * The raw consumer: XREADGROUP COUNT 100 BLOCK 100 on its own connection, each entry handed to `handle`, then the
+ * batch acked and deleted (XACK + XDEL) in one pipeline, until `total` entries are done.
+ */
+async function rawConsume(
+  redis: Redis,
+  reader: Redis,
+  key: string,
+  total: number,
+  handle: (fields: Buffer[]) => Promise<void> | void,
+): Promise<void> {
+  let consumed = 0
+  while (consumed < total) {
+    const reply = (await reader.callBuffer('XREADGROUP', [
+      ...['GROUP', 'g', 'c', 'COUNT', 100, 'BLOCK', 100, 'STREAMS', key, '>'],
+    ])) as [Buffer, [Buffer, Buffer[]][]][] | null
+    const entries = reply?.[0]?.[1] ?? []
+    if (entries.length === 0) continue
+    await Promise.all(entries.map(([, fields]) => handle(fields)))
+    const ids = entries.map(([id]) => id)
+    await redis
+      .pipeline()
+      .xack(key, 'g', ...ids)
+      .xdel(key, ...ids)
+      .exec()
+    consumed += entries.length
+  }
+}
+
+/**
  * The baseline: raw ioredis on one stream. XADD pipelined a window at a time; a consumer on its own connection
  * reads with XREADGROUP COUNT 100 BLOCK and acks each batch with XACK + XDEL in one pipeline.
  */
@@ -29,33 +58,7 @@ export const rawRedis: BenchSide = async () => {
   await redis.call('XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM')
   const body = Buffer.from('{"n":1}')
   const started = performance.now()
-  const consuming = (async () => {
-    let consumed = 0
-    while (consumed < messages) {
-      const reply = (await reader.callBuffer('XREADGROUP', [
-        'GROUP',
-        'g',
-        'c',
-        'COUNT',
-        100,
-        'BLOCK',
-        100,
-        'STREAMS',
-        key,
-        '>',
-      ])) as [Buffer, [Buffer, Buffer[]][]][] | null
-      const entries = reply?.[0]?.[1] ?? []
-      if (entries.length === 0) continue
-      await Promise.all(entries.map(async () => {}))
-      const ids = entries.map(([id]) => id)
-      await redis
-        .pipeline()
-        .xack(key, 'g', ...ids)
-        .xdel(key, ...ids)
-        .exec()
-      consumed += entries.length
-    }
-  })()
+  const consuming = rawConsume(redis, reader, key, messages, async () => {})
   for (let sent = 0; sent < messages; sent += window) {
     const pipeline = redis.pipeline()
     for (let i = 0; i < window; i++)
@@ -128,31 +131,9 @@ export const rawRedisLatency: BenchSide = async () => {
   await redis.call('XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM')
   const samples: number[] = []
   const started = performance.now()
-  const consuming = (async () => {
-    while (samples.length < latencyTotal) {
-      const reply = (await reader.callBuffer('XREADGROUP', [
-        'GROUP',
-        'g',
-        'c',
-        'COUNT',
-        100,
-        'BLOCK',
-        100,
-        'STREAMS',
-        key,
-        '>',
-      ])) as [Buffer, [Buffer, Buffer[]][]][] | null
-      const entries = reply?.[0]?.[1] ?? []
-      if (entries.length === 0) continue
-      for (const [, fields] of entries) samples.push(sinceSent(fields[1]!))
-      const ids = entries.map(([id]) => id)
-      await redis
-        .pipeline()
-        .xack(key, 'g', ...ids)
-        .xdel(key, ...ids)
-        .exec()
-    }
-  })()
+  const consuming = rawConsume(redis, reader, key, latencyTotal, (fields) => {
+    samples.push(sinceSent(fields[1]!))
+  })
   await atFixedRate(latencyTotal, latencyRate, async (bodies) => {
     const pipeline = redis.pipeline()
     for (const body of bodies) pipeline.xadd(key, '*', 'b', Buffer.from(body))
