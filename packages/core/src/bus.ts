@@ -1,4 +1,3 @@
-import { isScheduler } from './capabilities.js'
 import { type Codec, createJsonCodec } from './codec.js'
 import {
   type CommandContract,
@@ -10,12 +9,13 @@ import {
   validateData,
 } from './contract.js'
 import { type Envelope, HeaderNames } from './envelope.js'
-import { ConfigurationError, HeraldError, poisonError } from './errors.js'
+import { ConfigurationError, poisonError } from './errors.js'
 import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
 import { immediateRetry } from './middleware/immediate-retry.js'
 import { timeout } from './middleware/timeout.js'
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.js'
+import { sendPrepared } from './send-prepared.js'
 import { applyMiddleware, type Delivery, type Handler, type Subscription, type Transport } from './transport.js'
 import { uuidV7 } from './uuid-v7.js'
 
@@ -221,18 +221,8 @@ export function createBus(options: BusOptions): Bus {
     parent: Message<unknown> | undefined,
   ): Promise<string> {
     const prepared = await prepare(contract, data, publishOptions, parent)
-    const { topic, envelope, deliverAt } = prepared
-    const publish = { mandatory: prepared.mandatory }
-    if (deliverAt === undefined || deliverAt <= Date.now()) {
-      await transport.publish(topic, [envelope], publish)
-    } else if (isScheduler(transport)) {
-      await transport.schedule(topic, [envelope], deliverAt, publish)
-    } else {
-      throw new HeraldError(
-        'NOT_SUPPORTED',
-        `Transport "${transport.name}" cannot delay messages; publish without delayMs/deliverAt`,
-      )
-    }
+    await sendPrepared(transport, prepared)
+    const { topic, envelope } = prepared
     const audit = options.audit
     if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {
       await audit.store.append([{ topic, envelope }])

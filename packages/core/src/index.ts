@@ -131,6 +131,7 @@ export {
   resolveRetryPolicy,
   toErrorInfo,
 } from './retry-policy.js'
+export { sendPrepared } from './send-prepared.js'
 export { sleep } from './sleep.js'
 export type { StandardSchemaV1 } from './standard-schema.js'
 export {

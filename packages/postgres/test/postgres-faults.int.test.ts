@@ -197,7 +197,7 @@ describe('postgres faults', () => {
               // Connection lost: the message may or may not be stored. Retry with the same id, as a relay would.
               indeterminate++
               if (Date.now() > deadline) throw err
-              await sleep(50)
+              await sleep(50) // a publisher's pause between retries while the server is down, not a wait for an event
             }
           }
         }

@@ -282,18 +282,10 @@ describe('postgres outbox and inbox', () => {
       if ((await worker.exited).signal === 'SIGKILL') crashes++
     }
     const survivor = runWorker(inboxWorker, { url, schema }, () => deliveries++)
-    // Fail at once, and say so, if the survivor dies; on a timeout, say where the group stood.
-    const survivorDied = survivor.exited.then((exit) => {
-      throw new Error(`the surviving consumer exited (${JSON.stringify(exit)}) before the queue drained`)
-    })
-    await Promise.race([
-      pollUntil(async () => (await publisher.listGroups())[0]?.depth === 0, 120_000).catch(async (err: Error) => {
-        const [group] = await publisher.listGroups()
-        throw new Error(`${err.message}; group now ${JSON.stringify(group)}, deliveries=${deliveries}`)
-      }),
-      survivorDied,
-    ])
-    survivorDied.catch(() => {})
+    await survivor.whileRunning(
+      async () => (await publisher.listGroups())[0]?.depth === 0,
+      async () => `group now ${JSON.stringify((await publisher.listGroups())[0])}, deliveries=${deliveries}`,
+    )
     await survivor.stop()
     const effects = await db.query(
       `SELECT count(*)::int AS total, count(DISTINCT message_id)::int AS ids FROM ${schema}.effects`,

@@ -78,7 +78,7 @@ export function createSqliteOutbox(options: {
     stage(target, messages) {
       let insert = staging.get(target)
       if (insert === undefined) {
-        target.exec(schemaSql)
+        // The outbox's own connection created the table at open; `target` must be the same database file.
         insert = target.prepare(stageSql)
         staging.set(target, insert)
       }

@@ -1,7 +1,7 @@
 import type { PreparedMessage } from '../bus.js'
-import { isScheduler } from '../capabilities.js'
 import { createWakeSignal } from '../consumer/wake-signal.js'
 import { toErrorInfo } from '../retry-policy.js'
+import { sendPrepared } from '../send-prepared.js'
 import { sleep } from '../sleep.js'
 import type { Transport } from '../transport.js'
 
@@ -86,20 +86,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const backoff = (failures: number) => Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.max(0, failures - 1))
 
-  async function send(record: OutboxRecord): Promise<void> {
-    const publishOptions = { mandatory: record.mandatory }
-    if (record.deliverAt !== undefined && record.deliverAt > Date.now() && isScheduler(transport)) {
-      await transport.schedule(record.topic, [record.envelope], record.deliverAt, publishOptions)
-    } else {
-      await transport.publish(record.topic, [record.envelope], publishOptions)
-    }
-  }
-
   /** One round: claim, send (distinct keys in parallel), mark. Returns how many were claimed, or throws. */
   async function round(): Promise<{ claimed: number; failed: number }> {
     const records = await store.claim(batchSize, leaseMs)
     if (records.length === 0) return { claimed: 0, failed: 0 }
-    const outcomes = await Promise.allSettled(records.map(send))
+    const outcomes = await Promise.allSettled(records.map((record) => sendPrepared(transport, record)))
     const ok = records.filter((_, i) => outcomes[i]?.status === 'fulfilled')
     options.afterSend?.(ok)
     if (ok.length > 0) await store.markSent(ok)

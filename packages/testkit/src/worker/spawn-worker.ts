@@ -1,11 +1,17 @@
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { pollUntil } from '../wait-for.js'
 
 export interface SpawnedWorker {
   /** Resolves with how the process ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** SIGTERM (a graceful stop), then waits for the exit. */
   stop(): Promise<void>
+  /**
+   * Polls `done` until it holds while this worker runs. Fails at once if the worker exits first, and on the
+   * timeout with `describe()`'s account of where things stood.
+   */
+  whileRunning(done: () => Promise<boolean>, describe: () => Promise<string>, timeoutMs?: number): Promise<void>
 }
 
 /**
@@ -24,6 +30,23 @@ export function spawnWorker(path: string, config: unknown, onLine: (line: string
   )
   return {
     exited,
+    async whileRunning(done, describe, timeoutMs = 120_000) {
+      let finished = false
+      const died = exited.then((exit) => {
+        if (!finished) throw new Error(`the worker exited (${JSON.stringify(exit)}) before the condition held`)
+      })
+      try {
+        await Promise.race([
+          pollUntil(done, timeoutMs).catch(async (err: Error) => {
+            throw new Error(`${err.message}; ${await describe()}`)
+          }),
+          died,
+        ])
+      } finally {
+        finished = true
+        died.catch(() => {})
+      }
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
       await exited

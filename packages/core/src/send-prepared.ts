@@ -1,0 +1,23 @@
+import type { PreparedMessage } from './bus.js'
+import { isScheduler } from './capabilities.js'
+import { HeraldError } from './errors.js'
+import type { Transport } from './transport.js'
+
+/**
+ * Hands a prepared message to a transport: published now, or scheduled when it is due later. A transport that
+ * cannot delay gets a clear error rather than an early delivery.
+ */
+export async function sendPrepared(transport: Transport, message: PreparedMessage): Promise<void> {
+  const { topic, envelope, deliverAt } = message
+  const options = { mandatory: message.mandatory }
+  if (deliverAt === undefined || deliverAt <= Date.now()) {
+    await transport.publish(topic, [envelope], options)
+  } else if (isScheduler(transport)) {
+    await transport.schedule(topic, [envelope], deliverAt, options)
+  } else {
+    throw new HeraldError(
+      'NOT_SUPPORTED',
+      `Transport "${transport.name}" cannot delay messages; publish without delayMs/deliverAt`,
+    )
+  }
+}
