@@ -17,6 +17,8 @@ export type HeraldErrorCode =
   | 'NOT_FOUND'
   | 'CONCURRENCY'
   | 'REPLAY_GAP'
+  | 'PUBLISH_INDETERMINATE'
+  | 'BROKER_BLOCKED'
 
 /** Why a message was dead-lettered. Stored with every dead letter; stable, so dashboards and alerts can key on it. */
 export type DeadLetterReason =
@@ -134,6 +136,33 @@ export class TransportClosedError extends HeraldError {
   constructor(transport: string) {
     super('TRANSPORT_CLOSED', `Transport "${transport}" is closed; create a new one to publish or subscribe`)
     this.name = 'TransportClosedError'
+  }
+}
+
+/**
+ * The broker did not confirm a publish in time (or the connection dropped before it did): the message may or may
+ * not be stored. Publish it again with the same id; consumers dedupe by id (see the inbox).
+ */
+export class PublishIndeterminateError extends HeraldError {
+  constructor(transport: string, why: string, timeoutMs: number) {
+    super(
+      'PUBLISH_INDETERMINATE',
+      `${transport}: publish not confirmed within ${timeoutMs} ms (${why}); it may or may not have been stored: publish it again with the same message id`,
+      { details: { transport, why, timeoutMs } },
+    )
+    this.name = 'PublishIndeterminateError'
+  }
+}
+
+/** The broker refuses publishes (a memory or disk alarm): nothing was sent; retry once the alarm clears. */
+export class BrokerBlockedError extends HeraldError {
+  constructor(transport: string, reason: string, timeoutMs: number) {
+    super(
+      'BROKER_BLOCKED',
+      `${transport}: the broker blocked publishing (${reason}) for ${timeoutMs} ms; nothing was sent: free memory or disk on the broker, then publish again`,
+      { details: { transport, reason, timeoutMs } },
+    )
+    this.name = 'BrokerBlockedError'
   }
 }
 

@@ -60,6 +60,7 @@ export {
 } from './dead-letter.js'
 export { type Envelope, HeaderNames } from './envelope.js'
 export {
+  BrokerBlockedError,
   ConcurrencyError,
   ConfigurationError,
   type DeadLetterReason,
@@ -70,6 +71,7 @@ export {
   MessageTooLargeError,
   NoRouteError,
   PermanentError,
+  PublishIndeterminateError,
   poisonError,
   ReplayGapError,
   TransportClosedError,

@@ -6,6 +6,7 @@ export { type FaultProxy, type ProxyMode, startFaultProxy } from './servers/faul
 export { freePort } from './servers/free-port.js'
 export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'
 export { type RedisProfile, type RedisServer, startRedis } from './servers/redis.js'
+export { type RabbitMqServer, startRabbitMq } from './servers/rabbitmq.js'
 export { type CrashHarness, describeConsumerCrashes } from './suite/crash-cases.js'
 export {
   describeEventStore,

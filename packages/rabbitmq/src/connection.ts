@@ -1,0 +1,220 @@
+import { BrokerBlockedError, NoRouteError, PublishIndeterminateError, TransportClosedError } from '@herald/core'
+import amqp, { type ChannelModel, type ConfirmChannel, type Message, type Options } from 'amqplib'
+
+/** One message for the broker: where it goes and how. */
+export interface Outgoing {
+  readonly exchange: string
+  readonly routingKey: string
+  readonly content: Buffer
+  readonly options: Options.Publish
+  /** The topic named in a `NoRouteError` when a mandatory message is returned. */
+  readonly topic: string
+}
+
+/** A live connection with its publishing channel; replaced whole on every reconnect. */
+export interface Generation {
+  readonly model: ChannelModel
+  readonly publisher: ConfirmChannel
+  readonly closed: Promise<void>
+  isOpen(): boolean
+}
+
+export interface BrokerConnectionOptions {
+  readonly url: string
+  readonly heartbeatSeconds: number
+  readonly publishTimeoutMs: number
+  readonly reconnectDelayMs: { readonly initial: number; readonly max: number }
+  /** Declares topology and restarts consumers on each new connection, before publishes are let through. */
+  readonly onConnect: (generation: Generation) => Promise<void>
+  readonly onError: (err: unknown) => void
+}
+
+export interface BrokerConnection {
+  /** Sends and waits for every confirm; re-sends what a lost connection left unconfirmed, until the timeout. */
+  publish(messages: readonly Outgoing[]): Promise<void>
+  /** The current connection, waiting for one up to the publish timeout. */
+  current(): Promise<Generation>
+  /** Whether the connection is up and not blocked. */
+  status(): { readonly connected: boolean; readonly blocked: string | undefined; readonly reconnects: number }
+  close(): Promise<void>
+}
+
+class ChannelLost extends Error {}
+
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url)
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds))
+  return parsed.toString()
+}
+
+/**
+ * The broker connection: reconnects on its own (amqplib's recovery), re-runs `onConnect` each time, and
+ * publishes on a confirm channel so a publish resolves only once the broker has taken responsibility.
+ * While disconnected or blocked (memory or disk alarm), publishes wait up to `publishTimeoutMs`, never buffer
+ * without bound, and then reject: `BrokerBlockedError` (nothing sent) or `PublishIndeterminateError`.
+ */
+export async function openBrokerConnection(options: BrokerConnectionOptions): Promise<BrokerConnection> {
+  let generation: Generation | undefined
+  let blocked: string | undefined
+  let closing = false
+  let reconnects = -1
+  let changed: (() => void)[] = []
+  const notify = () => {
+    const waiting = changed
+    changed = []
+    for (const wake of waiting) wake()
+  }
+  const nextChange = () => new Promise<void>((resolve) => changed.push(resolve))
+
+  async function setup(model: ChannelModel): Promise<void> {
+    const publisher = await model.createConfirmChannel()
+    let open = true
+    const closed = new Promise<void>((resolve) => {
+      const onClose = () => {
+        open = false
+        resolve()
+      }
+      publisher.once('close', onClose)
+      model.once('close', onClose)
+    })
+    publisher.on('error', options.onError)
+    publisher.on('return', (message: Message) => {
+      const id = message.properties.messageId
+      if (typeof id === 'string') returned.add(id)
+    })
+    model.on('blocked', (reason: string) => {
+      blocked = reason
+      notify()
+    })
+    model.on('unblocked', () => {
+      blocked = undefined
+      notify()
+    })
+    const next: Generation = { model, publisher, closed, isOpen: () => open && !closing }
+    await options.onConnect(next)
+    blocked = undefined
+    generation = next
+    reconnects++
+    notify()
+    void closed.then(() => {
+      if (generation === next) generation = undefined
+      notify()
+    })
+  }
+
+  // Ids of mandatory messages the broker returned (no queue bound); the confirm that follows turns them into errors.
+  const returned = new Set<string>()
+  const connection = await amqp.connect(withHeartbeat(options.url, options.heartbeatSeconds), {
+    noDelay: true,
+    recovery: {
+      initialDelay: options.reconnectDelayMs.initial,
+      maxDelay: options.reconnectDelayMs.max,
+      initialMaxRetries: 0,
+      maxRetries: Number.POSITIVE_INFINITY,
+      setup,
+    },
+  })
+  connection.on('error', options.onError)
+  connection.on('disconnect', (err: Error) => options.onError(err))
+  connection.on('connect-failed', (err: Error) => options.onError(err))
+
+  function timeoutError(why: string): Error {
+    return new PublishIndeterminateError('rabbitmq', why, options.publishTimeoutMs)
+  }
+
+  async function currentBefore(deadline: number, canBeBlocked: boolean): Promise<Generation> {
+    for (;;) {
+      if (closing) throw new TransportClosedError('rabbitmq')
+      if (generation?.isOpen() && (canBeBlocked || blocked === undefined)) return generation
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        if (blocked !== undefined && generation?.isOpen())
+          throw new BrokerBlockedError('rabbitmq', blocked, options.publishTimeoutMs)
+        throw timeoutError('no connection to the broker')
+      }
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([nextChange(), new Promise((r) => (timer = setTimeout(r, left)))])
+      clearTimeout(timer)
+    }
+  }
+
+  /** Sends every message on one channel; resolves once all are confirmed, or rejects at the first failure. */
+  function sendOn(gen: Generation, messages: readonly Outgoing[], confirmed: boolean[], deadline: number) {
+    return new Promise<void>((resolve, reject) => {
+      let unconfirmed = confirmed.filter((done) => !done).length
+      let settled = false
+      const finish = (err?: Error) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        if (err) reject(err)
+        else resolve()
+      }
+      const timer = setTimeout(() => finish(timeoutError('no confirm from the broker')), Math.max(0, deadline - Date.now()))
+      void gen.closed.then(() => finish(new ChannelLost('channel closed before every confirm arrived')))
+      const sendFrom = (start: number) => {
+        for (let i = start; i < messages.length; i++) {
+          if (confirmed[i] || settled) continue
+          const message = messages[i] as Outgoing
+          let more: boolean
+          try {
+            more = gen.publisher.publish(
+              message.exchange,
+              message.routingKey,
+              message.content,
+              message.options,
+              (err: unknown) => {
+                const id = message.options.messageId
+                const wasReturned = message.options.mandatory === true && id !== undefined && returned.delete(id)
+                if (err) return finish(new ChannelLost(String(err)))
+                confirmed[i] = true
+                if (wasReturned) return finish(new NoRouteError(message.topic))
+                if (--unconfirmed === 0) finish()
+              },
+            )
+          } catch (err) {
+            return finish(new ChannelLost(String(err)))
+          }
+          if (!more) {
+            // The socket buffer is full: wait for it to drain rather than buffering without bound.
+            gen.publisher.once('drain', () => sendFrom(i + 1))
+            return
+          }
+        }
+      }
+      if (unconfirmed === 0) finish()
+      else sendFrom(0)
+    })
+  }
+
+  return {
+    async publish(messages) {
+      if (messages.length === 0) return
+      const deadline = Date.now() + options.publishTimeoutMs
+      const confirmed = messages.map(() => false)
+      for (;;) {
+        const gen = await currentBefore(deadline, false)
+        try {
+          await sendOn(gen, messages, confirmed, deadline)
+          return
+        } catch (err) {
+          // A lost channel leaves the unconfirmed messages indeterminate: send them again on the next connection.
+          if (!(err instanceof ChannelLost)) throw err
+          if (Date.now() >= deadline) throw timeoutError(err.message)
+        }
+      }
+    },
+    current: () => currentBefore(Date.now() + options.publishTimeoutMs, true),
+    status: () => ({
+      connected: generation?.isOpen() === true,
+      blocked,
+      reconnects: Math.max(0, reconnects),
+    }),
+    async close() {
+      if (closing) return
+      closing = true
+      notify()
+      await connection.close().catch(() => {})
+    },
+  }
+}

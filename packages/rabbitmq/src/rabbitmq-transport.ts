@@ -1,0 +1,386 @@
+import {
+  assertTopicPattern,
+  ConfigurationError,
+  createConsumerSet,
+  type DeadLetterStore,
+  type Envelope,
+  type GroupInfo,
+  type HealthCheck,
+  type PulledMessage,
+  type PullSource,
+  type Scheduler,
+  type Settlement,
+  type TopologyAdmin,
+  type Transport,
+  TransportClosedError,
+  type WakeSignal,
+} from '@herald/core'
+import type { Channel, ConsumeMessage, Options } from 'amqplib'
+import { attemptOf, carriedHeaders, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
+import { type BrokerConnection, type Generation, openBrokerConnection, type Outgoing } from './connection.js'
+import { createDeadLetterBrowser } from './dead-letters.js'
+import {
+  declareGroupQueue,
+  declareInfrastructure,
+  delayedQueueKey,
+  delayedTopicKey,
+  delayEntry,
+  maxDelayMs,
+  namesFor,
+  type QueueType,
+  roundDelay,
+} from './topology.js'
+
+export interface RabbitMqTransportOptions {
+  /** `amqp://user:pass@host:5672/vhost` */
+  readonly url: string
+  /** The topic exchange events and commands are published to. Default `herald`. */
+  readonly exchange?: string
+  /** Prefix of Herald's own exchanges and queues (delay levels, dead letters). Default `herald`. */
+  readonly namespace?: string
+  /** The queue of a group. Default: the group's name, so a topology can be declared exactly as designed. */
+  readonly queueName?: (group: string) => string
+  /** `quorum` (default; replicated, fsynced before confirm, delivery limit) or `classic`. */
+  readonly queueType?: QueueType
+  /**
+   * The quorum queue's `x-delivery-limit`: a guard above Herald's own attempt count. A message the broker delivered
+   * this many times without an outcome (crash loops) is moved to the dead-letter queue by the broker. Default 50.
+   */
+  readonly deliveryLimit?: number
+  /** How long a publish waits for a connection, an unblocked broker and its confirm. Default 10 s. */
+  readonly publishTimeoutMs?: number
+  /** AMQP heartbeat: a dead peer is noticed after about two missed beats. Default 10 s. */
+  readonly heartbeatSeconds?: number
+  /** Errors the transport survived (connection loss, a failed ack): the message comes back from the broker. */
+  readonly onError?: (err: unknown) => void
+}
+
+export type RabbitMqTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+
+interface Delivered extends PulledMessage {
+  readonly message: ConsumeMessage
+  readonly channel: Channel
+}
+
+interface Attached {
+  readonly spec: { readonly group: string; readonly maxInFlight: number }
+  attach(gen: Generation): Promise<void>
+}
+
+function positive(field: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
+  return value
+}
+
+/**
+ * Herald on RabbitMQ: a topic exchange, one durable (quorum) queue per group bound with its patterns, publisher
+ * confirms, manual acks with a prefetch equal to the subscription's concurrency, retries and delayed messages
+ * through TTL delay levels (no plugin), dead letters in a durable queue, and reconnection that re-declares
+ * topology and restarts consumers. See docs/rabbitmq.md and decision 0008.
+ */
+export async function createRabbitMqTransport(options: RabbitMqTransportOptions): Promise<RabbitMqTransport> {
+  const queueType = options.queueType ?? 'quorum'
+  const deliveryLimit = positive('deliveryLimit', options.deliveryLimit ?? 50)
+  const publishTimeoutMs = positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000)
+  const onError = options.onError ?? (() => {})
+  const queueFor = options.queueName ?? ((group: string) => group)
+  const names = namesFor(options.namespace ?? 'herald', options.exchange ?? 'herald', queueFor)
+  // Groups declared through this transport: re-declared on every reconnect, listed by `listGroups`.
+  const groups = new Map<string, Set<string>>()
+  const queueToGroup = new Map<string, string>()
+  const attached = new Set<Attached>()
+  let closed = false
+
+  const consumers = createConsumerSet(onError)
+
+  async function declare(channel: Channel, group: string, patterns: readonly string[]) {
+    await declareGroupQueue(channel, names, group, patterns, queueType, deliveryLimit)
+  }
+
+  const connection: BrokerConnection = await openBrokerConnection({
+    url: options.url,
+    heartbeatSeconds: options.heartbeatSeconds ?? 10,
+    publishTimeoutMs,
+    reconnectDelayMs: { initial: 100, max: 5_000 },
+    onError,
+    async onConnect(gen) {
+      const channel = await gen.model.createChannel()
+      try {
+        await declareInfrastructure(channel, names, queueType)
+        for (const [group, patterns] of groups) await declare(channel, group, [...patterns])
+      } finally {
+        await channel.close().catch(() => {})
+      }
+      for (const consumer of attached) await consumer.attach(gen)
+    },
+  })
+
+  function assertOpen(): void {
+    if (closed) throw new TransportClosedError('rabbitmq')
+  }
+
+  /** Runs `work` on a short-lived channel of the current connection (declarations, browsing). */
+  async function withChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
+    const gen = await connection.current()
+    const channel = await gen.model.createChannel()
+    channel.on('error', () => {})
+    try {
+      return await work(channel)
+    } finally {
+      await channel.close().catch(() => {})
+    }
+  }
+
+  function outgoing(topic: string, envelope: Envelope, mandatory: boolean, delayMs: number): Outgoing {
+    const content = Buffer.from(envelope.body.buffer, envelope.body.byteOffset, envelope.body.byteLength)
+    if (delayMs <= 0)
+      return {
+        exchange: names.exchange,
+        routingKey: topic,
+        content,
+        options: publishOptions(envelope, {}, mandatory),
+        topic,
+      }
+    return {
+      exchange: delayEntry(names),
+      routingKey: delayedTopicKey(delayMs, topic),
+      content,
+      options: publishOptions(envelope, { [X.topic]: topic }),
+      topic,
+    }
+  }
+
+  function delayFor(deliverAt: number): number {
+    const delay = roundDelay(deliverAt - Date.now())
+    if (delay > maxDelayMs) throw new ConfigurationError('deliverAt', `must be within ${maxDelayMs} ms from now`)
+    return delay
+  }
+
+  /** The copy of a delivered message that a retry or a dead letter sends on. */
+  function moved(delivered: Delivered, extra: Record<string, string | number>): Options.Publish {
+    const props = delivered.message.properties
+    const result: Options.Publish = {
+      persistent: true,
+      headers: { ...carriedHeaders(delivered.message), [X.topic]: delivered.topic, ...extra },
+    }
+    if (props.messageId !== undefined) result.messageId = props.messageId
+    if (props.contentType !== undefined) result.contentType = props.contentType
+    if (props.type !== undefined) result.type = props.type
+    if (props.correlationId !== undefined) result.correlationId = props.correlationId
+    if (props.timestamp !== undefined) result.timestamp = props.timestamp
+    if (props.appId !== undefined) result.appId = props.appId
+    return result
+  }
+
+  function failureHeaders(delivered: Delivered, now: number): Record<string, string | number> {
+    const first = Number(delivered.message.properties.headers?.[X.firstFailedAt] ?? now)
+    return { [X.firstFailedAt]: Number.isFinite(first) ? first : now, [X.lastFailedAt]: now }
+  }
+
+  async function settle(delivered: Delivered, queue: string, settlement: Settlement): Promise<void> {
+    const { message, channel } = delivered
+    const now = Date.now()
+    switch (settlement.kind) {
+      case 'ack':
+        channel.ack(message)
+        return
+      case 'release':
+        channel.nack(message, false, true)
+        return
+      case 'retry': {
+        const delay = roundDelay(settlement.delayMs)
+        const options = moved(delivered, {
+          ...failureHeaders(delivered, now),
+          [X.attempts]: delivered.attempt,
+          [X.error]: JSON.stringify(settlement.error),
+        })
+        await connection.publish([
+          delay === 0
+            ? { exchange: '', routingKey: queue, content: message.content, options, topic: delivered.topic }
+            : {
+                exchange: delayEntry(names),
+                routingKey: delayedQueueKey(delay, queue),
+                content: message.content,
+                options,
+                topic: delivered.topic,
+              },
+        ])
+        channel.ack(message)
+        return
+      }
+      case 'dead-letter': {
+        const attempts = settlement.reason === 'max_deliveries_exceeded' ? delivered.attempt - 1 : delivered.attempt
+        const options = moved(delivered, {
+          ...failureHeaders(delivered, now),
+          [X.attempts]: attempts,
+          [X.group]: queueToGroup.get(queue) ?? queue,
+          [X.reason]: settlement.reason,
+          [X.deadLetteredAt]: now,
+          [X.error]: settlement.error === undefined ? '' : JSON.stringify(settlement.error),
+        })
+        await connection.publish([
+          {
+            exchange: '',
+            routingKey: names.deadLetterQueue,
+            content: message.content,
+            options,
+            topic: delivered.topic,
+          },
+        ])
+        channel.ack(message)
+        return
+      }
+    }
+  }
+
+  /** A consumer's source: the broker pushes up to `maxInFlight` unacked deliveries, the loop takes them from here. */
+  function sourceFor(
+    spec: { readonly group: string; readonly maxInFlight: number },
+    wake: WakeSignal,
+  ): { source: PullSource<Delivered> & { stop(): void }; consumer: Attached } {
+    const queue = queueFor(spec.group)
+    let buffer: Delivered[] = []
+    let channel: Channel | undefined
+    let attachedTo: Generation | undefined
+    let stopped = false
+    const consumer: Attached = {
+      spec,
+      async attach(gen) {
+        // Subscribing and reconnecting may both attach: one channel per connection.
+        if (stopped || attachedTo === gen) return
+        attachedTo = gen
+        const next = await gen.model.createChannel()
+        next.on('error', onError)
+        await next.prefetch(spec.maxInFlight)
+        channel = next
+        buffer = []
+        next.once('close', () => {
+          if (channel === next) channel = undefined
+          buffer = buffer.filter((d) => d.channel !== next)
+          if (attachedTo === gen) attachedTo = undefined
+          // A channel closed under a live connection (a channel error) is re-opened; a lost connection reconnects.
+          if (!stopped && gen.isOpen()) setTimeout(() => consumer.attach(gen).catch(onError), 100)
+        })
+        await next.consume(queue, (message) => {
+          if (message === null) return // cancelled by the broker (queue deleted)
+          const envelope = envelopeFrom(message)
+          buffer.push({ envelope, topic: topicOf(message), attempt: attemptOf(message), message, channel: next })
+          wake.notify()
+        })
+      },
+    }
+    attached.add(consumer)
+    const source: PullSource<Delivered> & { stop(): void } = {
+      async fetch(max) {
+        return buffer.splice(0, max)
+      },
+      async settle(delivered, settlement) {
+        // After a lost channel the broker has already put the message back: settling it there is impossible.
+        if (delivered.channel !== channel) return
+        await settle(delivered, queue, settlement)
+      },
+      async waitForWork(signal) {
+        if (buffer.length > 0) return
+        await wake.wait(60_000, signal)
+      },
+      stop() {
+        stopped = true
+        attached.delete(consumer)
+        const current = channel
+        channel = undefined
+        buffer = []
+        void current?.close().catch(() => {})
+      },
+    }
+    return { source, consumer }
+  }
+
+  const transport: RabbitMqTransport = {
+    name: 'rabbitmq',
+
+    async publish(topic, envelopes, publishOpts = {}) {
+      assertOpen()
+      await connection.publish(envelopes.map((e) => outgoing(topic, e, publishOpts.mandatory === true, 0)))
+    },
+
+    async schedule(topic, envelopes, deliverAt) {
+      assertOpen()
+      const delay = delayFor(deliverAt)
+      await connection.publish(envelopes.map((e) => outgoing(topic, e, false, delay)))
+    },
+
+    async subscribe(spec, handler) {
+      assertOpen()
+      await transport.declareGroup(spec.group, spec.patterns)
+      const maxInFlight = spec.maxInFlight ?? 10
+      let consumer: Attached | undefined
+      const subscription = consumers.start(spec, handler, (wake) => {
+        const made = sourceFor({ group: spec.group, maxInFlight }, wake)
+        consumer = made.consumer
+        return made.source
+      })
+      await consumer?.attach(await connection.current())
+      return subscription
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await consumers.closeAll()
+      deadLetters.close()
+      await connection.close()
+    },
+
+    async declareGroup(group, patterns) {
+      assertOpen()
+      if (group.length === 0) throw new ConfigurationError('group', 'must not be empty')
+      for (const pattern of patterns) assertTopicPattern(pattern)
+      await withChannel((channel) => declare(channel, group, patterns))
+      const known = groups.get(group) ?? new Set()
+      for (const pattern of patterns) known.add(pattern)
+      groups.set(group, known)
+      queueToGroup.set(queueFor(group), group)
+    },
+
+    async listGroups(): Promise<readonly GroupInfo[]> {
+      assertOpen()
+      const dead = await deadLetters.countByGroup()
+      const result: GroupInfo[] = []
+      for (const [group, patterns] of groups) {
+        const depth = await withChannel(async (channel) => (await channel.checkQueue(queueFor(group))).messageCount)
+        result.push({ group, patterns: [...patterns], depth, deadLetters: dead.get(group) ?? 0 })
+      }
+      return result
+    },
+
+    async deleteGroup(group) {
+      assertOpen()
+      await withChannel((channel) => channel.deleteQueue(queueFor(group)))
+      groups.delete(group)
+    },
+
+    listDeadLetters: (query) => deadLetters.list(query),
+    getDeadLetter: (id, group) => deadLetters.get(id, group),
+    redriveDeadLetters: (filter) => deadLetters.redrive(filter),
+    purgeDeadLetters: (filter) => deadLetters.purge(filter),
+
+    async checkHealth() {
+      if (closed) return { ok: false, details: { closed: true } }
+      const status = connection.status()
+      return {
+        ok: status.connected && status.blocked === undefined,
+        details: { exchange: names.exchange, queueType, ...status },
+      }
+    },
+  }
+
+  const deadLetters = createDeadLetterBrowser({
+    queue: names.deadLetterQueue,
+    openChannel: async () => (await connection.current()).model.createChannel(),
+    publish: (messages) => connection.publish(messages),
+    groupOfQueue: (queue) => queueToGroup.get(queue) ?? queue,
+    queueFor,
+  })
+
+  return transport
+}
