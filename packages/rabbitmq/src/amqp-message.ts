@@ -1,5 +1,5 @@
-import { type DeadLetter, type DeadLetterReason, type Envelope, HeaderNames, uuidV7 } from '@herald/core'
 import type { ErrorInfo } from '@herald/core'
+import { type DeadLetter, type DeadLetterReason, type Envelope, HeaderNames, uuidV7 } from '@herald/core'
 import type { Message, Options } from 'amqplib'
 
 /**
@@ -34,13 +34,9 @@ export function publishOptions(
   }
   Object.assign(headers, extra)
   const time = envelope.headers[HeaderNames.time]
-  const options: Options.Publish = {
-    persistent: true,
-    mandatory,
-    messageId: envelope.id,
-    contentType: envelope.headers[HeaderNames.dataContentType] ?? 'application/json',
-    headers,
-  }
+  const options: Options.Publish = { persistent: true, mandatory, messageId: envelope.id, headers }
+  const contentType = envelope.headers[HeaderNames.dataContentType]
+  if (contentType !== undefined) options.contentType = contentType
   const type = envelope.headers[HeaderNames.type]
   if (type !== undefined) options.type = type
   const correlation = envelope.headers[HeaderNames.correlationId]
@@ -80,7 +76,7 @@ export function envelopeFrom(message: Message): Envelope {
 }
 
 export function xHeader(message: Message, name: string): string | undefined {
-  return headerText((message.properties.headers ?? {})[name])
+  return headerText(message.properties.headers?.[name])
 }
 
 export function xNumber(message: Message, name: string): number | undefined {

@@ -90,7 +90,7 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
       blocked = undefined
       notify()
     })
-    const next: Generation = { model, publisher, closed, isOpen: () => open && !closing }
+    const next: Generation = { model, publisher, closed, isOpen: () => open }
     await options.onConnect(next)
     blocked = undefined
     generation = next
@@ -124,7 +124,6 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
 
   async function currentBefore(deadline: number, canBeBlocked: boolean): Promise<Generation> {
     for (;;) {
-      if (closing) throw new TransportClosedError('rabbitmq')
       if (generation?.isOpen() && (canBeBlocked || blocked === undefined)) return generation
       const left = deadline - Date.now()
       if (left <= 0) {
@@ -150,7 +149,10 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
         if (err) reject(err)
         else resolve()
       }
-      const timer = setTimeout(() => finish(timeoutError('no confirm from the broker')), Math.max(0, deadline - Date.now()))
+      const timer = setTimeout(
+        () => finish(timeoutError('no confirm from the broker')),
+        Math.max(0, deadline - Date.now()),
+      )
       void gen.closed.then(() => finish(new ChannelLost('channel closed before every confirm arrived')))
       const sendFrom = (start: number) => {
         for (let i = start; i < messages.length; i++) {
@@ -187,22 +189,36 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
     })
   }
 
-  return {
-    async publish(messages) {
-      if (messages.length === 0) return
-      const deadline = Date.now() + options.publishTimeoutMs
-      const confirmed = messages.map(() => false)
-      for (;;) {
-        const gen = await currentBefore(deadline, false)
-        try {
-          await sendOn(gen, messages, confirmed, deadline)
-          return
-        } catch (err) {
-          // A lost channel leaves the unconfirmed messages indeterminate: send them again on the next connection.
-          if (!(err instanceof ChannelLost)) throw err
-          if (Date.now() >= deadline) throw timeoutError(err.message)
-        }
+  const inFlight = new Set<Promise<void>>()
+
+  async function publish(messages: readonly Outgoing[]): Promise<void> {
+    const deadline = Date.now() + options.publishTimeoutMs
+    const confirmed = messages.map(() => false)
+    for (;;) {
+      const gen = await currentBefore(deadline, false)
+      try {
+        await sendOn(gen, messages, confirmed, deadline)
+        return
+      } catch (err) {
+        // A lost channel leaves the unconfirmed messages indeterminate: send them again on the next connection.
+        if (!(err instanceof ChannelLost)) throw err
+        if (Date.now() >= deadline) throw timeoutError(err.message)
       }
+    }
+  }
+
+  return {
+    publish(messages) {
+      if (closing) return Promise.reject(new TransportClosedError('rabbitmq'))
+      if (messages.length === 0) return Promise.resolve()
+      const publishing = publish(messages)
+      const settled = publishing.then(
+        () => {},
+        () => {},
+      )
+      inFlight.add(settled)
+      void settled.then(() => inFlight.delete(settled))
+      return publishing
     },
     current: () => currentBefore(Date.now() + options.publishTimeoutMs, true),
     status: () => ({
@@ -212,7 +228,9 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
     }),
     async close() {
       if (closing) return
+      // Publishes already under way get their confirms (bounded by the publish timeout); new ones are refused.
       closing = true
+      await Promise.all(inFlight)
       notify()
       await connection.close().catch(() => {})
     },

@@ -24,7 +24,9 @@ interface Held {
 }
 
 function order(a: DeadLetter, b: DeadLetter): number {
-  return a.deadLetteredAt - b.deadLetteredAt || (a.envelope.id < b.envelope.id ? -1 : a.envelope.id > b.envelope.id ? 1 : 0)
+  return (
+    a.deadLetteredAt - b.deadLetteredAt || (a.envelope.id < b.envelope.id ? -1 : a.envelope.id > b.envelope.id ? 1 : 0)
+  )
 }
 
 function cursorOf(letter: DeadLetter): string {
@@ -154,9 +156,11 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
       })
     },
 
-    close(): void {
-      void channel?.close().catch(() => {})
+    async close(): Promise<void> {
+      await queue
+      const current = channel
       channel = undefined
+      await current?.close().catch(() => {})
     },
 
     countByGroup(): Promise<Map<string, number>> {

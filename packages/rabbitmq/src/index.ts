@@ -1,2 +1,2 @@
-export { type RabbitMqTransport, type RabbitMqTransportOptions, createRabbitMqTransport } from './rabbitmq-transport.js'
+export { createRabbitMqTransport, type RabbitMqTransport, type RabbitMqTransportOptions } from './rabbitmq-transport.js'
 export { delayLevels, maxDelayMs, type QueueType, roundDelay } from './topology.js'

@@ -17,14 +17,14 @@ import {
 } from '@herald/core'
 import type { Channel, ConsumeMessage, Options } from 'amqplib'
 import { attemptOf, carriedHeaders, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
-import { type BrokerConnection, type Generation, openBrokerConnection, type Outgoing } from './connection.js'
+import { type BrokerConnection, type Generation, type Outgoing, openBrokerConnection } from './connection.js'
 import { createDeadLetterBrowser } from './dead-letters.js'
 import {
   declareGroupQueue,
   declareInfrastructure,
+  delayEntry,
   delayedQueueKey,
   delayedTopicKey,
-  delayEntry,
   maxDelayMs,
   namesFor,
   type QueueType,
@@ -89,6 +89,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
   const groups = new Map<string, Set<string>>()
   const queueToGroup = new Map<string, string>()
   const attached = new Set<Attached>()
+  const channelCloses = new Set<Promise<void>>()
   let closed = false
 
   const consumers = createConsumerSet(onError)
@@ -289,7 +290,13 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         const current = channel
         channel = undefined
         buffer = []
-        void current?.close().catch(() => {})
+        // The broker applies a channel's acks before it answers the channel's close: wait for that before the
+        // connection goes, or the broker may drop the last acks with the connection and redeliver those messages.
+        if (current !== undefined) {
+          const closing = current.close().catch(() => {})
+          channelCloses.add(closing)
+          void closing.then(() => channelCloses.delete(closing))
+        }
       },
     }
     return { source, consumer }
@@ -327,7 +334,8 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
       if (closed) return
       closed = true
       await consumers.closeAll()
-      deadLetters.close()
+      await deadLetters.close()
+      await Promise.all(channelCloses)
       await connection.close()
     },
 

@@ -47,7 +47,8 @@ export function roundDelay(delayMs: number): number {
 
 function delayBits(delayMs: number): string {
   const words: string[] = []
-  for (let level = delayLevels - 1; level >= 0; level--) words.push(Math.floor(delayMs / 2 ** level) % 2 === 1 ? '1' : '0')
+  for (let level = delayLevels - 1; level >= 0; level--)
+    words.push(Math.floor(delayMs / 2 ** level) % 2 === 1 ? '1' : '0')
   return words.join('.')
 }
 
@@ -68,11 +69,7 @@ export function delayedQueueKey(delayMs: number, queue: string): string {
   return `${delayBits(delayMs)}.g.${word(queue)}`
 }
 
-export function queueArguments(
-  names: Names,
-  type: QueueType,
-  deliveryLimit: number,
-): Record<string, string | number> {
+export function queueArguments(names: Names, type: QueueType, deliveryLimit: number): Record<string, string | number> {
   const common = {
     // Messages the broker gives up on (over the delivery limit) go to Herald's dead-letter queue, not the void.
     'x-dead-letter-exchange': '',

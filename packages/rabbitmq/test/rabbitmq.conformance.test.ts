@@ -1,8 +1,8 @@
 import { describeTransport, type RabbitMqServer, startRabbitMq } from '@herald/testkit'
 import amqp from 'amqplib'
 import { afterAll, beforeAll } from 'vitest'
-import { createRabbitMqTransport } from '../src/index.js'
 import { publishOptions } from '../src/amqp-message.js'
+import { createRabbitMqTransport } from '../src/index.js'
 
 let server: RabbitMqServer | undefined
 beforeAll(async () => {

@@ -5,8 +5,8 @@ export { createLatch, type Latch } from './latch.js'
 export { type FaultProxy, type ProxyMode, startFaultProxy } from './servers/fault-proxy.js'
 export { freePort } from './servers/free-port.js'
 export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'
-export { type RedisProfile, type RedisServer, startRedis } from './servers/redis.js'
 export { type RabbitMqServer, startRabbitMq } from './servers/rabbitmq.js'
+export { type RedisProfile, type RedisServer, startRedis } from './servers/redis.js'
 export { type CrashHarness, describeConsumerCrashes } from './suite/crash-cases.js'
 export {
   describeEventStore,

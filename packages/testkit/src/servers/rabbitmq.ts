@@ -91,7 +91,9 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
     proc.stdout?.on('data', collect)
     proc.stderr?.on('data', collect)
     const exited = new Promise<never>((_, reject) =>
-      proc.once('exit', (code) => reject(new Error(`rabbitmq-server exited with ${code} before it was ready:\n${log}`))),
+      proc.once('exit', (code) =>
+        reject(new Error(`rabbitmq-server exited with ${code} before it was ready:\n${log}`)),
+      ),
     )
     exited.catch(() => {})
     // `wait` blocks until the node has booted (or fails once the pid is gone); the pid file appears first.
