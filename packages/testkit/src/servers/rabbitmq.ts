@@ -50,7 +50,6 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOME: dir,
-    RABBITMQ_HOME: '/usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8',
     RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
     RABBITMQ_LOG_BASE: join(dir, 'log'),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
