@@ -67,6 +67,8 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
   const nextChange = () => new Promise<void>((resolve) => changed.push(resolve))
 
   async function setup(model: ChannelModel): Promise<void> {
+    // Until recovery binds its own listeners (after setup), a socket error here must not go unhandled.
+    model.on('error', options.onError)
     const publisher = await model.createConfirmChannel()
     let open = true
     const closed = new Promise<void>((resolve) => {
@@ -106,6 +108,8 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
   const returned = new Set<string>()
   const connection = await amqp.connect(withHeartbeat(options.url, options.heartbeatSeconds), {
     noDelay: true,
+    // A connection attempt that hangs (a half-open network) is abandoned and retried, never waited on forever.
+    timeout: Math.max(2_000, options.heartbeatSeconds * 2_000),
     recovery: {
       initialDelay: options.reconnectDelayMs.initial,
       maxDelay: options.reconnectDelayMs.max,

@@ -51,6 +51,8 @@ export interface RabbitMqTransportOptions {
   readonly publishTimeoutMs?: number
   /** AMQP heartbeat: a dead peer is noticed after about two missed beats. Default 10 s. */
   readonly heartbeatSeconds?: number
+  /** Delay before reconnecting after a lost connection, doubling per failed attempt up to `maxMs`. */
+  readonly reconnect?: { readonly initialMs?: number; readonly maxMs?: number }
   /** Errors the transport survived (connection loss, a failed ack): the message comes back from the broker. */
   readonly onError?: (err: unknown) => void
 }
@@ -102,7 +104,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
     url: options.url,
     heartbeatSeconds: options.heartbeatSeconds ?? 10,
     publishTimeoutMs,
-    reconnectDelayMs: { initial: 100, max: 5_000 },
+    reconnectDelayMs: { initial: options.reconnect?.initialMs ?? 100, max: options.reconnect?.maxMs ?? 2_000 },
     onError,
     async onConnect(gen) {
       const channel = await gen.model.createChannel()

@@ -131,12 +131,20 @@ describe('rabbitmq durability and broker faults', () => {
     const sent = Array.from({ length: 5_000 }, (_, i) => envelope(`m${i}`))
     for (let i = 0; i < sent.length; i += 100) await publishUntilOk(publisher, 'c.t', sent.slice(i, i + 100), history)
     const afterRestart = [0, 0]
+    let restarting = false
     let restarted = false
+    // Deliveries from the moment the restart begins wait until both consumers are back, so that neither can
+    // drain the queue alone before the other has reconnected: "both resumed" is then a fact, not a race.
+    let bothBack!: () => void
+    const back = new Promise<void>((resolve) => {
+      bothBack = resolve
+    })
     const consumers = await Promise.all([open(), open()])
     await Promise.all(
       consumers.map((c, n) =>
         c.subscribe({ group: 'g', patterns: ['c.t'], maxInFlight: 20 }, async (e) => {
           history.delivered(e.id)
+          if (restarting) await back
           await sleep(2) // handler work
           history.completed(e.id)
           if (restarted) afterRestart[n]!++
@@ -144,9 +152,12 @@ describe('rabbitmq durability and broker faults', () => {
       ),
     )
     await waitFor(() => history.counts.completed >= 1_500, history.onChange)
+    restarting = true
     if (how === 'crash') await broker.restart()
     else await broker.gracefulRestart()
+    await pollUntil(async () => (await Promise.all(consumers.map((c) => c.checkHealth()))).every((h) => h.ok), 60_000)
     restarted = true
+    bothBack()
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 120_000 })
     const depth = async () => (await consumers[0]!.listGroups()).find((g) => g.group === 'g')?.depth
     await pollUntil(async () => (await depth()) === 0)
@@ -274,7 +285,7 @@ describe('rabbitmq durability and broker faults', () => {
       const publisher = await open()
       const sent = Array.from({ length: 5 }, (_, i) => envelope(`held${i}`))
       await publishUntilOk(publisher, 'h.t', sent, history)
-      await waitFor(() => history.counts.delivered >= 5, history.onChange)
+      await waitFor(() => history.counts.deliveries >= 5, history.onChange)
       proxy.setMode('blackhole')
       release()
       // The broker still sees a live socket until heartbeats fail; then it requeues for the direct consumer.
@@ -306,6 +317,9 @@ describe('rabbitmq durability and broker faults', () => {
     fresh()
     const publisher = await open({ queueType })
     await publisher.declareGroup('g', ['d.t'])
+    // RabbitMQ 3.10 may not recover a quorum queue declared within a second or two of a kill -9 (its declare then
+    // hangs for 60 s and fails with INTERNAL_ERROR): this case is about messages, so settle the topology first.
+    await broker.gracefulRestart()
     const history = createHistory()
     const sent = Array.from({ length: 1_000 }, (_, i) => envelope(`m${i}`))
     await Promise.all(sent.map((e) => publishUntilOk(publisher, 'd.t', [e], history)))
@@ -315,19 +329,28 @@ describe('rabbitmq durability and broker faults', () => {
       history.delivered(e.id)
       history.completed(e.id)
     })
-    await pollUntil(async () => (await consumer.listGroups()).find((g) => g.group === 'g')?.depth === 0, 60_000)
+    await pollUntil(async () => {
+      try {
+        return (await consumer.listGroups()).find((g) => g.group === 'g')?.depth === 0
+      } catch (err) {
+        console.log(`[rabbitmq] listGroups after restart: ${String(err)}`)
+        return false
+      }
+    }, 60_000)
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 10_000 }).catch(() => {})
     console.log(`[rabbitmq] 50 durability-profiles-matrix ${queueType}: ${history.summary()}`)
     return history.check().lost.length
   }
 
   it('50 durability-profiles-matrix: quorum and classic lose nothing confirmed on kill -9; transient messages are lost (negative control)', async () => {
+    const control = await amqp.connect(broker.url)
+    await (await control.createChannel()).assertQueue('transient-control', { durable: true })
+    await control.close()
     expect(await killAndCount('quorum')).toBe(0)
     expect(await killAndCount('classic')).toBe(0)
     // Negative control on the raw client: a durable queue keeps no transient message over a restart.
     const connection = await amqp.connect(broker.url)
     const channel = await connection.createConfirmChannel()
-    await channel.assertQueue('transient-control', { durable: true })
     for (let i = 0; i < 1_000; i++) channel.sendToQueue('transient-control', Buffer.from(`m${i}`), { persistent: false })
     await channel.waitForConfirms()
     await connection.close()
@@ -351,30 +374,35 @@ describe('rabbitmq durability and broker faults', () => {
     const before = envelope('before')
     await publishUntilOk(publisher, 'a.t', [before], history)
     await broker.memoryAlarm(true)
-    const blocked: string[] = []
+    // The broker blocks a connection when it next publishes: the first publish under the alarm is left
+    // unconfirmed (indeterminate); from then on the connection is known blocked and publishes fail definitely.
+    const outcomes: string[] = []
+    const during: Envelope[] = []
     try {
-      await pollUntil(async () => (await publisher.checkHealth()).details.blocked !== undefined, 30_000)
-      const during = envelope('during')
-      history.attempted(during.id)
-      const outcome = await publisher.publish('a.t', [during]).then(
-        () => 'ok',
-        (err: unknown) => (isHeraldError(err) ? err.code : String(err)),
-      )
-      blocked.push(outcome)
-      expect(outcome).toBe('BROKER_BLOCKED')
+      while (!outcomes.includes('BROKER_BLOCKED')) {
+        const e = envelope(`during${during.length}`)
+        during.push(e)
+        history.attempted(e.id)
+        outcomes.push(
+          await publisher.publish('a.t', [e]).then(
+            () => 'ok',
+            (err: unknown) => (isHeraldError(err) ? err.code : String(err)),
+          ),
+        )
+        expect(outcomes.length, outcomes.join(',')).toBeLessThan(30)
+      }
       expect((await publisher.checkHealth()).ok).toBe(false)
-      // Definite: nothing was sent, so a retry after the alarm is the only copy.
-      await broker.memoryAlarm(false)
-      await publishUntilOk(publisher, 'a.t', [during], history)
     } finally {
       await broker.memoryAlarm(false)
     }
+    for (const e of during) await publishUntilOk(publisher, 'a.t', [e], history)
     await waitFor(() => history.check().lost.length === 0, history.onChange)
     const check = history.check()
-    console.log(`[rabbitmq] 51 resource-alarm: ${history.summary()} duringAlarm=${blocked.join(',')}`)
+    console.log(`[rabbitmq] 51 resource-alarm: ${history.summary()} duringAlarm=${outcomes.join(',')}`)
+    expect(outcomes.at(-1)).toBe('BROKER_BLOCKED')
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
-    expect(check.duplicates).toBe(0)
+    expect(check.duplicates).toBeLessThanOrEqual(outcomes.filter((o) => o !== 'BROKER_BLOCKED').length)
   })
 
   it('74 rmq-delivery-limit-vs-herald-attempts: Herald dead-letters at maxAttempts; the broker limit dead-letters into the same queue', async () => {
