@@ -71,6 +71,8 @@ export function envelopeFrom(message: Message): Envelope {
     headers[HeaderNames.source] = props.appId
   if (headers[HeaderNames.correlationId] === undefined && typeof props.correlationId === 'string')
     headers[HeaderNames.correlationId] = props.correlationId
+  if (headers[HeaderNames.time] === undefined && typeof props.timestamp === 'number')
+    headers[HeaderNames.time] = new Date(props.timestamp * 1000).toISOString()
   if (typeof props.contentType === 'string') headers[HeaderNames.dataContentType] = props.contentType
   return { id, headers, body: message.content }
 }
