@@ -11,6 +11,7 @@ import {
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
+import { heraldRabbitMq, heraldRabbitMqLatency, rawRabbitMq, rawRabbitMqLatency } from './cases/rabbitmq.js'
 import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
@@ -116,5 +117,19 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'ioredis: pipelined XADD, XREADGROUP + XACK/XDEL',
     herald: heraldRedisLatency,
     baseline: rawRedisLatency,
+  },
+  {
+    bench: 'e2e-throughput',
+    transport: 'rabbitmq',
+    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue',
+    herald: heraldRabbitMq,
+    baseline: rawRabbitMq,
+  },
+  {
+    bench: 'e2e-latency-5000-per-s',
+    transport: 'rabbitmq',
+    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue',
+    herald: heraldRabbitMqLatency,
+    baseline: rawRabbitMqLatency,
   },
 ]

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { startPostgres, startRedis } from '@herald/testkit'
+import { startPostgres, startRabbitMq, startRedis } from '@herald/testkit'
 import { benchCases } from './cases.js'
 import { type Measurement, round } from './measure.js'
 
@@ -29,7 +29,7 @@ const selected = benchCases
   .filter(({ c }) => !args.bench || c.bench === args.bench)
 if (selected.length === 0) {
   throw new Error(
-    `no benchmark matches; transports: in-memory, sqlite, postgres; benches: ${[...new Set(benchCases.map((c) => c.bench))].join(', ')}`,
+    `no benchmark matches; transports: in-memory, sqlite, postgres, redis, rabbitmq; benches: ${[...new Set(benchCases.map((c) => c.bench))].join(', ')}`,
   )
 }
 // Servers the selected cases need, started once here (private, on free ports) and passed to each side's process.
@@ -39,6 +39,8 @@ if (postgres) serverEnv.HERALD_BENCH_PG_URL = postgres.url
 // Redis with AOF fsynced every second: Herald's durable default profile (strict mode requires AOF on).
 const redis = selected.some(({ c }) => c.transport === 'redis') ? await startRedis({ profile: 'everysec' }) : undefined
 if (redis) serverEnv.HERALD_BENCH_REDIS_URL = redis.url
+const rabbitmq = selected.some(({ c }) => c.transport === 'rabbitmq') ? await startRabbitMq() : undefined
+if (rabbitmq) serverEnv.HERALD_BENCH_RABBITMQ_URL = rabbitmq.url
 for (const { c, i } of selected) {
   if (!args.json) process.stderr.write(`running ${c.bench} on ${c.transport} (Herald, then ${c.raw})...\n`)
   const herald = await measure(i, 'herald')
@@ -66,3 +68,4 @@ for (const { c, i } of selected) {
 }
 await postgres?.stop()
 await redis?.stop()
+await rabbitmq?.stop()

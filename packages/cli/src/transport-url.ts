@@ -6,6 +6,7 @@ import {
   type Transport,
 } from '@herald/core'
 import { createPostgresEventStore, createPostgresTransport } from '@herald/postgres'
+import { createRabbitMqTransport } from '@herald/rabbitmq'
 import { createRedisTransport } from '@herald/redis'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 
@@ -15,6 +16,7 @@ type Target =
   | { readonly kind: 'sqlite'; readonly path: string }
   | { readonly kind: 'postgres'; readonly connectionString: string; readonly schema?: string }
   | { readonly kind: 'redis'; readonly url: string; readonly prefix?: string }
+  | { readonly kind: 'rabbitmq'; readonly url: string; readonly exchange?: string; readonly namespace?: string }
   | { readonly kind: 'memory' }
 
 /** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
@@ -43,19 +45,34 @@ function parseUrl(url: string): Target {
       parsed.searchParams.delete('prefix')
       return { kind: 'redis', url: parsed.toString(), ...(prefix === undefined ? {} : { prefix }) }
     }
+    case 'amqp':
+    case 'amqps': {
+      // `exchange` and `namespace` are Herald's: take them off before the URL reaches amqplib.
+      const parsed = new URL(url)
+      const exchange = parsed.searchParams.get('exchange') ?? undefined
+      const namespace = parsed.searchParams.get('namespace') ?? undefined
+      parsed.searchParams.delete('exchange')
+      parsed.searchParams.delete('namespace')
+      return {
+        kind: 'rabbitmq',
+        url: parsed.toString(),
+        ...(exchange === undefined ? {} : { exchange }),
+        ...(namespace === undefined ? {} : { namespace }),
+      }
+    }
     case 'memory':
       return { kind: 'memory' }
     default:
       throw new ConfigurationError(
         'transport',
-        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db, redis://host:6379 or memory:`,
+        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db, redis://host:6379, amqp://user:pass@host:5672 or memory:`,
       )
   }
 }
 
 /**
  * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema),
- * `redis://…` (`?prefix=` picks Herald's key prefix) or `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
+ * `redis://…` (`?prefix=` picks Herald's key prefix), `amqp://…` (`?exchange=`, `?namespace=`) or `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
  */
 export async function openTransport(url: string): Promise<Transport> {
   const target = parseUrl(url)
@@ -66,6 +83,8 @@ export async function openTransport(url: string): Promise<Transport> {
       return createPostgresTransport(target)
     case 'redis':
       return createRedisTransport(target)
+    case 'rabbitmq':
+      return createRabbitMqTransport(target)
     case 'memory':
       return createInMemoryTransport()
   }
@@ -80,7 +99,11 @@ export async function openEventStore(url: string): Promise<EventStore> {
     case 'postgres':
       return createPostgresEventStore(target)
     case 'redis':
-      throw new ConfigurationError('transport', 'Redis keeps no event store; point --transport at sqlite: or postgres:')
+    case 'rabbitmq':
+      throw new ConfigurationError(
+        'transport',
+        `${target.kind === 'redis' ? 'Redis' : 'RabbitMQ'} keeps no event store; point --transport at sqlite: or postgres:`,
+      )
     case 'memory':
       return createInMemoryEventStore()
   }
