@@ -115,7 +115,7 @@ describe('herald CLI on SQLite', () => {
 
   it('names the problem with an unknown transport scheme', async () => {
     const io = capture()
-    expect(await runCli(['-t', 'amqp://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
+    expect(await runCli(['-t', 'kafka://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
     expect(io.err[0]).toMatch(/unknown scheme/)
     expect(io.err[0]).not.toMatch(/secret/)
   })

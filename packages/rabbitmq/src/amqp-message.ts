@@ -152,6 +152,19 @@ export function deadLetterFrom(message: Message, groupOfQueue: (queue: string) =
   }
 }
 
+/** Publish options for a copy of `message` (a retry, a dead letter, a redrive): same properties, these headers. */
+export function copyOptions(message: Message, headers: Record<string, string | number>): Options.Publish {
+  const props = message.properties
+  const result: Options.Publish = { persistent: true, headers }
+  if (props.messageId !== undefined) result.messageId = props.messageId
+  if (props.contentType !== undefined) result.contentType = props.contentType
+  if (props.type !== undefined) result.type = props.type
+  if (props.correlationId !== undefined) result.correlationId = props.correlationId
+  if (props.timestamp !== undefined) result.timestamp = props.timestamp
+  if (props.appId !== undefined) result.appId = props.appId
+  return result
+}
+
 /** Headers Herald adds to a message it moves on (retry, dead letter); everything else is kept as it was. */
 export function carriedHeaders(message: Message): Record<string, string | number> {
   const kept: Record<string, string | number> = {}

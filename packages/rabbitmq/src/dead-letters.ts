@@ -6,7 +6,7 @@ import {
   matchesDeadLetterFilter,
 } from '@herald/core'
 import type { Channel, GetMessage, Options } from 'amqplib'
-import { carriedHeaders, deadLetterFrom, X } from './amqp-message.js'
+import { carriedHeaders, copyOptions, deadLetterFrom, X } from './amqp-message.js'
 import type { Outgoing } from './connection.js'
 
 export interface DeadLetterBrowserOptions {
@@ -94,16 +94,7 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
   }
 
   function redriveOptions(held: Held): Options.Publish {
-    const props = held.message.properties
-    const headers: Record<string, string | number> = { ...carriedHeaders(held.message), [X.topic]: held.letter.topic }
-    const result: Options.Publish = { persistent: true, headers }
-    if (props.messageId !== undefined) result.messageId = props.messageId
-    if (props.contentType !== undefined) result.contentType = props.contentType
-    if (props.type !== undefined) result.type = props.type
-    if (props.correlationId !== undefined) result.correlationId = props.correlationId
-    if (props.timestamp !== undefined) result.timestamp = props.timestamp
-    if (props.appId !== undefined) result.appId = props.appId
-    return result
+    return copyOptions(held.message, { ...carriedHeaders(held.message), [X.topic]: held.letter.topic })
   }
 
   return {

@@ -16,7 +16,7 @@ import {
   type WakeSignal,
 } from '@herald/core'
 import type { Channel, ConsumeMessage, Options } from 'amqplib'
-import { attemptOf, carriedHeaders, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
+import { attemptOf, carriedHeaders, copyOptions, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
 import { type BrokerConnection, type Generation, type Outgoing, openBrokerConnection } from './connection.js'
 import { createDeadLetterBrowser } from './dead-letters.js'
 import {
@@ -161,18 +161,11 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
 
   /** The copy of a delivered message that a retry or a dead letter sends on. */
   function moved(delivered: Delivered, extra: Record<string, string | number>): Options.Publish {
-    const props = delivered.message.properties
-    const result: Options.Publish = {
-      persistent: true,
-      headers: { ...carriedHeaders(delivered.message), [X.topic]: delivered.topic, ...extra },
-    }
-    if (props.messageId !== undefined) result.messageId = props.messageId
-    if (props.contentType !== undefined) result.contentType = props.contentType
-    if (props.type !== undefined) result.type = props.type
-    if (props.correlationId !== undefined) result.correlationId = props.correlationId
-    if (props.timestamp !== undefined) result.timestamp = props.timestamp
-    if (props.appId !== undefined) result.appId = props.appId
-    return result
+    return copyOptions(delivered.message, {
+      ...carriedHeaders(delivered.message),
+      [X.topic]: delivered.topic,
+      ...extra,
+    })
   }
 
   function failureHeaders(delivered: Delivered, now: number): Record<string, string | number> {

@@ -110,8 +110,7 @@ export async function declareInfrastructure(channel: Channel, names: Names, type
     })
     const prefix = Array.from({ length: delayLevels - 1 - level }, () => '*')
     await channel.bindQueue(queue, exchange, [...prefix, '1', '#'].join('.'))
-    if (level === 0) await channel.bindExchange(next, exchange, [...prefix, '0', '#'].join('.'))
-    else await channel.bindExchange(next, exchange, [...prefix, '0', '#'].join('.'))
+    await channel.bindExchange(next, exchange, [...prefix, '0', '#'].join('.'))
   }
 }
 
