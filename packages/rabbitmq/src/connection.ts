@@ -17,6 +17,8 @@ export interface Generation {
   readonly publisher: ConfirmChannel
   readonly closed: Promise<void>
   isOpen(): boolean
+  /** Calls `listener` once when this connection or its publishing channel closes; returns the way to unregister. */
+  onLost(listener: () => void): () => void
 }
 
 export interface BrokerConnectionOptions {
@@ -71,9 +73,14 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
     model.on('error', options.onError)
     const publisher = await model.createConfirmChannel()
     let open = true
+    // One listener set per connection, emptied as publishes settle: reactions on `closed` would pile up forever.
+    const lostListeners = new Set<() => void>()
     const closed = new Promise<void>((resolve) => {
       const onClose = () => {
+        if (!open) return
         open = false
+        for (const listener of lostListeners) listener()
+        lostListeners.clear()
         resolve()
       }
       publisher.once('close', onClose)
@@ -92,7 +99,20 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
       blocked = undefined
       notify()
     })
-    const next: Generation = { model, publisher, closed, isOpen: () => open }
+    const next: Generation = {
+      model,
+      publisher,
+      closed,
+      isOpen: () => open,
+      onLost(listener) {
+        if (!open) {
+          listener()
+          return () => {}
+        }
+        lostListeners.add(listener)
+        return () => lostListeners.delete(listener)
+      },
+    }
     await options.onConnect(next)
     blocked = undefined
     generation = next
@@ -146,10 +166,12 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
     return new Promise<void>((resolve, reject) => {
       let unconfirmed = confirmed.filter((done) => !done).length
       let settled = false
+      let forget = () => {}
       const finish = (err?: Error) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        forget()
         if (err) reject(err)
         else resolve()
       }
@@ -157,7 +179,7 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
         () => finish(timeoutError('no confirm from the broker')),
         Math.max(0, deadline - Date.now()),
       )
-      void gen.closed.then(() => finish(new ChannelLost('channel closed before every confirm arrived')))
+      forget = gen.onLost(() => finish(new ChannelLost('channel closed before every confirm arrived')))
       const sendFrom = (start: number) => {
         for (let i = start; i < messages.length; i++) {
           if (confirmed[i] || settled) continue

@@ -134,7 +134,15 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   const onError = options.onError ?? (() => {})
   const commandTimeout = positive('commandTimeoutMs', options.commandTimeoutMs ?? 10_000)
   // RESP2: reply shapes (XREADGROUP, script results) stay plain arrays whatever the server supports.
-  const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2, protocol: 2, commandTimeout })
+  // socketTimeout: a connection that answers nothing for that long (a half-open network, a frozen server) is
+  // destroyed and reconnected; commandTimeout alone would fail each command and keep the dead socket (case 47).
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    protocol: 2,
+    commandTimeout,
+    socketTimeout: commandTimeout,
+  })
   redis.on('error', onError)
   await redis.connect()
   try {
@@ -226,7 +234,10 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   function sourceFor(group: string): PullSource<RedisPulled> & { stop(): void } {
     const consumer = uuidV7()
     // A blocking read legitimately waits up to pollIntervalMs: its timeout allows for that.
-    const reader = redis.duplicate({ commandTimeout: commandTimeout + pollIntervalMs })
+    const reader = redis.duplicate({
+      commandTimeout: commandTimeout + pollIntervalMs,
+      socketTimeout: commandTimeout + pollIntervalMs,
+    })
     reader.on('error', onError)
     blocking.add(reader)
     const held = new Set<string>()

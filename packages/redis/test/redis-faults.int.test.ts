@@ -298,4 +298,58 @@ describe('redis durability and broker faults', () => {
       await proxy.close()
     }
   })
+
+  it('47 half-open-connection-detected: a blackholed consumer times out its socket, its claims go to another, and it reconnects', async () => {
+    const s = await server('always')
+    const proxy = await startFaultProxy({ port: s.port })
+    try {
+      const history = createHistory()
+      const timings = { commandTimeoutMs: 1_000, leaseMs: 1_500 }
+      const cutOff = await open(`redis://127.0.0.1:${proxy.port}`, timings)
+      const handledBy = { cutOff: 0, direct: 0 }
+      let release!: () => void
+      const held = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      await cutOff.subscribe({ group: 'g', patterns: ['h.t'], maxInFlight: 5 }, async (e) => {
+        history.delivered(e.id)
+        await held // holds its claims until the network is gone
+        history.completed(e.id)
+        handledBy.cutOff++
+      })
+      const direct = await open(s.url, timings)
+      const sent = Array.from({ length: 5 }, (_, i) => envelope(`held${i}`))
+      for (const e of sent) history.attempted(e.id)
+      await direct.publish('h.t', sent)
+      for (const e of sent) history.ok(e.id)
+      await waitFor(() => history.counts.deliveries >= 5, history.onChange)
+      proxy.setMode('blackhole')
+      release()
+      // The cut-off consumer can neither renew nor ack: its claims expire and the direct consumer takes them.
+      await direct.subscribe({ group: 'g', patterns: ['h.t'] }, async (e) => {
+        history.delivered(e.id)
+        history.completed(e.id)
+        handledBy.direct++
+      })
+      await waitFor(() => handledBy.direct >= 5, history.onChange, { timeoutMs: 60_000 })
+      await pollUntil(async () => !(await cutOff.checkHealth()).ok, 30_000)
+      proxy.setMode('pass')
+      await pollUntil(async () => (await cutOff.checkHealth()).ok, 30_000)
+      const after = Array.from({ length: 20 }, (_, i) => envelope(`after${i}`))
+      for (const e of after) history.attempted(e.id)
+      await cutOff.publish('h.t', after)
+      for (const e of after) history.ok(e.id)
+      await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
+      const check = history.check()
+      console.log(
+        `[redis] 47 half-open-connection-detected: ${history.summary()} handledBy=${JSON.stringify(handledBy)}`,
+      )
+      expect(handledBy.direct).toBeGreaterThanOrEqual(5)
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+    } finally {
+      await Promise.all(transports.splice(0).map((t) => t.close()))
+      await proxy.close()
+    }
+  })
 })

@@ -23,7 +23,7 @@ function envelope(text: string): Envelope {
 }
 
 /**
- * RELIABILITY.md cases 48, 22 and 57 against a durable transport: consumers in child processes killed with
+ * RELIABILITY.md cases 48, 49, 22 and 57 against a durable transport: consumers in child processes killed with
  * SIGKILL mid-handler, or frozen with SIGSTOP while holding a claim. Each case prints the checker's line and asserts `lost=0 unexpected=0`.
  */
 export function describeConsumerCrashes(name: string, setup: () => Promise<CrashHarness>): void {
@@ -78,6 +78,55 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       expect(check.unexpected).toEqual([])
       expect(check.duplicates).toBeGreaterThanOrEqual(1)
       expect(check.duplicates).toBeLessThanOrEqual(10)
+    })
+
+    it('49 consumer-chaos-loop: 4 consumers, one killed and replaced 20 times; nothing lost, duplicates bounded', async () => {
+      const total = 6_000
+      const maxInFlight = 10
+      const history = createHistory()
+      await admin.declareGroup('crash-g', ['crash.t'])
+      const sent = Array.from({ length: total }, (_, i) => envelope(`m${i}`))
+      for (let i = 0; i < sent.length; i += 200) {
+        const batch = sent.slice(i, i + 200)
+        for (const e of batch) history.attempted(e.id)
+        await admin.publish('crash.t', batch)
+        for (const e of batch) history.ok(e.id)
+      }
+      const record = (e: WorkerEvent) => {
+        if (e.event === 'delivered') history.delivered(e.id!)
+        if (e.event === 'completed') history.completed(e.id!)
+      }
+      // Handlers take 40 ms: four consumers need several seconds for the run, so every kill lands mid-batch.
+      const start = () => spawnConsumer(worker({ maxInFlight, handlerDelayMs: 40 }), record)
+      const consumers = Array.from({ length: 4 }, start)
+      let kills = 0
+      try {
+        // Kills are paced by progress, not by the clock: one each time another 1/25 of the run has completed.
+        const step = Math.floor(total / 25)
+        while (kills < 20) {
+          const target = (kills + 1) * step
+          await waitFor(() => history.counts.completed >= target, history.onChange, { timeoutMs: 120_000 })
+          const victim = Math.floor(Math.random() * consumers.length)
+          const killed = consumers[victim]!
+          killed.child.kill('SIGKILL')
+          await killed.exited
+          kills++
+          consumers[victim] = start()
+        }
+        await waitFor(() => sent.every((e) => history.isCompleted(e.id)), history.onChange, { timeoutMs: 120_000 })
+        // Drain check: nothing left waiting or claimed in the group.
+        await pollUntil(async () => (await admin.listGroups()).find((g) => g.group === 'crash-g')?.depth === 0)
+      } finally {
+        await Promise.all(consumers.map((c) => c.stop()))
+      }
+      const check = history.check()
+      console.log(
+        `[${name}] 49 consumer-chaos-loop: ${history.summary()} kills=${kills} duplicatesRatio=${(check.duplicates / total).toFixed(4)}`,
+      )
+      expect(kills).toBe(20)
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+      expect(check.duplicates).toBeLessThanOrEqual(20 * maxInFlight)
     })
 
     it('22 crash-loop-poison-is-bounded: a message that kills its consumer is dead-lettered after maxAttempts', async () => {

@@ -41,7 +41,8 @@ await transport.subscribe(
       return
     }
     // Let other deliveries start, so a crash catches several in flight.
-    await new Promise((done) => setImmediate(done))
+    if (config.handlerDelayMs === undefined) await new Promise((done) => setImmediate(done))
+    else await new Promise((done) => setTimeout(done, config.handlerDelayMs))
     emit({ event: 'completed', id: envelope.id, pid: process.pid })
   },
 )

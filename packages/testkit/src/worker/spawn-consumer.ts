@@ -19,6 +19,8 @@ export interface ConsumerWorkerConfig {
   readonly hangOnBodyContaining?: string
   /** SIGKILL itself inside the handler of its Nth delivery. */
   readonly crashAtDelivery?: number
+  /** Work time of each handler, so a run lasts long enough to be killed many times. Default: none. */
+  readonly handlerDelayMs?: number
 }
 
 export interface WorkerEvent {
