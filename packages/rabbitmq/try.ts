@@ -1,43 +1,50 @@
 import { startRabbitMq } from '@herald/testkit'
+import amqp from 'amqplib'
+import { uuidV7 } from '@herald/core'
 import { createRabbitMqTransport } from './src/index.js'
-
 const s = await startRabbitMq()
-const t0 = Date.now()
-const log = (...a: unknown[]) => console.log(((Date.now() - t0) / 1000).toFixed(1), ...a)
+const N = 30_000
+const body = new TextEncoder().encode('{"n":1}')
 try {
-  const mk = (n: number) =>
-    createRabbitMqTransport({
-      url: s.url,
-      exchange: 'x1',
-      namespace: 'x1',
-      onError: (e) => log(n, 'onError', String(e).slice(0, 200)),
-    })
-  const pub = await mk(9)
-  await pub.declareGroup('g', ['t'])
-  await Promise.all(
-    Array.from({ length: 1000 }, (_, i) =>
-      pub.publish('t', [{ id: `m${i}`, headers: { type: 'x' }, body: new Uint8Array([1]) }]),
-    ),
-  )
-  log('published')
-  if (process.env.PAUSE) await new Promise((r) => setTimeout(r, Number(process.env.PAUSE)))
-  await s.restart()
-  log('restarted')
-  const c = await mk(1)
-  log('opened')
-  let n = 0
-  await c.subscribe({ group: 'g', patterns: ['t'] }, async () => {
-    n++
-  })
-  log('subscribed')
-  for (let i = 0; i < 20 && n < 1000; i++) {
-    await new Promise((r) => setTimeout(r, 500))
-    log(n, (await c.listGroups())[0]?.depth)
+  for (let round = 0; round < 2; round++) {
+    const name = `p${round}`
+    const t = await createRabbitMqTransport({ url: s.url, exchange: name, namespace: name, queueName: (g) => `${name}.${g}` })
+    await t.declareGroup('g', ['bench.#'])
+    let t0 = performance.now()
+    for (let sent = 0; sent < N; sent += 1000)
+      await Promise.all(Array.from({ length: 1000 }, () => t.publish('bench.tick', [{ id: uuidV7(), headers: { type: 'bench.tick' }, body }])))
+    const pub = N / ((performance.now() - t0) / 1000)
+    t0 = performance.now()
+    let n = 0
+    let done!: () => void
+    const all = new Promise<void>((r) => (done = r))
+    await t.subscribe({ group: 'g', patterns: ['bench.#'], maxInFlight: 100 }, async () => { if (++n === N) done() })
+    await all
+    const con = N / ((performance.now() - t0) / 1000)
+    await t.close()
+    // raw
+    const c = await amqp.connect(s.url, { noDelay: true })
+    const ch = await c.createConfirmChannel()
+    const q = `raw${round}`
+    await ch.assertExchange(q, 'topic', { durable: true })
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } })
+    await ch.bindQueue(q, q, 'bench.#')
+    t0 = performance.now()
+    for (let sent = 0; sent < N; sent += 1000)
+      await Promise.all(Array.from({ length: 1000 }, () => new Promise<void>((res, rej) => ch.publish(q, 'bench.tick', Buffer.from(body), process.env.HDR ? { persistent: true, mandatory: false, messageId: 'x0190', type: 'bench.tick', headers: { 'cloudEvents:id': 'x0190aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'cloudEvents:type': 'bench.tick' } } : { persistent: true }, (e) => (e ? rej(e) : res())))))
+    const rpub = N / ((performance.now() - t0) / 1000)
+    const cc = await c.createChannel()
+    await cc.prefetch(100)
+    let m = 0
+    let rdone!: () => void
+    const rall = new Promise<void>((r) => (rdone = r))
+    t0 = performance.now()
+    await cc.consume(q, (msg) => { if (!msg) return; cc.ack(msg); if (++m === N) rdone() })
+    await rall
+    const rcon = N / ((performance.now() - t0) / 1000)
+    await c.close()
+    console.log({ pub: Math.round(pub), rpub: Math.round(rpub), con: Math.round(con), rcon: Math.round(rcon) })
   }
-  await c.close()
-  await pub.close()
-} catch (e) {
-  log('ERR', e)
 } finally {
   await s.stop()
 }
