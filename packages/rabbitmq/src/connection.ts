@@ -161,90 +161,141 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
     }
   }
 
-  /** Sends every message on one channel; resolves once all are confirmed, or rejects at the first failure. */
-  function sendOn(gen: Generation, messages: readonly Outgoing[], confirmed: boolean[], deadline: number) {
+  /** One `publish` call: its messages, which of them the broker confirmed, and how the call ends. */
+  interface Call {
+    readonly messages: readonly Outgoing[]
+    readonly confirmed: boolean[]
+    unconfirmed: number
+    settled: boolean
+    readonly resolve: () => void
+    readonly reject: (err: unknown) => void
+  }
+
+  function settle(call: Call, err?: unknown): void {
+    if (call.settled) return
+    call.settled = true
+    if (err === undefined) call.resolve()
+    else call.reject(err)
+  }
+
+  /**
+   * Sends the unconfirmed messages of `calls` on one channel and settles each call as its confirms arrive.
+   * Resolves once every call is settled; rejects with `ChannelLost` if the channel goes first.
+   */
+  function sendOn(gen: Generation, calls: readonly Call[], deadline: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let unconfirmed = confirmed.filter((done) => !done).length
-      let settled = false
+      let open = calls.filter((c) => !c.settled).length
+      let done = false
       let forget = () => {}
       const finish = (err?: Error) => {
-        if (settled) return
-        settled = true
+        if (done) return
+        done = true
         clearTimeout(timer)
         forget()
         if (err) reject(err)
         else resolve()
       }
+      const end = (call: Call, err?: unknown) => {
+        if (call.settled) return
+        settle(call, err)
+        if (--open === 0) finish()
+      }
       const timer = setTimeout(
-        () => finish(timeoutError('no confirm from the broker')),
+        () => {
+          for (const call of calls) if (!call.settled) settle(call, timeoutError('no confirm from the broker'))
+          finish()
+        },
         Math.max(0, deadline - Date.now()),
       )
       forget = gen.onLost(() => finish(new ChannelLost('channel closed before every confirm arrived')))
-      const sendFrom = (start: number) => {
-        for (let i = start; i < messages.length; i++) {
-          if (confirmed[i] || settled) continue
-          const message = messages[i] as Outgoing
-          let more: boolean
-          try {
-            more = gen.publisher.publish(
-              message.exchange,
-              message.routingKey,
-              message.content,
-              message.options,
-              (err: unknown) => {
-                const id = message.options.messageId
-                const wasReturned = message.options.mandatory === true && id !== undefined && returned.delete(id)
-                if (err) return finish(new ChannelLost(String(err)))
-                confirmed[i] = true
-                if (wasReturned) return finish(new NoRouteError(message.topic))
-                if (--unconfirmed === 0) finish()
-              },
-            )
-          } catch (err) {
-            return finish(new ChannelLost(String(err)))
-          }
-          if (!more) {
-            // The socket buffer is full: wait for it to drain rather than buffering without bound.
-            gen.publisher.once('drain', () => sendFrom(i + 1))
-            return
+      const sendFrom = (c: number, m: number) => {
+        for (; c < calls.length; c++, m = 0) {
+          const call = calls[c] as Call
+          for (; m < call.messages.length; m++) {
+            if (call.settled || done) break
+            if (call.confirmed[m]) continue
+            const message = call.messages[m] as Outgoing
+            const index = m
+            let more: boolean
+            try {
+              more = gen.publisher.publish(
+                message.exchange,
+                message.routingKey,
+                message.content,
+                message.options,
+                (err: unknown) => {
+                  const id = message.options.messageId
+                  const wasReturned = message.options.mandatory === true && id !== undefined && returned.delete(id)
+                  if (err) return finish(new ChannelLost(String(err)))
+                  call.confirmed[index] = true
+                  if (wasReturned) return end(call, new NoRouteError(message.topic))
+                  if (--call.unconfirmed === 0) end(call)
+                },
+              )
+            } catch (err) {
+              return finish(new ChannelLost(String(err)))
+            }
+            if (!more) {
+              // The socket buffer is full: wait for it to drain rather than buffering without bound.
+              gen.publisher.once('drain', () => sendFrom(c, index + 1))
+              return
+            }
           }
         }
       }
-      if (unconfirmed === 0) finish()
-      else sendFrom(0)
+      if (open === 0) finish()
+      else sendFrom(0, 0)
     })
   }
 
-  const inFlight = new Set<Promise<void>>()
-
-  async function publish(messages: readonly Outgoing[]): Promise<void> {
-    const deadline = Date.now() + options.publishTimeoutMs
-    const confirmed = messages.map(() => false)
+  /** Sends a batch of calls, again on the next connection after a lost one, until each is settled or timed out. */
+  async function sendCalls(calls: readonly Call[], deadline: number): Promise<void> {
     for (;;) {
-      const gen = await currentBefore(deadline, false)
+      const waiting = calls.filter((c) => !c.settled)
+      if (waiting.length === 0) return
+      let gen: Generation
       try {
-        await sendOn(gen, messages, confirmed, deadline)
+        gen = await currentBefore(deadline, false)
+      } catch (err) {
+        for (const call of waiting) settle(call, err)
         return
+      }
+      try {
+        await sendOn(gen, waiting, deadline)
       } catch (err) {
         // A lost channel leaves the unconfirmed messages indeterminate: send them again on the next connection.
-        if (!(err instanceof ChannelLost)) throw err
-        if (Date.now() >= deadline) throw timeoutError(err.message)
+        if (Date.now() >= deadline) for (const call of waiting) settle(call, timeoutError(String(err)))
       }
     }
+  }
+
+  // Publishes made in one event-loop turn go out together: one timer, one loss listener, one wait per batch.
+  let queued: Call[] = []
+  const inFlight = new Set<Promise<void>>()
+
+  function flush(): void {
+    const calls = queued
+    queued = []
+    const sending = sendCalls(calls, Date.now() + options.publishTimeoutMs)
+    inFlight.add(sending)
+    void sending.then(() => inFlight.delete(sending))
   }
 
   return {
     publish(messages) {
       if (closing) return Promise.reject(new TransportClosedError('rabbitmq'))
       if (messages.length === 0) return Promise.resolve()
-      const publishing = publish(messages)
-      const settled = publishing.then(
-        () => {},
-        () => {},
-      )
-      inFlight.add(settled)
-      void settled.then(() => inFlight.delete(settled))
-      return publishing
+      return new Promise<void>((resolve, reject) => {
+        if (queued.length === 0) setImmediate(flush)
+        queued.push({
+          messages,
+          confirmed: messages.map(() => false),
+          unconfirmed: messages.length,
+          settled: false,
+          resolve,
+          reject,
+        })
+      })
     },
     current: () => currentBefore(Date.now() + options.publishTimeoutMs, true),
     status: () => ({
@@ -256,6 +307,7 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
       if (closing) return
       // Publishes already under way get their confirms (bounded by the publish timeout); new ones are refused.
       closing = true
+      if (queued.length > 0) flush()
       await Promise.all(inFlight)
       notify()
       await connection.close().catch(() => {})

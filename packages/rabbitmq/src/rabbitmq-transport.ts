@@ -13,7 +13,6 @@ import {
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
-  type WakeSignal,
 } from '@herald/core'
 import type { Channel, ConsumeMessage, Options } from 'amqplib'
 import { attemptOf, carriedHeaders, copyOptions, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
@@ -230,14 +229,15 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
   }
 
   /** A consumer's source: the broker pushes up to `maxInFlight` unacked deliveries, the loop takes them from here. */
-  function sourceFor(
-    spec: { readonly group: string; readonly maxInFlight: number },
-    wake: WakeSignal,
-  ): { source: PullSource<Delivered> & { stop(): void }; consumer: Attached } {
+  function sourceFor(spec: { readonly group: string; readonly maxInFlight: number }): {
+    source: PullSource<Delivered> & { stop(): void }
+    consumer: Attached
+  } {
     const queue = queueFor(spec.group)
     let buffer: Delivered[] = []
     let channel: Channel | undefined
     let attachedTo: Generation | undefined
+    let waiter: (() => void) | undefined
     let stopped = false
     const consumer: Attached = {
       spec,
@@ -261,7 +261,9 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
           if (message === null) return // cancelled by the broker (queue deleted)
           const envelope = envelopeFrom(message)
           buffer.push({ envelope, topic: topicOf(message), attempt: attemptOf(message), message, channel: next })
-          wake.notify()
+          const wakeUp = waiter
+          waiter = undefined
+          wakeUp?.()
         })
       },
     }
@@ -276,8 +278,16 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         await settle(delivered, queue, settlement)
       },
       async waitForWork(signal) {
-        if (buffer.length > 0) return
-        await wake.wait(60_000, signal)
+        if (buffer.length > 0 || signal.aborted) return
+        // The broker pushes: wait for the next delivery (a plain callback, no timer: this runs once per delivery).
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve()
+          waiter = () => {
+            signal.removeEventListener('abort', onAbort)
+            resolve()
+          }
+          signal.addEventListener('abort', onAbort, { once: true })
+        })
       },
       stop() {
         stopped = true
@@ -316,8 +326,8 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
       await transport.declareGroup(spec.group, spec.patterns)
       const maxInFlight = spec.maxInFlight ?? 10
       let consumer: Attached | undefined
-      const subscription = consumers.start(spec, handler, (wake) => {
-        const made = sourceFor({ group: spec.group, maxInFlight }, wake)
+      const subscription = consumers.start(spec, handler, () => {
+        const made = sourceFor({ group: spec.group, maxInFlight })
         consumer = made.consumer
         return made.source
       })

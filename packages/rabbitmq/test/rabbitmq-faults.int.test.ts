@@ -259,6 +259,8 @@ describe('rabbitmq durability and broker faults', () => {
       expect(resets).toBe(10)
       expect(check.lost).toEqual([])
       expect(check.unexpected).toEqual([])
+      // Per reset: the consumer's unacked window (20) comes again, and the publisher re-sends its batch (50).
+      expect(check.duplicates).toBeLessThanOrEqual(resets * (20 + 50))
       expect(proxy.acceptedConnections()).toBe(2 + connectionsReset)
     } finally {
       await Promise.all(transports.splice(0).map((t) => t.close()))
