@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { registerDlqCommands } from './commands/dlq.js'
 import { registerEventCommands } from './commands/events.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
+import { registerTopicCommands } from './commands/topics.js'
 import { formatTable, type Output, processOutput } from './output.js'
 import { defaultTransportUrl, openEventStore, openTransport } from './transport-url.js'
 
@@ -54,6 +55,7 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   registerDlqCommands(program, withTransport, output)
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
   registerEventCommands(program, withEventStore, withTransport, output)
+  registerTopicCommands(program, withTransport, output)
   program
     .command('groups')
     .description('list groups with their bindings, queue depth and dead letters')

@@ -113,6 +113,48 @@ describe('herald CLI on SQLite', () => {
     expect(await transport.listGroups()).toEqual([])
   })
 
+  it('topics create, list and delete bind and unbind groups; a delayed publish waits; health reports', async () => {
+    const run = async (...args: string[]) => {
+      const io = capture()
+      const code = await runCli(['-t', url, ...args], { output: io.output })
+      return { code, out: io.out, err: io.err }
+    }
+    expect((await run('topics', 'create', 'trip.event.*', '--group', 'drivers')).code).toBe(0)
+    expect((await run('topics', 'create', 'trip.event.*', '--group', 'notify')).code).toBe(0)
+    expect((await run('topics', 'create', 'order.#', '--group', 'notify')).code).toBe(0)
+    const listed = await run('topics', 'list', '--json')
+    expect(listed.out.map((l) => JSON.parse(l))).toEqual([
+      { topic: 'order.#', groups: ['notify'] },
+      { topic: 'trip.event.*', groups: ['drivers', 'notify'] },
+    ])
+    expect((await run('topics', 'delete', 'trip.event.*', '--group', 'notify')).out[0]).toBe(
+      'unbound trip.event.* from notify',
+    )
+    expect((await run('topics', 'delete', 'trip.event.*')).out[0]).toBe('unbound trip.event.* from drivers')
+    const missing = await run('topics', 'delete', 'trip.event.*')
+    expect(missing.code).toBe(1)
+    expect(missing.err[0]).toMatch(/no group is bound to trip.event.\*/)
+    expect((await run('topics', 'list', '--json')).out).toEqual([
+      JSON.stringify({ topic: 'order.#', groups: ['notify'] }),
+    ])
+
+    // A delayed publish is held by the transport's scheduler, then delivered no earlier than asked.
+    const delivered: number[] = []
+    await transport.subscribe({ group: 'notify', patterns: ['order.#'] }, async () => {
+      delivered.push(Date.now())
+    })
+    const before = Date.now()
+    const scheduled = await run('publish', 'order.created', '{"orderId":"o-1"}', '--delay-ms', '300', '--json')
+    expect(scheduled.code).toBe(0)
+    expect(JSON.parse(scheduled.out[0]!)).toHaveProperty('deliverAt')
+    await pollUntil(async () => delivered.length === 1)
+    expect(delivered[0]! - before).toBeGreaterThanOrEqual(300)
+
+    const health = await run('health', '--json')
+    expect(health.code).toBe(0)
+    expect(JSON.parse(health.out[0]!)).toMatchObject({ ok: true })
+  })
+
   it('names the problem with an unknown transport scheme', async () => {
     const io = capture()
     expect(await runCli(['-t', 'kafka://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)

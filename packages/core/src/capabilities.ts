@@ -30,6 +30,8 @@ export interface GroupInfo {
 export interface TopologyAdmin {
   declareGroup(group: string, patterns: readonly string[]): Promise<void>
   listGroups(): Promise<readonly GroupInfo[]>
+  /** Removes these patterns from the group's bindings (the messaging API's "delete topic"); queued work stays. */
+  unbindGroup(group: string, patterns: readonly string[]): Promise<void>
   /** Removes the group's bindings and its waiting messages. */
   deleteGroup(group: string): Promise<void>
 }
@@ -56,7 +58,7 @@ export function isDeadLetterStore(transport: Transport): transport is Transport 
   return hasMethods(transport, ['listDeadLetters', 'getDeadLetter', 'redriveDeadLetters', 'purgeDeadLetters'])
 }
 export function isTopologyAdmin(transport: Transport): transport is Transport & TopologyAdmin {
-  return hasMethods(transport, ['declareGroup', 'listGroups', 'deleteGroup'])
+  return hasMethods(transport, ['declareGroup', 'listGroups', 'unbindGroup', 'deleteGroup'])
 }
 export function isHealthCheck(transport: Transport): transport is Transport & HealthCheck {
   return hasMethods(transport, ['checkHealth'])

@@ -336,6 +336,11 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
       }))
     },
 
+    async unbindGroup(group, patterns) {
+      assertOpen()
+      await pool.query({ ...sql.unbindGroup, values: [group, patterns] })
+    },
+
     async deleteGroup(group) {
       assertOpen()
       await pool.query({ ...sql.deleteGroup, values: [group] })

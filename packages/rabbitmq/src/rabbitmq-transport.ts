@@ -28,6 +28,7 @@ import {
   namesFor,
   type QueueType,
   roundDelay,
+  unbindGroupQueue,
 } from './topology.js'
 
 export interface RabbitMqTransportOptions {
@@ -364,6 +365,12 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         result.push({ group, patterns: [...patterns], depth, deadLetters: dead.get(group) ?? 0 })
       }
       return result
+    },
+
+    async unbindGroup(group, patterns) {
+      assertOpen()
+      await withChannel((channel) => unbindGroupQueue(channel, names, group, patterns))
+      for (const pattern of patterns) groups.get(group)?.delete(pattern)
     },
 
     async deleteGroup(group) {

@@ -137,6 +137,16 @@ export async function declareGroupQueue(
   }
 }
 
-export async function deleteGroupQueue(channel: Channel, names: Names, group: string): Promise<void> {
-  await channel.deleteQueue(names.queueFor(group))
+/** Removes patterns from a group's queue bindings, direct and behind the delay levels. */
+export async function unbindGroupQueue(
+  channel: Channel,
+  names: Names,
+  group: string,
+  patterns: readonly string[],
+): Promise<void> {
+  const queue = names.queueFor(group)
+  for (const pattern of patterns) {
+    await channel.unbindQueue(queue, names.exchange, pattern)
+    await channel.unbindQueue(queue, names.delayedExchange, `${anyDelay}.t.${pattern}`)
+  }
 }

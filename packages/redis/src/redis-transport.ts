@@ -435,6 +435,14 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       )
     },
 
+    async unbindGroup(group, patterns) {
+      assertOpen()
+      if (patterns.length === 0) return
+      const removed = await redis.srem(`${prefix}:bindings`, ...patterns.map((p) => `${group}\n${p}`))
+      if (removed > 0) await redis.incr(`${prefix}:v`)
+      await loadBindings()
+    },
+
     async deleteGroup(group) {
       assertOpen()
       const current = await loadBindings()

@@ -230,6 +230,14 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       }))
     },
 
+    async unbindGroup(group, patterns) {
+      assertOpen()
+      await writer.run(() => {
+        const removed = patterns.reduce((n, pattern) => n + sql.deleteBinding.run(group, pattern).changes, 0)
+        if (removed > 0) sql.bumpBindingsVersion.run()
+      }, atomic)
+    },
+
     async deleteGroup(group) {
       assertOpen()
       await writer.run(() => {

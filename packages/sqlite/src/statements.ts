@@ -7,6 +7,7 @@ export interface Statements {
   readonly allBindings: Database.Statement<[], { group_name: string; pattern: string }>
   readonly insertBinding: Database.Statement<[string, string, number], unknown>
   readonly deleteBindings: Database.Statement<[string], unknown>
+  readonly deleteBinding: Database.Statement<[string, string], unknown>
   readonly deleteGroupRows: Database.Statement<[string], unknown>
   readonly insertMessage: Database.Statement<[string, string, string, string, Buffer, number, number], unknown>
   readonly hasVisible: Database.Statement<[string, number], { seq: number }>
@@ -39,6 +40,7 @@ export function prepareStatements(db: Database.Database): Statements {
       'INSERT OR IGNORE INTO herald_bindings (group_name, pattern, created_at) VALUES (?, ?, ?)',
     ),
     deleteBindings: db.prepare<[string]>('DELETE FROM herald_bindings WHERE group_name = ?'),
+    deleteBinding: db.prepare<[string, string]>('DELETE FROM herald_bindings WHERE group_name = ? AND pattern = ?'),
     deleteGroupRows: db.prepare<[string]>('DELETE FROM herald_queue WHERE group_name = ?'),
     insertMessage: db.prepare<[string, string, string, string, Buffer, number, number]>(
       `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)

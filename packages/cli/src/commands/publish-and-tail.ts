@@ -1,6 +1,7 @@
 import {
   ConfigurationError,
   HeaderNames,
+  isScheduler,
   isTopologyAdmin,
   type Subscription,
   type Transport,
@@ -10,6 +11,12 @@ import type { Command } from 'commander'
 import type { Output } from '../output.js'
 
 type WithTransport = <T>(run: (transport: Transport) => Promise<T>) => Promise<T>
+
+function parseDelay(value: string): number {
+  const ms = Number(value)
+  if (!Number.isFinite(ms) || ms < 0) throw new ConfigurationError('delay-ms', `"${value}" must be a number of ms >= 0`)
+  return ms
+}
 
 function parseHeader(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=')
@@ -30,12 +37,24 @@ export function registerPublishAndTail(
     .option('--source <source>', 'CloudEvents source header', 'herald-cli')
     .option('--header <name=value>', 'extra header, repeatable', parseHeader, {})
     .option('--command', 'fail unless a group is bound to the topic')
+    .option(
+      '--delay-ms <ms>',
+      'deliver no earlier than this many ms from now (durable where the transport is)',
+      parseDelay,
+    )
     .option('--json', 'print {"id": …}')
     .action(
       (
         topic: string,
         json: string,
-        flags: { type?: string; source: string; header: Record<string, string>; command?: boolean; json?: boolean },
+        flags: {
+          type?: string
+          source: string
+          header: Record<string, string>
+          command?: boolean
+          delayMs?: number
+          json?: boolean
+        },
       ) =>
         withTransport(async (transport) => {
           try {
@@ -53,9 +72,18 @@ export function registerPublishAndTail(
             [HeaderNames.dataContentType]: 'application/json',
             [HeaderNames.correlationId]: flags.header[HeaderNames.correlationId] ?? id,
           }
-          await transport.publish(topic, [{ id, headers, body: new TextEncoder().encode(json) }], {
-            mandatory: flags.command === true,
-          })
+          const envelopes = [{ id, headers, body: new TextEncoder().encode(json) }]
+          const options = { mandatory: flags.command === true }
+          if (flags.delayMs !== undefined && flags.delayMs > 0) {
+            if (!isScheduler(transport))
+              throw new ConfigurationError('delay-ms', `${transport.name} cannot hold delayed messages`)
+            const deliverAt = Date.now() + flags.delayMs
+            await transport.schedule(topic, envelopes, deliverAt, options)
+            const at = new Date(deliverAt).toISOString()
+            output.out(flags.json ? JSON.stringify({ id, deliverAt: at }) : `scheduled ${id} to ${topic} for ${at}`)
+            return
+          }
+          await transport.publish(topic, envelopes, options)
           output.out(flags.json ? JSON.stringify({ id }) : `published ${id} to ${topic}`)
         }),
     )

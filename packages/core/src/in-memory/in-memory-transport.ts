@@ -247,6 +247,13 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       }))
     },
 
+    async unbindGroup(name, patterns) {
+      const group = groups.get(name)
+      if (group === undefined) return
+      for (const pattern of patterns) group.patterns.delete(pattern)
+      routes.clear()
+    },
+
     async deleteGroup(name) {
       const group = groups.get(name)
       groups.delete(name)

@@ -1,7 +1,8 @@
-import { isHeraldError, type Subscription } from '@herald/core'
+import { isHeraldError, isTopologyAdmin, type Subscription } from '@herald/core'
 import { expect, it } from 'vitest'
 import type { TransportFeatures } from '../harness.js'
 import { createLatch } from '../latch.js'
+import { pollUntil } from '../wait-for.js'
 import { type SuiteContext, scale } from './context.js'
 
 /** RELIABILITY.md section A: delivery, routing, groups, ordering, limits, churn. */
@@ -351,5 +352,30 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
       await c.waitForCompleted(okIds)
       c.report('14 publisher-close-while-publishing')
     }
+  })
+
+  it('topology admin (the messaging API\'s topics): declare, list, unbind one pattern, delete', async () => {
+    const c = ctx()
+    const t = await c.open()
+    if (!isTopologyAdmin(t)) throw new Error(`${t.name} has no topology admin`)
+    const [a, b, group] = [c.unique('ta'), c.unique('tb'), c.unique('g')]
+    const find = async () => (await t.listGroups()).find((g) => g.group === group)
+    await t.declareGroup(group, [a, b])
+    expect([...((await find())?.patterns ?? [])].sort()).toEqual([a, b].sort())
+    await t.publish(a, [c.envelope({ n: 1 })])
+    await pollUntil(async () => (await find())?.depth === 1)
+
+    await t.unbindGroup(group, [a])
+    expect((await find())?.patterns).toEqual([b])
+    const unrouted = await t.publish(a, [c.envelope({ n: 2 })], { mandatory: true }).then(
+      () => 'sent',
+      (err: unknown) => (isHeraldError(err, 'NO_ROUTE') ? 'no route' : String(err)),
+    )
+    expect(unrouted).toBe('no route')
+    await t.publish(b, [c.envelope({ n: 3 })])
+    await pollUntil(async () => (await find())?.depth === 2)
+
+    await t.deleteGroup(group)
+    expect(await find()).toBeUndefined()
   })
 }
