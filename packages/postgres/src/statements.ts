@@ -89,10 +89,7 @@ export function statements(s: string, notifyChannel: string | undefined) {
       `INSERT INTO ${s}.bindings (group_name, pattern, regex, created_at)
        SELECT $1, p, r, ${nowMs} FROM unnest($2::text[], $3::text[]) AS t(p, r) ON CONFLICT DO NOTHING`,
     ),
-    unbindGroup: named(
-      'unbind-group',
-      `DELETE FROM ${s}.bindings WHERE group_name = $1 AND pattern = ANY($2::text[])`,
-    ),
+    unbindGroup: named('unbind-group', `DELETE FROM ${s}.bindings WHERE group_name = $1 AND pattern = ANY($2::text[])`),
     deleteGroup: named(
       'delete-group',
       `WITH unbound AS (DELETE FROM ${s}.bindings WHERE group_name = $1)

@@ -1,5 +1,3 @@
-import { sleep } from '../sleep.js'
-
 /** A level-triggered wake-up: `notify()` wakes current waiters, or the next one if nobody is waiting. */
 export interface WakeSignal {
   notify(): void
@@ -9,30 +7,33 @@ export interface WakeSignal {
 
 export function createWakeSignal(): WakeSignal {
   let pending = false
-  let wakers: (() => void)[] = []
+  // Plain callbacks, no AbortController per wait: consumers wait once per delivery burst, and an aborted
+  // controller allocates a DOMException every time.
+  const wakers = new Set<() => void>()
   return {
     notify() {
-      if (wakers.length === 0) {
+      if (wakers.size === 0) {
         pending = true
         return
       }
-      const current = wakers
-      wakers = []
-      for (const wake of current) wake()
+      for (const wake of [...wakers]) wake()
     },
-    async wait(timeoutMs, signal) {
-      if (pending) {
+    wait(timeoutMs, signal) {
+      if (pending || signal.aborted) {
         pending = false
-        return
+        return Promise.resolve()
       }
-      const local = new AbortController()
-      const onAbort = () => local.abort()
-      signal.addEventListener('abort', onAbort, { once: true })
-      const wake = () => local.abort()
-      wakers.push(wake)
-      await sleep(timeoutMs, local.signal)
-      signal.removeEventListener('abort', onAbort)
-      wakers = wakers.filter((w) => w !== wake)
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', done)
+          wakers.delete(done)
+          resolve()
+        }
+        const timer = setTimeout(done, Math.max(0, timeoutMs))
+        signal.addEventListener('abort', done, { once: true })
+        wakers.add(done)
+      })
     },
   }
 }

@@ -354,7 +354,7 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     }
   })
 
-  it('topology admin (the messaging API\'s topics): declare, list, unbind one pattern, delete', async () => {
+  it("topology admin (the messaging API's topics): declare, list, unbind one pattern, delete", async () => {
     const c = ctx()
     const t = await c.open()
     if (!isTopologyAdmin(t)) throw new Error(`${t.name} has no topology admin`)
