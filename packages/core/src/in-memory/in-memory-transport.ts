@@ -1,4 +1,4 @@
-import type { DeadLetterStore, GroupInfo, Scheduler, TopologyAdmin } from '../capabilities.js'
+import type { DeadLetterStore, GroupInfo, HealthCheck, Scheduler, TopologyAdmin } from '../capabilities.js'
 import { pullConsumerOptions } from '../consumer/consumer-set.js'
 import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
@@ -29,7 +29,8 @@ export interface InMemoryTransportOptions {
 export type InMemoryTransport = Transport &
   Scheduler &
   DeadLetterStore &
-  TopologyAdmin & {
+  TopologyAdmin &
+  HealthCheck & {
     /** Puts an envelope straight into a group's queue, bypassing the publisher: for poison-input tests. */
     injectRaw(group: string, topic: string, envelope: Envelope): void
   }
@@ -252,6 +253,10 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       if (group === undefined) return
       for (const pattern of patterns) group.patterns.delete(pattern)
       routes.clear()
+    },
+
+    async checkHealth() {
+      return { ok: !closed, details: { groups: groups.size, deadLetters: deadLetters.length } }
     },
 
     async deleteGroup(name) {

@@ -1,0 +1,5 @@
+export { createObservabilityHandler } from './http.js'
+export { type InstrumentOptions, instrumentTransport, type Outcome } from './instrument.js'
+export { createHeraldMetrics, type HeraldMetrics } from './metrics.js'
+export { createObservability, type Observability, type ObservabilityOptions } from './observability.js'
+export { redactedLogPaths, redactSecrets } from './redact.js'

@@ -1,0 +1,88 @@
+import { type GroupInfo, isTopologyAdmin, type Transport } from '@herald/core'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+
+/** Herald's Prometheus metrics, registered on one registry. Names and labels are stable: dashboards key on them. */
+export interface HeraldMetrics {
+  readonly published: Counter<'service' | 'type' | 'topic'>
+  readonly publishFailures: Counter<'service' | 'topic' | 'code'>
+  readonly handled: Counter<'service' | 'type' | 'group' | 'outcome'>
+  readonly deadLettered: Counter<'service' | 'group' | 'reason'>
+  readonly handleDuration: Histogram<'service' | 'type' | 'group'>
+  /** Reports the queue depth and dead letters of every group of `transport` at each scrape. */
+  watchGroups(transport: Transport): void
+}
+
+export function createHeraldMetrics(registry: Registry): HeraldMetrics {
+  const registers = [registry]
+  const watched = new Set<Transport>()
+  async function groups(): Promise<GroupInfo[]> {
+    const all: GroupInfo[] = []
+    for (const transport of watched) {
+      if (!isTopologyAdmin(transport)) continue
+      try {
+        all.push(...(await transport.listGroups()))
+      } catch {
+        // A transport that cannot answer right now reports nothing for this scrape.
+      }
+    }
+    return all
+  }
+  return {
+    published: new Counter({
+      name: 'herald_messages_published_total',
+      help: 'Messages the broker accepted, by type and topic.',
+      labelNames: ['service', 'type', 'topic'],
+      registers,
+    }),
+    publishFailures: new Counter({
+      name: 'herald_publish_failures_total',
+      help: 'Publishes that failed, by topic and Herald error code.',
+      labelNames: ['service', 'topic', 'code'],
+      registers,
+    }),
+    handled: new Counter({
+      name: 'herald_messages_handled_total',
+      help: 'Deliveries handled, by outcome: acked, retried (redelivered later) or dead_lettered.',
+      labelNames: ['service', 'type', 'group', 'outcome'],
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: 'herald_dead_lettered_total',
+      help: 'Messages moved to the dead-letter queue, by group and reason.',
+      labelNames: ['service', 'group', 'reason'],
+      registers,
+    }),
+    handleDuration: new Histogram({
+      name: 'herald_handle_duration_seconds',
+      help: 'Handler time per delivery (immediate in-process retries included).',
+      labelNames: ['service', 'type', 'group'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    watchGroups(transport) {
+      if (watched.size === 0) {
+        new Gauge({
+          name: 'herald_group_depth',
+          help: 'Messages waiting or being handled in each group (delayed retries included where the transport keeps them with the group).',
+          labelNames: ['group'],
+          registers,
+          async collect() {
+            this.reset()
+            for (const g of await groups()) this.set({ group: g.group }, g.depth)
+          },
+        })
+        new Gauge({
+          name: 'herald_group_dead_letters',
+          help: 'Dead letters held for each group.',
+          labelNames: ['group'],
+          registers,
+          async collect() {
+            this.reset()
+            for (const g of await groups()) this.set({ group: g.group }, g.deadLetters)
+          },
+        })
+      }
+      watched.add(transport)
+    },
+  }
+}
