@@ -9,6 +9,14 @@ import {
   rawSqliteEventRead,
 } from './cases/event-store.js'
 import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
+import {
+  bareInMemory,
+  bareSqlite,
+  instrumentedInMemory,
+  instrumentedSqlite,
+  metricsOnlyInMemory,
+  metricsOnlySqlite,
+} from './cases/observability.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
 import { heraldRabbitMq, heraldRabbitMqLatency, rawRabbitMq, rawRabbitMqLatency } from './cases/rabbitmq.js'
@@ -131,5 +139,33 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue',
     herald: heraldRabbitMqLatency,
     baseline: rawRabbitMqLatency,
+  },
+  {
+    bench: 'observability-overhead',
+    transport: 'in-memory',
+    raw: 'the same transport without metrics, tracing and logging',
+    herald: instrumentedInMemory,
+    baseline: bareInMemory,
+  },
+  {
+    bench: 'observability-overhead',
+    transport: 'sqlite',
+    raw: 'the same transport without metrics, tracing and logging',
+    herald: instrumentedSqlite,
+    baseline: bareSqlite,
+  },
+  {
+    bench: 'observability-overhead-no-tracing-sdk',
+    transport: 'in-memory',
+    raw: 'the same transport without metrics and logging (no OpenTelemetry SDK in either)',
+    herald: metricsOnlyInMemory,
+    baseline: bareInMemory,
+  },
+  {
+    bench: 'observability-overhead-no-tracing-sdk',
+    transport: 'sqlite',
+    raw: 'the same transport without metrics and logging (no OpenTelemetry SDK in either)',
+    herald: metricsOnlySqlite,
+    baseline: bareSqlite,
   },
 ]

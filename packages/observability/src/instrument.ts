@@ -18,6 +18,7 @@ import {
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
+  trace,
 } from '@opentelemetry/api'
 import type { Logger } from 'pino'
 import type { HeraldMetrics } from './metrics.js'
@@ -50,15 +51,6 @@ export interface InstrumentOptions {
   readonly logger: Logger
 }
 
-function messagingAttributes(system: string, topic: string, envelope: Envelope) {
-  return {
-    'messaging.system': system,
-    'messaging.destination.name': topic,
-    'messaging.message.id': envelope.id,
-    'messaging.message.body.size': envelope.body.byteLength,
-  }
-}
-
 /**
  * Wraps a transport so every publish and every delivery is counted, timed, traced and logged. The result is the
  * same transport (every capability kept): use it wherever the bare one would go, e.g. `createBus({ transport })`.
@@ -78,55 +70,96 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     send: (envelopes: readonly Envelope[]) => Promise<void>,
   ): Promise<void> {
     const first = envelopes[0]
-    return tracer.startActiveSpan(
+    // The producer span need not be active while sending: its context only has to reach the headers.
+    const parent = context.active()
+    const span = tracer.startSpan(
       `${operation} ${topic}`,
       {
         kind: SpanKind.PRODUCER,
         attributes: {
-          ...(first === undefined ? {} : messagingAttributes(system, topic, first)),
+          'messaging.system': system,
+          'messaging.destination.name': topic,
           'messaging.operation.type': operation === 'publish' ? 'send' : 'create',
-          'messaging.batch.message_count': envelopes.length,
+          ...(envelopes.length === 1 && first !== undefined
+            ? { 'messaging.message.id': first.id }
+            : { 'messaging.batch.message_count': envelopes.length }),
         },
       },
-      async (span: Span) => {
-        const ctx = context.active()
-        try {
-          await send(envelopes.map((e) => withTraceContext(e, ctx)))
-          for (const e of envelopes) metrics.published.inc({ service, type: e.headers[HeaderNames.type] ?? '', topic })
-        } catch (err) {
-          metrics.publishFailures.inc({ service, topic, code: isHeraldError(err) ? err.code : 'ERROR' })
-          span.recordException(err as Error)
-          span.setStatus({ code: SpanStatusCode.ERROR, message: redactSecrets(String(err)) })
-          logger.warn({ topic, count: envelopes.length, err: redactSecrets(String(err)) }, 'publish failed')
-          throw err
-        } finally {
-          span.end()
-        }
-      },
+      parent,
     )
+    const ctx = trace.setSpan(parent, span)
+    try {
+      await send(envelopes.map((e) => withTraceContext(e, ctx)))
+      for (const e of envelopes) publishedCounter(e.headers[HeaderNames.type] ?? '', topic).inc()
+    } catch (err) {
+      metrics.publishFailures.inc({ service, topic, code: isHeraldError(err) ? err.code : 'ERROR' })
+      span.recordException(err as Error)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: redactSecrets(String(err)) })
+      logger.warn({ topic, count: envelopes.length, err: redactSecrets(String(err)) }, 'publish failed')
+      throw err
+    } finally {
+      span.end()
+    }
+  }
+
+  const published = new Map<string, { inc(): void }>()
+  function publishedCounter(type: string, topic: string) {
+    const key = `${type}\n${topic}`
+    let child = published.get(key)
+    if (child === undefined) {
+      // Bounded by the number of (type, topic) pairs, which is the size of the contract, not of the traffic.
+      child = metrics.published.labels({ service, type, topic })
+      published.set(key, child)
+    }
+    return child
   }
 
   function instrumentHandler(group: string, retry: Parameters<typeof resolveRetryPolicy>[0], handler: Handler) {
     const policy = resolveRetryPolicy(retry)
+    const debug = logger.isLevelEnabled('debug')
+    // Labelled children, looked up once per (type, outcome): prom-client hashes the label object on every call.
+    const counters = new Map<string, { inc(): void }>()
+    const histograms = new Map<string, { observe(value: number): void }>()
+    const handledCounter = (type: string, outcome: Outcome) => {
+      const key = `${type}\n${outcome}`
+      let child = counters.get(key)
+      if (child === undefined) {
+        child = metrics.handled.labels({ service, type, group, outcome })
+        counters.set(key, child)
+      }
+      return child
+    }
+    const durationHistogram = (type: string) => {
+      let child = histograms.get(type)
+      if (child === undefined) {
+        child = metrics.handleDuration.labels({ service, type, group })
+        histograms.set(type, child)
+      }
+      return child
+    }
     const wrapped: Handler = (envelope, delivery) => {
       const headers = envelope.headers
       const type = headers[HeaderNames.type] ?? ''
       const parent = propagation.extract(ROOT_CONTEXT, headers, getter)
-      const log = logger.child({
-        messageId: envelope.id,
-        type,
-        group,
-        topic: delivery.topic,
-        correlationId: headers[HeaderNames.correlationId],
-        causationId: headers[HeaderNames.causationId],
-        attempt: delivery.attempt,
-      })
+      // Built only when something is logged: a pino child per delivery would cost more than the delivery.
+      const log = () =>
+        logger.child({
+          messageId: envelope.id,
+          type,
+          group,
+          topic: delivery.topic,
+          correlationId: headers[HeaderNames.correlationId],
+          causationId: headers[HeaderNames.causationId],
+          attempt: delivery.attempt,
+        })
       return tracer.startActiveSpan(
         `process ${delivery.topic}`,
         {
           kind: SpanKind.CONSUMER,
           attributes: {
-            ...messagingAttributes(system, delivery.topic, envelope),
+            'messaging.system': system,
+            'messaging.destination.name': delivery.topic,
+            'messaging.message.id': envelope.id,
             'messaging.operation.type': 'process',
             'messaging.consumer.group.name': group,
             'messaging.delivery.attempt': delivery.attempt,
@@ -138,7 +171,7 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
           let outcome: Outcome = 'acked'
           try {
             await handler(envelope, delivery)
-            log.debug('handled')
+            if (debug) log().debug('handled')
           } catch (err) {
             const decision = decideFailure(err, delivery.attempt, policy)
             const message = redactSecrets(err instanceof Error ? err.message : String(err))
@@ -146,17 +179,17 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
             span.setStatus({ code: SpanStatusCode.ERROR, message })
             if (decision.kind === 'retry') {
               outcome = 'retried'
-              log.warn({ err: message, retryInMs: decision.delayMs }, 'handler failed; will retry')
+              log().warn({ err: message, retryInMs: decision.delayMs }, 'handler failed; will retry')
             } else {
               outcome = 'dead_lettered'
               metrics.deadLettered.inc({ service, group, reason: decision.reason })
-              log.error({ err: message, reason: decision.reason }, 'handler failed; dead-lettered')
+              log().error({ err: message, reason: decision.reason }, 'handler failed; dead-lettered')
             }
             throw err
           } finally {
             const seconds = (performance.now() - started) / 1_000
-            metrics.handled.inc({ service, type, group, outcome })
-            metrics.handleDuration.observe({ service, type, group }, seconds)
+            handledCounter(type, outcome).inc()
+            durationHistogram(type).observe(seconds)
             span.setAttribute('herald.outcome', outcome)
             span.end()
           }
@@ -166,21 +199,33 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     return wrapped
   }
 
+  // Made once: a proxy that built them per property access would allocate on every publish.
+  const publish = (topic: string, envelopes: readonly Envelope[], publishOptions?: { mandatory?: boolean }) =>
+    traced('publish', topic, envelopes, (e) => transport.publish(topic, e, publishOptions))
+  const target = transport as unknown as { schedule?: (...args: unknown[]) => Promise<void> }
+  const schedule =
+    typeof target.schedule === 'function'
+      ? (topic: string, envelopes: readonly Envelope[], deliverAt: number, publishOptions?: object) =>
+          traced('schedule', topic, envelopes, (e) =>
+            (target.schedule as (...args: unknown[]) => Promise<void>)(topic, e, deliverAt, publishOptions),
+          )
+      : undefined
+  const subscribe = (spec: Parameters<Transport['subscribe']>[0], handler: Handler) =>
+    transport.subscribe(spec, instrumentHandler(spec.group, spec.retry, handler))
+  const bound = new Map<PropertyKey, unknown>()
   return new Proxy(transport, {
-    get(target, property, receiver) {
-      if (property === 'publish')
-        return (topic: string, envelopes: readonly Envelope[], publishOptions?: { mandatory?: boolean }) =>
-          traced('publish', topic, envelopes, (e) => target.publish(topic, e, publishOptions))
-      if (property === 'schedule' && typeof (target as { schedule?: unknown }).schedule === 'function') {
-        const schedule = (target as unknown as { schedule: (...args: unknown[]) => Promise<void> }).schedule
-        return (topic: string, envelopes: readonly Envelope[], deliverAt: number, publishOptions?: object) =>
-          traced('schedule', topic, envelopes, (e) => schedule(topic, e, deliverAt, publishOptions))
+    get(inner, property) {
+      if (property === 'publish') return publish
+      if (property === 'schedule' && schedule !== undefined) return schedule
+      if (property === 'subscribe') return subscribe
+      const value = Reflect.get(inner, property, inner)
+      if (typeof value !== 'function') return value
+      let fn = bound.get(property)
+      if (fn === undefined) {
+        fn = value.bind(inner)
+        bound.set(property, fn)
       }
-      if (property === 'subscribe')
-        return (spec: Parameters<Transport['subscribe']>[0], handler: Handler) =>
-          target.subscribe(spec, instrumentHandler(spec.group, spec.retry, handler))
-      const value = Reflect.get(target, property, receiver)
-      return typeof value === 'function' ? value.bind(target) : value
+      return fn
     },
   })
 }
