@@ -1,5 +1,6 @@
 import { type EventStore, isHeraldError, isTopologyAdmin, type Transport } from '@herald/core'
 import { Command } from 'commander'
+import { registerDashboardCommand } from './commands/dashboard.js'
 import { registerDlqCommands } from './commands/dlq.js'
 import { registerEventCommands } from './commands/events.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
@@ -56,6 +57,16 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
   registerEventCommands(program, withEventStore, withTransport, output)
   registerTopicCommands(program, withTransport, output)
+  registerDashboardCommand(
+    program,
+    async () => ({
+      transport: await openTransport(url()),
+      eventStore: await openEventStore(url()).catch(() => undefined),
+    }),
+    output,
+    env,
+    options.untilInterrupted ?? waitForSignal,
+  )
   program
     .command('groups')
     .description('list groups with their bindings, queue depth and dead letters')

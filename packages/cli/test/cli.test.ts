@@ -155,6 +155,31 @@ describe('herald CLI on SQLite', () => {
     expect(JSON.parse(health.out[0]!)).toMatchObject({ ok: true })
   })
 
+  it('dashboard serves the pages behind the token it prints', async () => {
+    const stop = createLatch()
+    const io = capture()
+    const printed = createLatch()
+    const output = {
+      out: (l: string) => {
+        io.out.push(l)
+        printed.open()
+      },
+      err: io.output.err,
+    }
+    const serving = runCli(['-t', url, 'dashboard', '--port', '0'], {
+      output,
+      untilInterrupted: () => stop.wait,
+      env: { HERALD_DASHBOARD_TOKEN: 'cli-token-0123456789abcdef' },
+    })
+    await printed.wait
+    const link = io.out[0]!.replace('Herald dashboard: ', '')
+    expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=cli-token-0123456789abcdef$/)
+    expect((await fetch(link)).status).toBe(200)
+    expect((await fetch(new URL('/dead-letters', link))).status).toBe(401)
+    stop.open()
+    expect(await serving).toBe(0)
+  })
+
   it('names the problem with an unknown transport scheme', async () => {
     const io = capture()
     expect(await runCli(['-t', 'kafka://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)

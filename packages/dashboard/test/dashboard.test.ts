@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createBus, defineEvent, PermanentError } from '@herald/core'
+import { createSqliteEventStore, createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
+import { createLatch, pollUntil } from '@herald/testkit'
+import type { FastifyInstance } from 'fastify'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { createDashboard } from '../src/index.js'
+
+const token = 'test-token-0123456789abcdef'
+const auth = { authorization: `Bearer ${token}` }
+const OrderPlaced = defineEvent('order.placed', { version: 1, schema: z.object({ note: z.string() }) })
+const OrderBilled = defineEvent('order.billed', { version: 1, schema: z.object({ note: z.string() }) })
+
+describe('dashboard', () => {
+  let dir: string
+  let transport: SqliteTransport
+  let app: FastifyInstance
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-dashboard-'))
+    transport = createSqliteTransport({ path: join(dir, 'herald.db') })
+  })
+  afterEach(async () => {
+    await app?.close()
+    await transport.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('refuses every page and API call without the token; a token link logs in with a cookie', async () => {
+    app = await createDashboard({ transport, token })
+    for (const url of ['/', '/dead-letters', '/api/dead-letters', '/events', '/assets/htmx.min.js'])
+      expect((await app.inject({ url })).statusCode, url).toBe(401)
+    expect(
+      (await app.inject({ url: '/', headers: { authorization: 'Bearer wrong-token-0123456789ab' } })).statusCode,
+    ).toBe(401)
+    expect(
+      (await app.inject({ method: 'POST', url: '/dead-letters/redrive', payload: { all: 'true' } })).statusCode,
+    ).toBe(401)
+    expect((await app.inject({ url: '/', headers: auth })).statusCode).toBe(200)
+    const login = await app.inject({ url: `/?token=${token}` })
+    expect(login.statusCode).toBe(200)
+    const cookie = String(login.headers['set-cookie'])
+    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/)
+    expect((await app.inject({ url: '/dead-letters', headers: { cookie: cookie.split(';')[0]! } })).statusCode).toBe(
+      200,
+    )
+  })
+
+  it('shows dead letters escaped, never as markup, and redrives one to the fixed consumer', async () => {
+    app = await createDashboard({ transport, token })
+    const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0 } })
+    let fixed = false
+    const handled = createLatch()
+    bus.group('billing').on(OrderPlaced, async (message) => {
+      if (!fixed) throw new PermanentError(`cannot bill <b>${message.data.note}</b>`)
+      handled.open()
+    })
+    await bus.start()
+    const id = await bus.publish(OrderPlaced, { note: '<script>alert("x")</script>' })
+    await pollUntil(async () => (await transport.getDeadLetter(id)) !== undefined)
+
+    const list = await app.inject({ url: '/dead-letters?group=billing', headers: auth })
+    expect(list.statusCode).toBe(200)
+    expect(list.body).toContain(id)
+    expect(list.body).toContain('permanent_error')
+    expect(list.body).toContain('cannot bill &lt;b&gt;')
+    expect(list.headers['content-security-policy']).toContain("default-src 'self'")
+    const detail = await app.inject({ url: `/dead-letters/${id}`, headers: auth })
+    expect(detail.body).toContain('{&quot;note&quot;:&quot;&lt;script&gt;alert(')
+    expect(detail.body).not.toContain('<script>alert')
+
+    expect(
+      (await app.inject({ method: 'POST', url: '/dead-letters/redrive', headers: auth, payload: {} })).statusCode,
+    ).toBe(400)
+    fixed = true
+    const redrive = await app.inject({
+      method: 'POST',
+      url: '/dead-letters/redrive',
+      headers: auth,
+      payload: { ids: id },
+    })
+    expect(redrive.body).toBe('Redrove 1 dead letter.')
+    await handled.wait
+    expect(await transport.getDeadLetter(id)).toBeUndefined()
+    await bus.stop()
+  })
+
+  it('tails published messages over server-sent events and removes its temporary group afterwards', async () => {
+    app = await createDashboard({ transport, token })
+    const address = await app.listen({ port: 0, host: '127.0.0.1' })
+    const controller = new AbortController()
+    const response = await fetch(`${address}/tail/stream?pattern=order.%23`, {
+      headers: auth,
+      signal: controller.signal,
+    })
+    expect(response.headers.get('content-type')).toBe('text/event-stream')
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
+    let received = ''
+    await reader.read() // the opening comment: the temporary group is bound from here on
+    await pollUntil(async () => (await transport.listGroups()).some((g) => g.group.startsWith('herald-dashboard-')))
+    const bus = createBus({ transport, service: 'shop' })
+    await bus.publish(OrderPlaced, { note: 'hello <tail>' })
+    while (!received.includes('\n\n')) received += decoder.decode((await reader.read()).value)
+    const event = JSON.parse(received.slice(received.indexOf('data: ') + 6, received.indexOf('\n\n')))
+    expect(event).toMatchObject({ topic: 'order.placed', type: 'order.placed', body: '{"note":"hello <tail>"}' })
+    controller.abort()
+    await pollUntil(async () => !(await transport.listGroups()).some((g) => g.group.startsWith('herald-dashboard-')))
+  })
+
+  it('searches the event store and draws the causation tree of one correlation id', async () => {
+    const store = createSqliteEventStore({ path: join(dir, 'herald.db') })
+    app = await createDashboard({ transport, eventStore: store, token })
+    const bus = createBus({ transport, service: 'shop', audit: { store } })
+    const billed = createLatch()
+    bus.group('billing').on(OrderPlaced, async (message, ctx) => {
+      await ctx.publish(OrderBilled, { note: `billed ${message.data.note}` })
+    })
+    bus.group('mail').on(OrderBilled, async () => billed.open())
+    await bus.start()
+    const id = await bus.publish(OrderPlaced, { note: 'o-1' })
+    await billed.wait
+    await bus.stop()
+    const placed = await store.getEvent(id)
+    const correlationId = placed!.correlationId!
+
+    const search = await app.inject({ url: '/events?type=order.billed', headers: auth })
+    expect(search.body).toContain('billed o-1')
+    expect(search.body).not.toContain('"note":"o-1"')
+    const flow = await app.inject({ url: `/flows/${correlationId}`, headers: auth })
+    expect(flow.statusCode).toBe(200)
+    // order.billed is drawn inside the list item of order.placed, its cause.
+    const placedAt = flow.body.indexOf('<b>order.placed</b>')
+    const billedAt = flow.body.indexOf('<b>order.billed</b>')
+    expect(placedAt).toBeGreaterThan(0)
+    expect(billedAt).toBeGreaterThan(placedAt)
+    expect(flow.body.slice(placedAt, billedAt)).toContain('<ul class="tree">')
+    await store.close()
+  })
+})
