@@ -69,6 +69,19 @@ interface Attached {
   attach(gen: Generation): Promise<void>
 }
 
+/** How long `close()` waits for the broker to answer channel closes before closing the connection anyway. */
+const closeWaitMs = 5_000
+
+function boundedBy(ms: number, work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    work.then(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
   return value
@@ -340,8 +353,8 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
       if (closed) return
       closed = true
       await consumers.closeAll()
-      await deadLetters.close()
-      await Promise.all(channelCloses)
+      // Channel closes are answered by a live broker at once; on a dead connection they may never be: bounded.
+      await boundedBy(closeWaitMs, Promise.all([deadLetters.close(), ...channelCloses]))
       await connection.close()
     },
 

@@ -132,19 +132,30 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
     child = undefined
   }
 
+  // Lifecycle operations run one after another: a restart asked for while another is still booting the broker
+  // waits for it, rather than killing a half-started node.
+  let lifecycle: Promise<unknown> = Promise.resolve()
+  function serial<T>(operation: () => Promise<T>): Promise<T> {
+    const next = lifecycle.then(operation, operation)
+    lifecycle = next.catch(() => {})
+    return next
+  }
+
   await start()
   return {
     url: `amqp://guest:guest@127.0.0.1:${port}`,
     port,
-    crash: () => vmExit('SIGKILL'),
-    restart: async () => {
-      await vmExit('SIGKILL')
-      await start()
-    },
-    gracefulRestart: async () => {
-      await graceful()
-      await start()
-    },
+    crash: () => serial(() => vmExit('SIGKILL')),
+    restart: () =>
+      serial(async () => {
+        await vmExit('SIGKILL')
+        await start()
+      }),
+    gracefulRestart: () =>
+      serial(async () => {
+        await graceful()
+        await start()
+      }),
     pause: () => {
       const pid = vmPid()
       if (pid !== undefined) process.kill(pid, 'SIGSTOP')
@@ -160,11 +171,12 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
       await ctl('set_vm_memory_high_watermark', on ? '0.000001' : '0.4')
     },
     ctl,
-    async stop() {
-      await graceful()
-      // epmd outlives the broker; this one listens on our private port only.
-      await run('epmd', ['-port', String(epmdPort), '-kill'], { env }).catch(() => {})
-      rmSync(dir, { recursive: true, force: true })
-    },
+    stop: () =>
+      serial(async () => {
+        await graceful()
+        // epmd outlives the broker; this one listens on our private port only.
+        await run('epmd', ['-port', String(epmdPort), '-kill'], { env }).catch(() => {})
+        rmSync(dir, { recursive: true, force: true })
+      }),
   }
 }
