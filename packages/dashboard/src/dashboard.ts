@@ -12,6 +12,7 @@ import {
   uuidV7,
 } from '@herald/core'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { createMetricsSampler, lineChart, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
 import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, tailPage } from './pages.js'
@@ -24,6 +25,10 @@ export interface DashboardOptions {
   readonly token: string
   /** Most tail connections at once (each holds a temporary group). Default 20. */
   readonly maxTails?: number
+  /** Herald's metrics (the `registry` of `@herald/observability`): enables the charts page. */
+  readonly metrics?: MetricsSource
+  /** How often the charts sample the metrics. Default 5 s. */
+  readonly sampleIntervalMs?: number
 }
 
 const cookieName = 'herald_dashboard'
@@ -197,6 +202,31 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
         .send(`${action === 'redrive' ? 'Redrove' : 'Purged'} ${count} dead letter${count === 1 ? '' : 's'}.`)
     })
   }
+
+  const sampler =
+    options.metrics === undefined
+      ? undefined
+      : createMetricsSampler(options.metrics, { intervalMs: options.sampleIntervalMs ?? 5_000 })
+  app.addHook('onClose', async () => sampler?.stop())
+
+  app.get('/charts', async (_request, reply) => {
+    if (sampler === undefined)
+      return page(
+        reply,
+        layout('Charts', html`<p>Pass the observability registry as <code>metrics</code> for charts.</p>`),
+      )
+    const latency = sampler.latency()
+    return page(
+      reply,
+      layout(
+        'Charts',
+        html`<h1>Throughput and handler latency</h1>
+<p class="muted">Sampled every ${(options.sampleIntervalMs ?? 5_000) / 1_000} s; reload for the latest.</p>
+${lineChart('Messages handled per second, by type', 'msg/s', sampler.throughput())}
+${latency.map((l) => lineChart(`Handler latency in group ${l.group}`, 'ms', l.series))}`,
+      ),
+    )
+  })
 
   app.get('/events', async (request, reply) => {
     const store = options.eventStore

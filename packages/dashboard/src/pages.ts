@@ -22,7 +22,7 @@ export function layout(title: string, body: SafeHtml): SafeHtml {
 </head>
 <body>
 <header><strong>Herald</strong>
-<a href="/">Live tail</a><a href="/dead-letters">Dead letters</a><a href="/events">Events</a>
+<a href="/">Live tail</a><a href="/dead-letters">Dead letters</a><a href="/events">Events</a><a href="/charts">Charts</a>
 </header>
 <main>${body}</main>
 </body>

@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBus, defineEvent, PermanentError } from '@herald/core'
+import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
+import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
 import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createDashboard } from '../src/index.js'
@@ -139,5 +141,28 @@ describe('dashboard', () => {
     expect(billedAt).toBeGreaterThan(placedAt)
     expect(flow.body.slice(placedAt, billedAt)).toContain('<ul class="tree">')
     await store.close()
+  })
+
+  it('charts throughput per type and handler latency per group from the observability metrics', async () => {
+    const obs = createObservability({ service: 'shop', logger: pino({ level: 'silent' }) })
+    const instrumented = obs.instrument(createInMemoryTransport())
+    app = await createDashboard({ transport: instrumented, token, metrics: obs.registry, sampleIntervalMs: 50 })
+    const bus = createBus({ transport: instrumented, service: 'shop' })
+    let handled = 0
+    bus.group('billing').on(OrderPlaced, async () => {
+      handled++
+    })
+    await bus.start()
+    for (let i = 0; i < 20; i++) await bus.publish(OrderPlaced, { note: `o-${i}` })
+    await pollUntil(async () => handled === 20)
+    // Wait for two samples after the work: then one interval's differences hold all twenty deliveries.
+    const charts = async () => (await app.inject({ url: '/charts', headers: auth })).body
+    await pollUntil(async () => /data-series="order.placed"[^>]*points="[^"]*\d+\.\d,\d/.test(await charts()))
+    const body = await charts()
+    expect(body).toContain('Messages handled per second, by type')
+    expect(body).toContain('Handler latency in group billing')
+    for (const series of ['p50', 'p95', 'p99']) expect(body).toContain(`data-series="${series}"`)
+    await bus.stop()
+    await instrumented.close()
   })
 })
