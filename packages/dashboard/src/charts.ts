@@ -2,9 +2,7 @@ import { html, type SafeHtml } from './html.js'
 
 /** The part of a prom-client `Registry` the charts read (so the dashboard needs no prom-client of its own). */
 export interface MetricsSource {
-  getSingleMetric(
-    name: string,
-  ):
+  getSingleMetric(name: string):
     | {
         get(): Promise<{
           values: { value: number; labels: { readonly [name: string]: string | number | undefined } }[]
