@@ -1,3 +1,4 @@
+import { ConfigurationError } from '@herald/core'
 import type { Channel } from 'amqplib'
 
 /**
@@ -129,7 +130,17 @@ export async function declareGroupQueue(
   deliveryLimit: number,
 ): Promise<void> {
   const queue = names.queueFor(group)
-  await channel.assertQueue(queue, { durable: true, arguments: queueArguments(names, type, deliveryLimit) })
+  try {
+    await channel.assertQueue(queue, { durable: true, arguments: queueArguments(names, type, deliveryLimit) })
+  } catch (err) {
+    // The broker refuses to redeclare a queue with other arguments, and its message is cryptic: name the fix.
+    const inequivalent = /inequivalent arg '([^']+)'/.exec(String(err))
+    if (inequivalent === null) throw err
+    throw new ConfigurationError(
+      'group',
+      `queue "${queue}" of group "${group}" already exists with another ${inequivalent[1]} than Herald declares (${String(err).replace(/^.*PRECONDITION_FAILED - /, '')}); delete that queue, name the group's queue differently (queueName), or match queueType and deliveryLimit to it`,
+    )
+  }
   await channel.bindQueue(queue, names.delayedExchange, `${anyDelay}.g.${word(queue)}`)
   for (const pattern of patterns) {
     await channel.bindQueue(queue, names.exchange, pattern)

@@ -533,4 +533,23 @@ describe('rabbitmq interoperability with plain AMQP clients', () => {
       await transport.close()
     }
   })
+
+  it('a group whose queue already exists with other arguments gets a ConfigurationError naming the fix', async () => {
+    const connection = await amqp.connect(broker.url)
+    await (await connection.createChannel()).assertQueue('legacy_classic_queue', { durable: true })
+    await connection.close()
+    const transport = await createRabbitMqTransport({ url: broker.url, exchange: 'clash', namespace: 'clash' })
+    try {
+      const outcome = await transport.declareGroup('legacy_classic_queue', ['clash.t']).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      expect(isHeraldError(outcome, 'CONFIGURATION')).toBe(true)
+      expect(String((outcome as Error).message)).toMatch(
+        /queue "legacy_classic_queue" .*already exists with another x-[a-z-]+ .*queueName/,
+      )
+    } finally {
+      await transport.close()
+    }
+  })
 })
