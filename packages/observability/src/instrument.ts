@@ -37,9 +37,10 @@ const setter: TextMapSetter<Record<string, string>> = {
 
 /** The envelope with the trace context of `ctx` in its headers (unchanged when no propagator is registered). */
 function withTraceContext(envelope: Envelope, ctx: Context): Envelope {
-  const headers = { ...envelope.headers }
-  propagation.inject(ctx, headers, setter)
-  return { ...envelope, headers }
+  const injected: Record<string, string> = {}
+  propagation.inject(ctx, injected, setter)
+  // No propagator registered (no SDK): the envelope goes on untouched, with no copy on the publish path.
+  return Object.keys(injected).length === 0 ? envelope : { ...envelope, headers: { ...envelope.headers, ...injected } }
 }
 
 export type Outcome = 'acked' | 'retried' | 'dead_lettered'
@@ -179,7 +180,7 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
             span.setStatus({ code: SpanStatusCode.ERROR, message })
             if (decision.kind === 'retry') {
               outcome = 'retried'
-              log().warn({ err: message, retryInMs: decision.delayMs }, 'handler failed; will retry')
+              log().warn({ err: message }, 'handler failed; will retry')
             } else {
               outcome = 'dead_lettered'
               metrics.deadLettered.inc({ service, group, reason: decision.reason })

@@ -15,6 +15,24 @@ export interface HeraldMetrics {
 export function createHeraldMetrics(registry: Registry): HeraldMetrics {
   const registers = [registry]
   const watched = new Set<Transport>()
+  // Both gauges read the same listing: one read per scrape, shared for a second, not one per gauge.
+  let recent: { at: number; groups: Promise<GroupInfo[]> } | undefined
+  function groupsOnce(): Promise<GroupInfo[]> {
+    if (recent === undefined || Date.now() - recent.at > 1_000) recent = { at: Date.now(), groups: groups() }
+    return recent.groups
+  }
+  function groupGauge(name: string, help: string, pick: (g: GroupInfo) => number): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['group'],
+      registers,
+      async collect() {
+        this.reset()
+        for (const g of await groupsOnce()) this.set({ group: g.group }, pick(g))
+      },
+    })
+  }
   async function groups(): Promise<GroupInfo[]> {
     const all: GroupInfo[] = []
     for (const transport of watched) {
@@ -61,26 +79,8 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
     }),
     watchGroups(transport) {
       if (watched.size === 0) {
-        new Gauge({
-          name: 'herald_group_depth',
-          help: 'Messages waiting or being handled in each group (delayed retries included where the transport keeps them with the group).',
-          labelNames: ['group'],
-          registers,
-          async collect() {
-            this.reset()
-            for (const g of await groups()) this.set({ group: g.group }, g.depth)
-          },
-        })
-        new Gauge({
-          name: 'herald_group_dead_letters',
-          help: 'Dead letters held for each group.',
-          labelNames: ['group'],
-          registers,
-          async collect() {
-            this.reset()
-            for (const g of await groups()) this.set({ group: g.group }, g.deadLetters)
-          },
-        })
+        groupGauge('herald_group_depth', 'Messages waiting or being handled in each group.', (g) => g.depth)
+        groupGauge('herald_group_dead_letters', 'Dead letters held for each group.', (g) => g.deadLetters)
       }
       watched.add(transport)
     },
