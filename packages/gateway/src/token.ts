@@ -1,0 +1,55 @@
+import { ConfigurationError } from '@herald/core'
+import { errors, jwtVerify, SignJWT } from 'jose'
+
+/** Who a connection belongs to, as its token says. */
+export interface GatewayUser {
+  readonly id: string
+  readonly role: string
+}
+
+export interface TokenOptions {
+  /** Lifetime. Default 1 h. */
+  readonly ttlSeconds?: number
+}
+
+/** Why a token was refused; never echoes the token itself. */
+export class TokenError extends Error {
+  override readonly name = 'TokenError'
+}
+
+const issuer = 'herald-gateway'
+
+function keyOf(secret: string): Uint8Array {
+  if (typeof secret !== 'string' || Buffer.byteLength(secret) < 32)
+    throw new ConfigurationError('secret', 'must be at least 32 bytes: it signs every gateway token (HS256)')
+  return new TextEncoder().encode(secret)
+}
+
+/**
+ * A signed token (a JWT, HS256) naming a user and a role. Any service holding the secret can issue one, in any
+ * language; the gateway accepts nothing else.
+ */
+export async function signToken(secret: string, user: GatewayUser, options: TokenOptions = {}): Promise<string> {
+  if (!user.id || !user.role) throw new ConfigurationError('user', 'needs an id and a role')
+  return new SignJWT({ role: user.role })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(user.id)
+    .setIssuer(issuer)
+    .setIssuedAt()
+    .setExpirationTime(`${options.ttlSeconds ?? 3_600}s`)
+    .sign(keyOf(secret))
+}
+
+/** Verifies signature, algorithm, issuer and expiry; throws `TokenError` with a reason fit for a 401 body. */
+export async function verifyToken(secret: string, token: string): Promise<GatewayUser> {
+  try {
+    const { payload } = await jwtVerify(token, keyOf(secret), { algorithms: ['HS256'], issuer })
+    if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.role !== 'string')
+      throw new TokenError('token names no user or role')
+    return { id: payload.sub, role: payload.role }
+  } catch (err) {
+    if (err instanceof TokenError) throw err
+    if (err instanceof errors.JWTExpired) throw new TokenError('token expired')
+    throw new TokenError('token invalid')
+  }
+}
