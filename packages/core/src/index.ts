@@ -105,6 +105,7 @@ export {
   type StoredEvent,
 } from './event-store/event-store.js'
 export { createInMemoryEventStore } from './event-store/in-memory-event-store.js'
+export { type RecordEventsOptions, recordEvents } from './event-store/recorder.js'
 export {
   createInMemoryTransport,
   type InMemoryTransport,

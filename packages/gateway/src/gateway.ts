@@ -63,6 +63,11 @@ export interface GatewayStats {
 export interface Gateway {
   /** Forwards every `contract` event to the targets `to` names. */
   route<C extends EventContract>(contract: C, to: (message: Message<DataOf<C>>) => Target | readonly Target[]): Gateway
+  /**
+   * Sends one message to its targets now: for messages the application handles itself (a command addressed to
+   * a user, say). `route` is this, registered on the gateway's group.
+   */
+  deliver(targets: Target | readonly Target[], message: Message<unknown>): void
   /** Accepts WebSocket upgrades on `server` at `path`. */
   attach(server: Server): void
   stats(): GatewayStats
@@ -259,18 +264,20 @@ export function createGateway(options: GatewayOptions): Gateway {
   const gateway: Gateway = {
     route(contract, to) {
       group.on(contract as MessageContract, async (message) => {
-        const frame = JSON.stringify({
-          kind: 'event',
-          id: message.id,
-          type: message.type,
-          time: message.time,
-          correlationId: message.correlationId,
-          data: message.data,
-        })
-        const targets = to(message as Message<DataOf<typeof contract>>)
-        for (const target of Array.isArray(targets) ? targets : [targets as Target]) deliver(target, message.id, frame)
+        gateway.deliver(to(message as Message<DataOf<typeof contract>>), message)
       })
       return gateway
+    },
+    deliver(targets, message) {
+      const frame = JSON.stringify({
+        kind: 'event',
+        id: message.id,
+        type: message.type,
+        time: message.time,
+        correlationId: message.correlationId,
+        data: message.data,
+      })
+      for (const target of Array.isArray(targets) ? targets : [targets as Target]) deliver(target, message.id, frame)
     },
     attach(server) {
       server.on('upgrade', upgradeListener)
