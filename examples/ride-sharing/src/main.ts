@@ -5,9 +5,16 @@ import { parseArgs } from 'node:util'
 import { type DeadLetter, type DeadLetterStore, recordEvents } from '@herald/core'
 import { createDashboard } from '@herald/dashboard'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
-import { type SimulationReport, simulate } from './simulation.js'
-import { openTransport, type RunningService, type ServiceConfig, type ServiceName, serviceNames, startService } from './system.js'
 import { countTrips } from './services/trip-service.js'
+import { type SimulationReport, simulate } from './simulation.js'
+import {
+  openTransport,
+  type RunningService,
+  type ServiceConfig,
+  type ServiceName,
+  serviceNames,
+  startService,
+} from './system.js'
 
 const usage = `ride-sharing: four services on Herald, with simulated riders and drivers
 
@@ -29,7 +36,7 @@ const { values: args } = parseArgs({
     gateway: { type: 'string' },
     transport: { type: 'string' },
     rides: { type: 'string' },
-    drivers: { type: 'string', default: '12' },
+    drivers: { type: 'string' },
     port: { type: 'string' },
     'dashboard-port': { type: 'string' },
     'data-dir': { type: 'string', default: '.herald/ride-sharing' },
@@ -86,12 +93,22 @@ function untilSignal(): Promise<void> {
 /** One service as its own process: prints one JSON line when ready, stops on SIGTERM. */
 async function runOneService(name: ServiceName): Promise<void> {
   const url = args.transport ?? env.HERALD_TRANSPORT
-  if (url === undefined) fail('--service needs --transport (or HERALD_TRANSPORT), e.g. amqp://guest:guest@127.0.0.1:5672')
+  if (url === undefined)
+    fail('--service needs --transport (or HERALD_TRANSPORT), e.g. amqp://guest:guest@127.0.0.1:5672')
   mkdirSync(dataDir, { recursive: true })
   const transport = await openTransport(url)
   const defaultPort = name === 'gateway' ? 3000 : name === 'payment' ? 3001 : 0
-  const service = await startService(name, config(transport, number(args.port, defaultPort), name === 'gateway' ? gatewaySecret() : 'unused-by-this-service-unused-by-this-service'))
-  process.stdout.write(`${JSON.stringify({ service: name, ready: true, ...(service.url === undefined ? {} : { url: service.url }) })}\n`)
+  const service = await startService(
+    name,
+    config(
+      transport,
+      number(args.port, defaultPort),
+      name === 'gateway' ? gatewaySecret() : 'unused-by-this-service-unused-by-this-service',
+    ),
+  )
+  process.stdout.write(
+    `${JSON.stringify({ service: name, ready: true, ...(service.url === undefined ? {} : { url: service.url }) })}\n`,
+  )
   await untilSignal()
   await service.stop()
   await transport.close()
@@ -120,7 +137,8 @@ async function runAllInOne(): Promise<void> {
   const recorder = await recordEvents({ transport, store: eventStore })
   const secret = randomBytes(32).toString('base64url')
   const services: RunningService[] = []
-  for (const name of ['trip', 'driver', 'payment'] as const) services.push(await startService(name, config(transport, 0, secret)))
+  for (const name of ['trip', 'driver', 'payment'] as const)
+    services.push(await startService(name, config(transport, 0, secret)))
   const gateway = await startService('gateway', config(transport, number(args.port, fixedRun ? 0 : 3000), secret))
   services.push(gateway)
   const token = randomBytes(18).toString('base64url')
@@ -161,7 +179,7 @@ async function runAllInOne(): Promise<void> {
     gatewayUrl: gateway.url ?? fail('gateway has no URL'),
     secret,
     rides,
-    drivers: Number(args.drivers),
+    drivers: number(args.drivers, fixedRun ? 6 : 12),
     rideIntervalMs: number(args['ride-interval-ms'], fixedRun ? 100 : 1_500),
     driveMs: Number(args['drive-ms']),
     signal: stop.signal,
@@ -170,7 +188,10 @@ async function runAllInOne(): Promise<void> {
       if (recent.length > 12) recent.shift()
     },
   })
-  if (!fixedRun) await new Promise<void>((done) => (stop.signal.aborted ? done() : stop.signal.addEventListener('abort', () => done())))
+  if (!fixedRun)
+    await new Promise<void>((done) =>
+      stop.signal.aborted ? done() : stop.signal.addEventListener('abort', () => done()),
+    )
   if (screen !== undefined) clearInterval(screen)
 
   const deadLettered = await deadLetterCount(transport)
@@ -185,12 +206,13 @@ async function runAllInOne(): Promise<void> {
     no_driver: report.no_driver,
     cancelled: report.cancelled,
     dead_lettered: deadLettered,
-    lost: report.pending.length,
+    // A fixed run waits for every ride to end: one that did not is lost. Stopped live, rides are just unfinished.
+    ...(fixedRun ? { lost: report.pending.length } : { unfinished: report.pending.length }),
     foreign_frames: report.foreign_frames,
   }
   if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
   else console.log(summary)
-  if (summary.lost > 0 || summary.foreign_frames > 0) process.exitCode = 1
+  if (report.foreign_frames > 0 || (fixedRun && report.pending.length > 0)) process.exitCode = 1
 }
 
 async function runSimulationOnly(): Promise<void> {
@@ -200,7 +222,7 @@ async function runSimulationOnly(): Promise<void> {
     gatewayUrl: args.gateway ?? 'http://127.0.0.1:3000',
     secret: gatewaySecret(),
     rides: number(args.rides, 30),
-    drivers: Number(args.drivers),
+    drivers: number(args.drivers, 8),
     rideIntervalMs: number(args['ride-interval-ms'], 200),
     driveMs: Number(args['drive-ms']),
     signal: stop.signal,

@@ -6,7 +6,7 @@ import Stripe from 'stripe'
 import { allContracts } from './contracts.js'
 import { openServiceState, type ServiceState } from './service-state.js'
 import { registerApiGateway } from './services/api-gateway.js'
-import { registerDriverService, driverSchema } from './services/driver-service.js'
+import { driverSchema, registerDriverService } from './services/driver-service.js'
 import { offlineProvider, stripeProvider } from './services/payment-providers.js'
 import { paymentSchema, registerPaymentService } from './services/payment-service.js'
 import { registerTripService, tripSchema } from './services/trip-service.js'
@@ -60,7 +60,12 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
     consumer: { immediateRetries: 2, retry: { maxAttempts: 8, backoff: { initialMs: 200, maxMs: 5_000 } } },
   })
   const open = (schema: string) =>
-    openServiceState({ path: join(config.dataDir, `${name}.db`), transport: config.transport, schema, onError: config.onError })
+    openServiceState({
+      path: join(config.dataDir, `${name}.db`),
+      transport: config.transport,
+      schema,
+      onError: config.onError,
+    })
 
   if (name === 'trip' || name === 'driver') {
     const state = open(name === 'trip' ? tripSchema : driverSchema)

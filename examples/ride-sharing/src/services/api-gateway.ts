@@ -1,5 +1,12 @@
 import { type Bus, isHeraldError, uuidV7 } from '@herald/core'
-import { ClientRequestError, createGateway, type Gateway, type GatewayUser, TokenError, verifyToken } from '@herald/gateway'
+import {
+  ClientRequestError,
+  createGateway,
+  type Gateway,
+  type GatewayUser,
+  TokenError,
+  verifyToken,
+} from '@herald/gateway'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import {
@@ -46,7 +53,8 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
     async onClientMessage(user, message) {
       if (user.role !== 'driver') throw new ClientRequestError('riders send nothing over the socket')
       const parsed = DriverMessage.safeParse(message)
-      if (!parsed.success) throw new ClientRequestError(`unknown or malformed message: ${parsed.error.issues[0]?.message}`)
+      if (!parsed.success)
+        throw new ClientRequestError(`unknown or malformed message: ${parsed.error.issues[0]?.message}`)
       const m = parsed.data
       if (m.type === 'trip.complete') await bus.send(CompleteTrip, { tripId: m.tripId, driverId: user.id })
       else {
@@ -100,7 +108,8 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
   app.post('/trips', async (request, reply) => {
     const user = userOf(request, 'rider')
     const body = TripBody.safeParse(request.body)
-    if (!body.success) return reply.code(400).send({ error: 'pickup and dropoff must be {lat, lng}', issues: body.error.issues })
+    if (!body.success)
+      return reply.code(400).send({ error: 'pickup and dropoff must be {lat, lng}', issues: body.error.issues })
     const tripId = uuidV7()
     await bus.send(CreateTrip, { tripId, riderId: user.id, ...body.data }, { partitionKey: tripId })
     return reply.code(202).send({ tripId })

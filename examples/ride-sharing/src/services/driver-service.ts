@@ -174,12 +174,18 @@ export function registerDriverService(bus: Bus, state: ServiceState, options: Dr
             setDriver.run('busy', tripId, Date.now(), driverId)
             updateDispatch.run(trip.tried, driverId, offerId, 'accepted', tripId)
           },
-          send: [context.prepare(DriverAcceptedTrip, { tripId, riderId: trip.rider_id, driverId }, { partitionKey: tripId })],
+          send: [
+            context.prepare(DriverAcceptedTrip, { tripId, riderId: trip.rider_id, driverId }, { partitionKey: tripId }),
+          ],
         }
       }),
     )
-    .on(TripDecline, (message, context) => state.apply(`${context.group}/${message.id}`, () => moveOn(message.data, context)))
-    .on(OfferExpired, (message, context) => state.apply(`${context.group}/${message.id}`, () => moveOn(message.data, context)))
+    .on(TripDecline, (message, context) =>
+      state.apply(`${context.group}/${message.id}`, () => moveOn(message.data, context)),
+    )
+    .on(OfferExpired, (message, context) =>
+      state.apply(`${context.group}/${message.id}`, () => moveOn(message.data, context)),
+    )
 
   const release = (tripId: string, driverId: string | undefined, key: string) =>
     state.apply(key, () => {

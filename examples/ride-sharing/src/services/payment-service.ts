@@ -106,7 +106,11 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
       const payment = bySession.get(session.id)
       if (payment?.status !== 'open') return undefined
       const fields = { tripId: payment.trip_id, riderId: payment.rider_id, sessionId: payment.session_id }
-      const flow = { partitionKey: fields.tripId, correlationId: payment.correlation_id, causationId: payment.caused_by }
+      const flow = {
+        partitionKey: fields.tripId,
+        correlationId: payment.correlation_id,
+        causationId: payment.caused_by,
+      }
       return {
         write: () => settle.run(outcome, Date.now(), payment.session_id),
         send: [
@@ -130,7 +134,9 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
         id: `evt_offline_${randomUUID()}`,
         object: 'event',
         type: paid ? 'checkout.session.completed' : 'checkout.session.async_payment_failed',
-        data: { object: { id: payment.session_id, object: 'checkout.session', payment_status: paid ? 'paid' : 'unpaid' } },
+        data: {
+          object: { id: payment.session_id, object: 'checkout.session', payment_status: paid ? 'paid' : 'unpaid' },
+        },
       })
       const header = options.stripe.webhooks.generateTestHeaderString({ payload, secret: options.webhookSecret })
       const delivered = await app.inject({

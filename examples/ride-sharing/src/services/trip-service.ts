@@ -48,8 +48,10 @@ export function registerTripService(bus: Bus, state: ServiceState): void {
   const move = db.prepare<[TripState, string | null, number, string]>(
     'UPDATE trips SET state = ?, driver_id = coalesce(?, driver_id), updated_at = ? WHERE trip_id = ?',
   )
-  const moveTo = (to: TripState, tripId: string, driverId: string | null = null) => () =>
-    move.run(to, driverId, Date.now(), tripId)
+  const moveTo =
+    (to: TripState, tripId: string, driverId: string | null = null) =>
+    () =>
+      move.run(to, driverId, Date.now(), tripId)
 
   bus.group('trip_cmd_create').on(CreateTrip, (message, context) =>
     state.apply(`${context.group}/${message.id}`, () => {
@@ -81,7 +83,11 @@ export function registerTripService(bus: Bus, state: ServiceState): void {
         return {
           write: moveTo('driver_assigned', tripId, driverId),
           send: [
-            context.prepare(TripDriverAssigned, { tripId, riderId, driverId, fareCents: trip.fare_cents }, { partitionKey: tripId }),
+            context.prepare(
+              TripDriverAssigned,
+              { tripId, riderId, driverId, fareCents: trip.fare_cents },
+              { partitionKey: tripId },
+            ),
           ],
         }
       }),
@@ -119,7 +125,12 @@ export function registerTripService(bus: Bus, state: ServiceState): void {
           send: [
             context.prepare(
               TripCancelled,
-              { tripId, riderId, reason: 'payment_failed', ...(trip.driver_id === null ? {} : { driverId: trip.driver_id }) },
+              {
+                tripId,
+                riderId,
+                reason: 'payment_failed',
+                ...(trip.driver_id === null ? {} : { driverId: trip.driver_id }),
+              },
               { partitionKey: tripId },
             ),
           ],
@@ -132,9 +143,11 @@ export function registerTripService(bus: Bus, state: ServiceState): void {
       const { tripId, driverId } = message.data
       const trip = find.get(tripId)
       if (trip === undefined) throw new PermanentError(`trip ${tripId} does not exist`)
-      if (trip.driver_id !== driverId) throw new PermanentError(`driver ${driverId} is not the driver of trip ${tripId}`)
+      if (trip.driver_id !== driverId)
+        throw new PermanentError(`driver ${driverId} is not the driver of trip ${tripId}`)
       if (trip.state === 'completed') return undefined
-      if (trip.state !== 'paid') throw new PermanentError(`trip ${tripId} is ${trip.state}, not paid: it cannot complete`)
+      if (trip.state !== 'paid')
+        throw new PermanentError(`trip ${tripId} is ${trip.state}, not paid: it cannot complete`)
       return {
         write: moveTo('completed', tripId),
         send: [
