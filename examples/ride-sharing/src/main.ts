@@ -4,7 +4,9 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type DeadLetter, type DeadLetterStore, recordEvents } from '@herald/core'
 import { createDashboard } from '@herald/dashboard'
+import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
+import { pino } from 'pino'
 import { countTrips } from './services/trip-service.js'
 import { type SimulationReport, simulate } from './simulation.js'
 import {
@@ -132,7 +134,13 @@ async function runAllInOne(): Promise<void> {
   // A fresh start each run, so the numbers describe this run only.
   rmSync(dataDir, { recursive: true, force: true })
   mkdirSync(dataDir, { recursive: true })
-  const transport = createSqliteTransport({ path: join(dataDir, 'bus.db') })
+  // Metrics for the dashboard's charts; structured logs, with message and correlation ids, to a file.
+  const logFile = join(dataDir, 'services.log')
+  const observability = createObservability({
+    service: 'ride-sharing',
+    logger: pino(pino.destination({ dest: logFile, mkdir: true })),
+  })
+  const transport = observability.instrument(createSqliteTransport({ path: join(dataDir, 'bus.db') }))
   const eventStore = createSqliteEventStore({ path: join(dataDir, 'events.db') })
   const recorder = await recordEvents({ transport, store: eventStore })
   const secret = randomBytes(32).toString('base64url')
@@ -142,7 +150,13 @@ async function runAllInOne(): Promise<void> {
   const gateway = await startService('gateway', config(transport, number(args.port, fixedRun ? 0 : 3000), secret))
   services.push(gateway)
   const token = randomBytes(18).toString('base64url')
-  const dashboard = await createDashboard({ transport, eventStore, token })
+  const dashboard = await createDashboard({
+    transport,
+    eventStore,
+    token,
+    metrics: observability.registry,
+    sampleIntervalMs: 2_000,
+  })
   const dashboardUrl = `${await dashboard.listen({ host: '127.0.0.1', port: number(args['dashboard-port'], fixedRun ? 0 : 8080) })}/?token=${token}`
   const trips = services.find((s) => s.name === 'trip')?.state
   const recent: string[] = []
@@ -158,6 +172,7 @@ async function runAllInOne(): Promise<void> {
           'Herald ride-sharing: trip, driver, payment and API-gateway services on SQLite, riders and drivers simulated',
           `dashboard: ${dashboardUrl}`,
           `gateway:   ${gateway.url}  (HTTP + WebSocket)`,
+          `logs:      ${logFile}`,
           '',
           `trips: ${JSON.stringify(counts)}   dead letters: ${dead}`,
           'recent:',
