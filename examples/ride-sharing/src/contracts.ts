@@ -38,8 +38,13 @@ export const TripCancelled = defineEvent('trip.event.cancelled', {
 
 // Driver service.
 
-export const DriverLocationUpdated = defineEvent('driver.event.location_updated', {
+/** Sent by the API gateway for a driver's app: where the driver is, and whether they take rides. */
+export const UpdateDriverLocation = defineCommand('driver.cmd.update_location', {
   schema: z.object({ driverId: id, location: Point, available: z.boolean() }),
+})
+/** Published by the driver service; names the rider while the driver is on their trip, so they see the car move. */
+export const DriverLocationUpdated = defineEvent('driver.event.location_updated', {
+  schema: z.object({ driverId: id, location: Point, tripId: id.optional(), riderId: id.optional() }),
 })
 /** An offer to one driver, forwarded to their app by the API gateway. */
 export const TripRequest = defineCommand('driver.cmd.trip_request', {
@@ -84,6 +89,7 @@ export const allContracts = [
   CompleteTrip,
   TripCompleted,
   TripCancelled,
+  UpdateDriverLocation,
   DriverLocationUpdated,
   TripRequest,
   TripAccept,

@@ -224,6 +224,7 @@ async function runAllInOne(): Promise<void> {
     // A fixed run waits for every ride to end: one that did not is lost. Stopped live, rides are just unfinished.
     ...(fixedRun ? { lost: report.pending.length } : { unfinished: report.pending.length }),
     foreign_frames: report.foreign_frames,
+    driver_locations_seen: report.driver_locations_seen,
   }
   if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
   else console.log(summary)

@@ -37,6 +37,8 @@ export interface SimulationReport {
   /** Frames a client received that named another user: must be 0. */
   readonly foreign_frames: number
   readonly frames: number
+  /** Positions of their driver that riders received. */
+  readonly driver_locations_seen: number
 }
 
 /** A small seeded generator, so a fixed run makes the same choices every time. */
@@ -111,6 +113,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const activity = options.onActivity ?? (() => {})
   let foreign = 0
   let frames = 0
+  let locations = 0
   const outcome = new Map<string, 'completed' | 'no_driver' | 'cancelled' | 'pending'>()
   const sockets: SimSocket[] = []
   let settle: () => void = () => {}
@@ -149,10 +152,16 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         else if (draw < 0.9) socket.send({ type: 'trip.decline', tripId, offerId })
         // else: the driver looks away and the offer times out.
       } else if (frame.type === 'trip.event.paid') {
-        setTimeout(() => {
-          socket.send({ type: 'trip.complete', tripId })
-          location = near(location, 0.02)
-        }, options.driveMs).unref()
+        // On the way: the rider sees the car move, then the drop-off.
+        const step = (left: number) =>
+          setTimeout(() => {
+            location = near(location, 0.01)
+            if (left > 0) {
+              socket.send({ type: 'location', location, available: true })
+              step(left - 1)
+            } else socket.send({ type: 'trip.complete', tripId })
+          }, options.driveMs / 3).unref()
+        step(2)
       }
     })
     sockets.push(socket)
@@ -182,6 +191,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
           activity(`${riderId}: checkout failed: ${(err as Error).message}`),
         )
       } else if (frame.type === 'trip.event.driver_assigned') activity(`${riderId}: ${frame.data?.driverId} is coming`)
+      else if (frame.type === 'driver.event.location_updated') locations++
       else if (frame.type === 'trip.event.completed') end('completed', `arrived (${frame.data?.fareCents} cents)`)
       else if (frame.type === 'trip.event.no_drivers_found') end('no_driver', 'no driver found')
       else if (frame.type === 'trip.event.cancelled') end('cancelled', `cancelled (${frame.data?.reason})`)
@@ -214,6 +224,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     pending: [...outcome].filter(([, o]) => o === 'pending').map(([id]) => id),
     foreign_frames: foreign,
     frames,
+    driver_locations_seen: locations,
   }
 }
 

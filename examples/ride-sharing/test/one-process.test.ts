@@ -25,6 +25,7 @@ it('npm start -- --exit-when-idle --json: every ride of the fixed run ends, on S
     expect(summary).toMatchObject({ rides_requested: 30, dead_lettered: 0, lost: 0, foreign_frames: 0 })
     expect(summary.rides_completed! + summary.no_driver! + summary.cancelled!).toBe(30)
     expect(summary.rides_completed).toBeGreaterThan(0)
+    expect(summary.driver_locations_seen).toBeGreaterThan(0)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -157,6 +157,7 @@ describe('ride-sharing over RabbitMQ, four services as four processes', () => {
     expect(report.rides_completed + report.no_driver + report.cancelled).toBe(50)
     expect(report.rides_completed).toBeGreaterThan(0)
     expect(report.foreign_frames).toBe(0)
+    expect(report.driver_locations_seen).toBeGreaterThan(0) // riders see their driver move, published by the driver service
     expect(report.frames).toBeGreaterThan(50 * 3)
     console.log(`ride-sharing e2e: ${JSON.stringify({ ...report, lost: report.pending.length })}`)
 

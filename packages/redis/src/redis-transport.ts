@@ -254,6 +254,31 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     let nextDueAt = 0
     let lastMove = 0
     let stopped = false
+    // A retry due before the current blocking read ends wakes that read when it falls due (CLIENT UNBLOCK on
+    // the reader's connection id), so a short backoff is not stretched to the poll interval.
+    let readerId: number | undefined
+    reader.on('ready', () => {
+      reader.client('ID').then((id) => {
+        readerId = Number(id)
+      }, onError)
+    })
+    let blockEndsAt = 0
+    let wakeAt = Number.POSITIVE_INFINITY
+    let wakeTimer: ReturnType<typeof setTimeout> | undefined
+    function wakeReaderAt(at: number): void {
+      if (at >= blockEndsAt || at >= wakeAt) return
+      clearTimeout(wakeTimer)
+      wakeAt = at
+      wakeTimer = setTimeout(
+        () => {
+          wakeAt = Number.POSITIVE_INFINITY
+          if (readerId !== undefined && Date.now() < blockEndsAt)
+            redis.call('CLIENT', 'UNBLOCK', readerId, 'TIMEOUT').catch(onError)
+        },
+        Math.max(0, at - Date.now()),
+      )
+      wakeTimer.unref()
+    }
     const renewTimer = setInterval(() => {
       if (held.size > 0) run('renew', [prefix, group, consumer, ...held]).catch(onError)
     }, leaseMs / 3)
@@ -298,18 +323,23 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
         }
         if (stopped) return []
         const block = Math.max(1, Math.min(pollIntervalMs, untilDue))
-        const reply = (await reader.callBuffer('XREADGROUP', [
-          'GROUP',
-          'herald',
-          consumer,
-          'COUNT',
-          max,
-          'BLOCK',
-          block,
-          'STREAMS',
-          streamKey(group),
-          '>',
-        ])) as [Buffer, [Buffer, Buffer[]][]][] | null
+        blockEndsAt = Date.now() + block
+        const reply = (await reader
+          .callBuffer('XREADGROUP', [
+            'GROUP',
+            'herald',
+            consumer,
+            'COUNT',
+            max,
+            'BLOCK',
+            block,
+            'STREAMS',
+            streamKey(group),
+            '>',
+          ])
+          .finally(() => {
+            blockEndsAt = 0
+          })) as [Buffer, [Buffer, Buffer[]][]][] | null
         const entries = reply?.[0]?.[1] ?? []
         return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
       },
@@ -325,6 +355,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
             break
           case 'retry':
             nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
+            wakeReaderAt(now + settlement.delayMs)
             await run('retry', [
               prefix,
               group,
@@ -353,6 +384,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       stop() {
         stopped = true
         clearInterval(renewTimer)
+        clearTimeout(wakeTimer)
         blocking.delete(reader)
         reader.disconnect()
       },

@@ -24,6 +24,7 @@ import {
   TripNoDriversFound,
   TripPaid,
   TripRequest,
+  UpdateDriverLocation,
 } from '../contracts.js'
 
 export interface ApiGatewayOptions {
@@ -38,6 +39,7 @@ const LocationBody = z.object({ location: Point, available: z.boolean() })
 const DriverMessage = z.discriminatedUnion('type', [
   z.object({ type: z.enum(['trip.accept', 'trip.decline']), tripId: z.string(), offerId: z.string() }),
   z.object({ type: z.literal('trip.complete'), tripId: z.string() }),
+  z.object({ type: z.literal('location'), location: Point, available: z.boolean() }),
 ])
 
 /**
@@ -57,6 +59,7 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
         throw new ClientRequestError(`unknown or malformed message: ${parsed.error.issues[0]?.message}`)
       const m = parsed.data
       if (m.type === 'trip.complete') await bus.send(CompleteTrip, { tripId: m.tripId, driverId: user.id })
+      else if (m.type === 'location') await bus.send(UpdateDriverLocation, { ...m, driverId: user.id })
       else {
         const answer = { tripId: m.tripId, offerId: m.offerId, driverId: user.id }
         await bus.send(m.type === 'trip.accept' ? TripAccept : TripDecline, answer)
@@ -75,6 +78,8 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
     .route(TripPaid, (m) => riderAndDriver(m.data))
     .route(TripCompleted, (m) => riderAndDriver(m.data))
     .route(TripCancelled, (m) => riderAndDriver(m.data))
+    // A driver's position goes to the rider of the trip they are on, and to no one otherwise.
+    .route(DriverLocationUpdated, (m) => (m.data.riderId === undefined ? [] : [{ user: m.data.riderId }]))
   // The offer is a command to this service's queue (the source design's `driver_cmd_trip_request`).
   bus.group('driver_cmd_trip_request').on(TripRequest, async (message) => {
     gateway.deliver({ user: message.data.driverId }, message)
@@ -119,7 +124,7 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
     const user = userOf(request, 'driver')
     const body = LocationBody.safeParse(request.body)
     if (!body.success) return reply.code(400).send({ error: 'expected {location: {lat, lng}, available}' })
-    await bus.publish(DriverLocationUpdated, { driverId: user.id, ...body.data }, { partitionKey: user.id })
+    await bus.send(UpdateDriverLocation, { driverId: user.id, ...body.data }, { partitionKey: user.id })
     return reply.code(202).send({})
   })
 

@@ -12,6 +12,7 @@ import {
   TripCreated,
   TripDecline,
   TripRequest,
+  UpdateDriverLocation,
 } from '../contracts.js'
 import type { Plan, ServiceState } from '../service-state.js'
 
@@ -131,12 +132,21 @@ export function registerDriverService(bus: Bus, state: ServiceState, options: Dr
     return offerNext(trip, context, freeDriver)
   }
 
-  bus.group('driver_locations').on(DriverLocationUpdated, (message, context) =>
+  bus.group('driver_locations').on(UpdateDriverLocation, (message, context) =>
     state.apply(`${context.group}/${message.id}`, () => {
       const { driverId, location, available: isAvailable } = message.data
+      const tripId = driver.get(driverId)?.trip_id ?? undefined
+      const riderId = tripId === undefined ? undefined : dispatch.get(tripId)?.rider_id
       return {
         write: () =>
           upsertDriver.run({ driverId, ...location, status: isAvailable ? 'available' : 'offline', now: Date.now() }),
+        send: [
+          context.prepare(
+            DriverLocationUpdated,
+            { driverId, location, ...(tripId === undefined || riderId === undefined ? {} : { tripId, riderId }) },
+            { partitionKey: driverId },
+          ),
+        ],
       }
     }),
   )
