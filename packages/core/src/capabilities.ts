@@ -24,6 +24,10 @@ export interface GroupInfo {
   /** Messages waiting or being handled. */
   readonly depth: number
   readonly deadLetters: number
+  /** Of `depth`, messages not yet due: delayed publishes and retries waiting for their backoff. Absent where the transport cannot tell per group. */
+  readonly scheduled?: number
+  /** How long the oldest message that is due has been waiting (0 when none): the group's consumer lag in time. Absent where the transport cannot tell. */
+  readonly oldestDueAgeMs?: number
 }
 
 /** Declares, lists and deletes groups without consuming. */

@@ -1,4 +1,4 @@
-import { type GroupInfo, isTopologyAdmin, type Transport } from '@herald/core'
+import { type GroupInfo, isTopologyAdmin, type OutboxStats, type Transport } from '@herald/core'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 /** Herald's Prometheus metrics, registered on one registry. Names and labels are stable: dashboards key on them. */
@@ -8,8 +8,13 @@ export interface HeraldMetrics {
   readonly handled: Counter<'service' | 'type' | 'group' | 'outcome'>
   readonly deadLettered: Counter<'service' | 'group' | 'reason'>
   readonly handleDuration: Histogram<'service' | 'type' | 'group'>
-  /** Reports the queue depth and dead letters of every group of `transport` at each scrape. */
+  /**
+   * Reports, at each scrape, every group of `transport`: depth, dead letters and, where the transport can tell,
+   * the scheduled backlog (delays and retries not yet due) and the consumer lag (age of the oldest due message).
+   */
   watchGroups(transport: Transport): void
+  /** Reports an outbox's backlog and lag (age of its oldest unsent message) at each scrape, labelled `outbox`. */
+  watchOutbox(name: string, source: { stats(): Promise<OutboxStats> }): void
 }
 
 export function createHeraldMetrics(registry: Registry): HeraldMetrics {
@@ -21,7 +26,7 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
     if (recent === undefined || Date.now() - recent.at > 1_000) recent = { at: Date.now(), groups: groups() }
     return recent.groups
   }
-  function groupGauge(name: string, help: string, pick: (g: GroupInfo) => number): void {
+  function groupGauge(name: string, help: string, pick: (g: GroupInfo) => number | undefined): void {
     new Gauge({
       name,
       help,
@@ -29,7 +34,39 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
       registers,
       async collect() {
         this.reset()
-        for (const g of await groupsOnce()) this.set({ group: g.group }, pick(g))
+        for (const g of await groupsOnce()) {
+          const value = pick(g)
+          if (value !== undefined) this.set({ group: g.group }, value)
+        }
+      },
+    })
+  }
+  const outboxes = new Map<string, { stats(): Promise<OutboxStats> }>()
+  let recentOutboxes: { at: number; stats: Promise<[string, OutboxStats][]> } | undefined
+  function outboxStatsOnce(): Promise<[string, OutboxStats][]> {
+    if (recentOutboxes === undefined || Date.now() - recentOutboxes.at > 1_000) {
+      const read = Promise.all(
+        [...outboxes].map(async ([name, source]) => {
+          try {
+            return [[name, await source.stats()] as [string, OutboxStats]]
+          } catch {
+            return []
+          }
+        }),
+      ).then((rows) => rows.flat())
+      recentOutboxes = { at: Date.now(), stats: read }
+    }
+    return recentOutboxes.stats
+  }
+  function outboxGauge(name: string, help: string, pick: (s: OutboxStats) => number): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['outbox'],
+      registers,
+      async collect() {
+        this.reset()
+        for (const [outbox, stats] of await outboxStatsOnce()) this.set({ outbox }, pick(stats))
       },
     })
   }
@@ -81,8 +118,29 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
       if (watched.size === 0) {
         groupGauge('herald_group_depth', 'Messages waiting or being handled in each group.', (g) => g.depth)
         groupGauge('herald_group_dead_letters', 'Dead letters held for each group.', (g) => g.deadLetters)
+        groupGauge(
+          'herald_group_scheduled',
+          'Messages of each group not yet due: delayed publishes and retries waiting for their backoff.',
+          (g) => g.scheduled,
+        )
+        groupGauge(
+          'herald_group_lag_seconds',
+          'Consumer lag: how long the oldest due message of each group has been waiting.',
+          (g) => (g.oldestDueAgeMs === undefined ? undefined : g.oldestDueAgeMs / 1_000),
+        )
       }
       watched.add(transport)
+    },
+    watchOutbox(name, source) {
+      if (outboxes.size === 0) {
+        outboxGauge('herald_outbox_backlog', 'Messages staged in the outbox and not yet sent.', (s) => s.backlog)
+        outboxGauge(
+          'herald_outbox_lag_seconds',
+          'Age of the oldest message not yet sent from the outbox.',
+          (s) => s.lagMs / 1_000,
+        )
+      }
+      outboxes.set(name, source)
     },
   }
 }

@@ -1,12 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
+import { createSqliteOutbox, createSqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -189,5 +194,39 @@ describe('observability: metrics, traces and logs around any transport', () => {
       'connect amqp://guest:***@127.0.0.1:5672 and redis://:***@host:6379/0 failed',
     )
     expect(redactSecrets('sqlite:./herald.db')).toBe('sqlite:./herald.db')
+  })
+})
+
+describe('observability: backlog gauges', () => {
+  it('reports the scheduled backlog, the consumer lag and an outbox backlog from a real SQLite database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-gauges-'))
+    const { logger } = captureLogs()
+    const obs = createObservability({ service: 'api', logger })
+    const transport = obs.instrument(createSqliteTransport({ path: join(dir, 'bus.db') }))
+    const outbox = createSqliteOutbox({ path: join(dir, 'app.db') })
+    const app = new Database(join(dir, 'app.db'))
+    try {
+      obs.metrics.watchOutbox('orders', outbox)
+      const bus = createBus({ transport, service: 'api' })
+      await transport.declareGroup('billing', ['order.placed'])
+      // Two due now and nobody consuming (lag grows), one delayed by an hour (scheduled).
+      await bus.publish(OrderPlaced, { orderId: 'o-1', n: 1 })
+      await bus.publish(OrderPlaced, { orderId: 'o-2', n: 2 })
+      await bus.publish(OrderPlaced, { orderId: 'o-3', n: 3 }, { delayMs: 3_600_000 })
+      const staged = await bus.prepare(OrderPlaced, { orderId: 'o-4', n: 4 })
+      app.transaction(() => outbox.stage(app, [staged]))()
+      const gauge = (name: string, labels: Record<string, string>) => metricValue(obs.registry, name, labels)
+      expect(await gauge('herald_group_depth', { group: 'billing' })).toBe(3)
+      expect(await gauge('herald_group_scheduled', { group: 'billing' })).toBe(1)
+      expect(await gauge('herald_outbox_backlog', { outbox: 'orders' })).toBe(1)
+      // Lag is the age of the oldest due message: it only grows while no one consumes.
+      await pollUntil(async () => (await gauge('herald_group_lag_seconds', { group: 'billing' })) > 0.05, 10_000)
+      expect(await gauge('herald_outbox_lag_seconds', { outbox: 'orders' })).toBeGreaterThan(0.05)
+    } finally {
+      app.close()
+      await outbox.close()
+      await transport.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

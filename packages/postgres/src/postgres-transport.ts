@@ -325,14 +325,22 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
     async listGroups(): Promise<readonly GroupInfo[]> {
       assertOpen()
-      const result = await pool.query<{ group_name: string; patterns: string[]; depth: number; dead: number }>(
-        sql.listGroups,
-      )
+      const now = Date.now()
+      const result = await pool.query<{
+        group_name: string
+        patterns: string[]
+        depth: number
+        dead: number
+        scheduled: number
+        oldest_due: number | null
+      }>({ ...sql.listGroups, values: [now] })
       return result.rows.map((row) => ({
         group: row.group_name,
         patterns: row.patterns,
         depth: row.depth,
         deadLetters: row.dead,
+        scheduled: row.scheduled,
+        oldestDueAgeMs: row.oldest_due === null ? 0 : Math.max(0, now - row.oldest_due),
       }))
     },
 

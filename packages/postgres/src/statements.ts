@@ -99,6 +99,10 @@ export function statements(s: string, notifyChannel: string | undefined) {
       'list-groups',
       `SELECT b.group_name, b.patterns,
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name)::int AS depth,
+         (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.lease_token IS NULL
+            AND q.visible_at > $1)::int AS scheduled,
+         (SELECT min(q.enqueued_at) FROM ${s}.queue q WHERE q.group_name = b.group_name
+            AND q.visible_at <= $1)::float8 AS oldest_due,
          (SELECT count(*) FROM ${s}.dead_letters d WHERE d.group_name = b.group_name)::int AS dead
        FROM (SELECT group_name, array_agg(pattern ORDER BY pattern) AS patterns FROM ${s}.bindings
              GROUP BY group_name) b

@@ -457,12 +457,45 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       })
       return Promise.all(
         [...current.byGroup].sort().map(async ([group, patterns]) => {
-          const [[, length], [, delayed]] = (await redis
+          const now = Date.now()
+          const [[, length], [, delayed], [, notDue], [, earliest], [, info]] = (await redis
             .multi()
             .xlen(streamKey(group))
             .zcard(`${prefix}:d:${group}`)
-            .exec()) as [[unknown, number], [unknown, number]]
-          return { group, patterns, depth: length + delayed, deadLetters: dead.get(group) ?? 0 }
+            .zcount(`${prefix}:d:${group}`, `(${now}`, '+inf')
+            .zrange(`${prefix}:d:${group}`, '0', '0', 'WITHSCORES')
+            .xinfo('GROUPS', streamKey(group))
+            .exec()
+            .catch(() => [[], [], [], [], [null, []]])) as [
+            [unknown, number],
+            [unknown, number],
+            [unknown, number],
+            [unknown, string[]],
+            [unknown, unknown[][]],
+          ]
+          // The oldest due message: the first entry no consumer has read yet (its id is its enqueue time), or a
+          // delayed one already due but not yet moved to the stream.
+          const fields = (info ?? []).map((row) => {
+            const map = new Map<string, unknown>()
+            for (let i = 0; i + 1 < row.length; i += 2) map.set(String(row[i]), row[i + 1])
+            return map
+          })
+          const lastRead = fields.find((f) => f.get('name') === 'herald')?.get('last-delivered-id')
+          const next =
+            lastRead === undefined ? [] : await redis.xrange(streamKey(group), `(${String(lastRead)}`, '+', 'COUNT', 1)
+          const dueSince = [
+            next[0] === undefined ? Number.POSITIVE_INFINITY : Number(next[0][0].split('-')[0]),
+            earliest?.[1] !== undefined && Number(earliest[1]) <= now ? Number(earliest[1]) : Number.POSITIVE_INFINITY,
+          ]
+          const oldest = Math.min(...dueSince)
+          return {
+            group,
+            patterns,
+            depth: (length ?? 0) + (delayed ?? 0),
+            deadLetters: dead.get(group) ?? 0,
+            scheduled: notDue ?? 0,
+            oldestDueAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
+          }
         }),
       )
     },

@@ -220,14 +220,20 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async listGroups(): Promise<readonly GroupInfo[]> {
       assertOpen()
-      const depths = new Map(sql.groupDepths.all().map((r) => [r.group_name, r.depth]))
+      const now = Date.now()
+      const depths = new Map(sql.groupDepths.all({ now }).map((r) => [r.group_name, r]))
       const dead = new Map(sql.groupDeadLetters.all().map((r) => [r.group_name, r.count]))
-      return [...bindings.patternsByGroup()].map(([group, patterns]) => ({
-        group,
-        patterns,
-        depth: depths.get(group) ?? 0,
-        deadLetters: dead.get(group) ?? 0,
-      }))
+      return [...bindings.patternsByGroup()].map(([group, patterns]) => {
+        const row = depths.get(group)
+        return {
+          group,
+          patterns,
+          depth: row?.depth ?? 0,
+          deadLetters: dead.get(group) ?? 0,
+          scheduled: row?.scheduled ?? 0,
+          oldestDueAgeMs: row?.oldest_due == null ? 0 : Math.max(0, now - row.oldest_due),
+        }
+      })
     },
 
     async unbindGroup(group, patterns) {

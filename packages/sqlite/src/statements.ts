@@ -24,7 +24,10 @@ export interface Statements {
     { seq: number; token: string; reason: string; now: number; error: string | null },
     unknown
   >
-  readonly groupDepths: Database.Statement<[], { group_name: string; depth: number }>
+  readonly groupDepths: Database.Statement<
+    { now: number },
+    { group_name: string; depth: number; scheduled: number; oldest_due: number | null }
+  >
   readonly groupDeadLetters: Database.Statement<[], { group_name: string; count: number }>
 }
 
@@ -81,8 +84,15 @@ export function prepareStatements(db: Database.Database): Statements {
          COALESCE(first_failed_at, @now), @now, @now, @error
        FROM herald_queue WHERE seq = @seq AND lease_token = @token`,
     ),
-    groupDepths: db.prepare<[], { group_name: string; depth: number }>(
-      'SELECT group_name, COUNT(*) AS depth FROM herald_queue GROUP BY group_name',
+    // Scheduled: unclaimed and not yet due. Due: visible now (never claimed, retried and due, or its lease ran out).
+    groupDepths: db.prepare<
+      { now: number },
+      { group_name: string; depth: number; scheduled: number; oldest_due: number | null }
+    >(
+      `SELECT group_name, COUNT(*) AS depth,
+         SUM(CASE WHEN lease_token IS NULL AND visible_at > @now THEN 1 ELSE 0 END) AS scheduled,
+         MIN(CASE WHEN visible_at <= @now THEN enqueued_at END) AS oldest_due
+       FROM herald_queue GROUP BY group_name`,
     ),
     groupDeadLetters: db.prepare<[], { group_name: string; count: number }>(
       'SELECT group_name, COUNT(*) AS count FROM herald_dead_letters GROUP BY group_name',

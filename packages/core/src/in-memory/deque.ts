@@ -5,6 +5,8 @@ export interface Deque<T> {
   unshift(item: T): void
   /** Removes and returns up to `max` items from the front. */
   take(max: number): T[]
+  /** The front item, left in place. */
+  peek(): T | undefined
 }
 
 export function createDeque<T>(): Deque<T> {
@@ -20,6 +22,9 @@ export function createDeque<T>(): Deque<T> {
     unshift(item) {
       if (head > 0) items[--head] = item
       else items.unshift(item)
+    },
+    peek() {
+      return items[head]
     },
     take(max) {
       const end = Math.min(items.length, head + max)

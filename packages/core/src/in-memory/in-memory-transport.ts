@@ -38,6 +38,8 @@ export type InMemoryTransport = Transport &
 interface QueuedMessage {
   readonly envelope: Envelope
   readonly topic: string
+  /** When it became due (published, or its retry's backoff ended): its wait counts from here. */
+  dueSince: number
   deliveries: number
   firstFailedAt: number | undefined
 }
@@ -49,6 +51,8 @@ interface GroupState {
   /** Publishers waiting for room in `ready`. */
   roomWaiters: (() => void)[]
   inFlight: number
+  /** Delayed publishes and retries on a timer, not yet in `ready`. */
+  scheduled: number
 }
 
 interface InMemoryPulled extends PulledMessage {
@@ -76,7 +80,14 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   function ensureGroup(name: string): GroupState {
     let group = groups.get(name)
     if (!group) {
-      group = { patterns: new Map(), ready: createDeque(), wake: createWakeSignal(), roomWaiters: [], inFlight: 0 }
+      group = {
+        patterns: new Map(),
+        ready: createDeque(),
+        wake: createWakeSignal(),
+        roomWaiters: [],
+        inFlight: 0,
+        scheduled: 0,
+      }
       groups.set(name, group)
     }
     return group
@@ -126,7 +137,9 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           deliver(targets.slice(i), topic, envelopes),
         )
       }
-      for (const envelope of envelopes) enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined })
+      const now = Date.now()
+      for (const envelope of envelopes)
+        enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined, dueSince: now })
     }
     return undefined
   }
@@ -162,7 +175,12 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
             return
           case 'retry':
             queued.firstFailedAt ??= now
-            later(settlement.delayMs, () => enqueue(group, queued))
+            group.scheduled++
+            later(settlement.delayMs, () => {
+              group.scheduled--
+              queued.dueSince = Date.now()
+              enqueue(group, queued)
+            })
             return
           case 'dead-letter':
             deadLetters.push({
@@ -206,7 +224,11 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
 
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
       const targets = route(topic, publishOptions.mandatory === true)
-      later(deliverAt - Date.now(), () => void deliver(targets, topic, envelopes))
+      for (const group of targets) group.scheduled += envelopes.length
+      later(deliverAt - Date.now(), () => {
+        for (const group of targets) group.scheduled -= envelopes.length
+        void deliver(targets, topic, envelopes)
+      })
     },
 
     async subscribe(spec: SubscriptionSpec, handler: Handler) {
@@ -232,7 +254,13 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     injectRaw(groupName, topic, envelope) {
-      enqueue(ensureGroup(groupName), { envelope, topic, deliveries: 0, firstFailedAt: undefined })
+      enqueue(ensureGroup(groupName), {
+        envelope,
+        topic,
+        deliveries: 0,
+        firstFailedAt: undefined,
+        dueSince: Date.now(),
+      })
     },
 
     async declareGroup(name, patterns) {
@@ -240,11 +268,14 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
+      const now = Date.now()
       return [...groups.entries()].map(([name, g]) => ({
         group: name,
         patterns: [...g.patterns.keys()],
-        depth: g.ready.length + g.inFlight,
+        depth: g.ready.length + g.inFlight + g.scheduled,
         deadLetters: deadLetters.filter((d) => d.group === name).length,
+        scheduled: g.scheduled,
+        oldestDueAgeMs: g.ready.length === 0 ? 0 : Math.max(0, now - (g.ready.peek()?.dueSince ?? now)),
       }))
     },
 
@@ -287,6 +318,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           topic: letter.topic,
           deliveries: 0,
           firstFailedAt: undefined,
+          dueSince: Date.now(),
         })
       }
       return taken.length

@@ -1,4 +1,4 @@
-import { isHeraldError, isTopologyAdmin, type Subscription } from '@herald/core'
+import { isHeraldError, isScheduler, isTopologyAdmin, type Subscription } from '@herald/core'
 import { expect, it } from 'vitest'
 import type { TransportFeatures } from '../harness.js'
 import { createLatch } from '../latch.js'
@@ -374,6 +374,20 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     expect(unrouted).toBe('no route')
     await t.publish(b, [c.envelope({ n: 3 })])
     await pollUntil(async () => (await find())?.depth === 2)
+
+    // Where the transport reports them: the backlog not yet due, and the wait of the oldest due message.
+    if (isScheduler(t)) {
+      await t.schedule(b, [c.envelope({ n: 4 })], Date.now() + 3_600_000)
+      await pollUntil(async () => {
+        const info = await find()
+        return info?.scheduled === undefined || info.scheduled === 1
+      })
+    }
+    // Two messages due and no consumer: the lag grows.
+    await pollUntil(async () => {
+      const info = await find()
+      return info?.oldestDueAgeMs === undefined || info.oldestDueAgeMs > 0
+    })
 
     await t.deleteGroup(group)
     expect(await find()).toBeUndefined()
