@@ -17,8 +17,11 @@ export type Settlement = { readonly kind: 'ack' } | { readonly kind: 'release' }
 export interface PullSource<M extends PulledMessage> {
   /** Claims up to `max` messages for this consumer, counting a delivery attempt on each. */
   fetch(max: number): Promise<readonly M[]>
-  /** Applies the outcome. Must ignore a message whose claim was lost (its lease expired and another took it). */
-  settle(message: M, settlement: Settlement): Promise<void>
+  /**
+   * Applies the outcome. Must ignore a message whose claim was lost (its lease expired and another took it).
+   * A source that settles in memory may return nothing: the consumer then skips a promise per message.
+   */
+  settle(message: M, settlement: Settlement): Promise<void> | void
   /** Resolves when new messages may be ready, or when `signal` aborts. */
   waitForWork(signal: AbortSignal): Promise<void>
 }
@@ -54,6 +57,14 @@ export function startPullConsumer<M extends PulledMessage>(
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
+  async function settleSafely(message: M, settlement: Settlement): Promise<void> {
+    try {
+      await source.settle(message, settlement)
+    } catch (err) {
+      options.onError(err)
+    }
+  }
+
   async function run(message: M, delivery: Delivery, entry: { abandoned: boolean }): Promise<void> {
     try {
       let settlement: Settlement
@@ -71,7 +82,8 @@ export function startPullConsumer<M extends PulledMessage>(
       // An abandoned message was already handed back at shutdown; its late outcome must not settle it twice.
       if (entry.abandoned) return
       try {
-        await source.settle(message, settlement)
+        const settling = source.settle(message, settlement)
+        if (settling !== undefined) await settling
       } catch (err) {
         options.onError(err)
       }
@@ -114,7 +126,7 @@ export function startPullConsumer<M extends PulledMessage>(
         continue
       }
       if (stopping.signal.aborted) {
-        await Promise.all(batch.map((m) => source.settle(m, { kind: 'release' }).catch(options.onError)))
+        await Promise.all(batch.map((m) => settleSafely(m, { kind: 'release' })))
         return
       }
       if (batch.length === 0) {
@@ -146,7 +158,7 @@ export function startPullConsumer<M extends PulledMessage>(
       for (const [message, entry] of running) {
         entry.abandoned = true
         abandoned++
-        await source.settle(message, { kind: 'release' }).catch(options.onError)
+        await settleSafely(message, { kind: 'release' })
       }
     }
     options.onClosed?.()

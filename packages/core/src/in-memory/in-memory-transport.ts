@@ -48,8 +48,8 @@ interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
-  /** Publishers waiting for room in `ready`. */
-  roomWaiters: (() => void)[]
+  /** Publishers waiting for room in `ready`, first come first served, with how many messages each brings. */
+  roomWaiters: Deque<{ readonly admit: () => void; readonly count: number }>
   inFlight: number
   /** Delayed publishes and retries on a timer, not yet in `ready`. */
   scheduled: number
@@ -84,7 +84,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         patterns: new Map(),
         ready: createDeque(),
         wake: createWakeSignal(),
-        roomWaiters: [],
+        roomWaiters: createDeque(),
         inFlight: 0,
         scheduled: 0,
       }
@@ -124,31 +124,47 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     return targets
   }
 
-  /** Enqueues into every target group; waits only while a group is full. */
+  /** Enqueues into every target group from `from` on; waits only while a group is full. */
   function deliver(
     targets: readonly GroupState[],
     topic: string,
     envelopes: readonly Envelope[],
+    from = 0,
   ): Promise<void> | undefined {
-    for (let i = 0; i < targets.length; i++) {
+    for (let i = from; i < targets.length; i++) {
       const group = targets[i]!
-      if (group.ready.length >= maxQueueDepth && !closed) {
-        return new Promise<void>((resolve) => group.roomWaiters.push(resolve)).then(() =>
-          deliver(targets.slice(i), topic, envelopes),
-        )
+      if ((group.ready.length >= maxQueueDepth || group.roomWaiters.length > 0) && !closed) {
+        // Full, or others are already waiting: queue behind them. `makeRoom` admits the messages in turn.
+        return new Promise<void>((resolve) =>
+          group.roomWaiters.push({
+            count: envelopes.length,
+            admit: () => {
+              enqueueAll(group, topic, envelopes)
+              resolve()
+            },
+          }),
+        ).then(() => deliver(targets, topic, envelopes, i + 1))
       }
-      const now = Date.now()
-      for (const envelope of envelopes)
-        enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined, dueSince: now })
+      enqueueAll(group, topic, envelopes)
     }
     return undefined
   }
 
+  function enqueueAll(group: GroupState, topic: string, envelopes: readonly Envelope[]): void {
+    const now = Date.now()
+    for (const envelope of envelopes)
+      enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined, dueSince: now })
+  }
+
+  /** Wakes as many waiting publishers as there is room for, oldest first (not all of them to fight over it). */
   function makeRoom(group: GroupState): void {
-    if (group.roomWaiters.length === 0 || group.ready.length >= maxQueueDepth) return
-    const waiters = group.roomWaiters
-    group.roomWaiters = []
-    for (const wake of waiters) wake()
+    let room = maxQueueDepth - group.ready.length
+    while (room > 0) {
+      const waiter = group.roomWaiters.take(1)[0]
+      if (waiter === undefined) return
+      room -= waiter.count
+      waiter.admit()
+    }
   }
 
   function sourceFor(name: string, group: GroupState): PullSource<InMemoryPulled> {
@@ -162,7 +178,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           return { envelope: queued.envelope, topic: queued.topic, attempt: queued.deliveries, queued }
         })
       },
-      async settle(message, settlement: Settlement) {
+      settle(message, settlement: Settlement) {
         group.inFlight--
         const queued = message.queued
         const now = Date.now()
@@ -250,7 +266,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       await Promise.all([...subscriptions].map((s) => s.close()))
       for (const timer of timers) clearTimeout(timer)
       timers.clear()
-      for (const group of groups.values()) for (const wake of group.roomWaiters.splice(0)) wake()
+      for (const group of groups.values())
+        for (const waiter of group.roomWaiters.take(Number.MAX_SAFE_INTEGER)) waiter.admit()
     },
 
     injectRaw(groupName, topic, envelope) {
@@ -294,7 +311,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       const group = groups.get(name)
       groups.delete(name)
       routes.clear()
-      for (const wake of group?.roomWaiters.splice(0) ?? []) wake()
+      for (const waiter of group?.roomWaiters.take(Number.MAX_SAFE_INTEGER) ?? []) waiter.admit()
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
