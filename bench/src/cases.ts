@@ -19,7 +19,16 @@ import {
 } from './cases/observability.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
 import { heraldPostgres, rawPostgres } from './cases/postgres.js'
-import { heraldRabbitMq, heraldRabbitMqLatency, rawRabbitMq, rawRabbitMqLatency } from './cases/rabbitmq.js'
+import {
+  heraldRabbitMq,
+  heraldRabbitMqConsume,
+  heraldRabbitMqLatency,
+  heraldRabbitMqPublish,
+  rawRabbitMq,
+  rawRabbitMqConsume,
+  rawRabbitMqLatency,
+  rawRabbitMqPublish,
+} from './cases/rabbitmq.js'
 import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
 import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
@@ -129,16 +138,30 @@ export const benchCases: readonly BenchCase[] = [
   {
     bench: 'e2e-throughput',
     transport: 'rabbitmq',
-    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue',
+    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue, same headers',
     herald: heraldRabbitMq,
     baseline: rawRabbitMq,
   },
   {
     bench: 'e2e-latency-5000-per-s',
     transport: 'rabbitmq',
-    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue',
+    raw: 'amqplib: confirm-channel publish, manual-ack consume, prefetch 100, quorum queue, same headers',
     herald: heraldRabbitMqLatency,
     baseline: rawRabbitMqLatency,
+  },
+  {
+    bench: 'publish-throughput',
+    transport: 'rabbitmq',
+    raw: 'amqplib: confirm-channel publish, windows of 1,000, quorum queue',
+    herald: heraldRabbitMqPublish,
+    baseline: rawRabbitMqPublish,
+  },
+  {
+    bench: 'consume-throughput',
+    transport: 'rabbitmq',
+    raw: 'amqplib: manual-ack consume of a filled quorum queue, prefetch 100',
+    herald: heraldRabbitMqConsume,
+    baseline: rawRabbitMqConsume,
   },
   {
     bench: 'observability-overhead',

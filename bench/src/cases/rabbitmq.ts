@@ -1,6 +1,16 @@
+import { uuidV7 } from '@herald/core'
 import { createRabbitMqTransport } from '@herald/rabbitmq'
 import amqp from 'amqplib'
-import { atFixedRate, type BenchSide, heraldLatency, heraldThroughput, latencies, sinceSent } from '../measure.js'
+import {
+  atFixedRate,
+  type BenchSide,
+  counter,
+  heraldLatency,
+  heraldThroughput,
+  latencies,
+  publishInWindows,
+  sinceSent,
+} from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -37,12 +47,27 @@ async function rawTopology(name: string) {
   return { connection, publisher, consumer }
 }
 
+/**
+ * What a hand-rolled publisher of the same messages sends: an id per message and the CloudEvents AMQP binding's
+ * headers, as Herald does (a plain client can read either). Headers cost the broker: the same raw client with no
+ * properties at all publishes 15 to 25% faster on this machine (docs/benchmarks.md).
+ */
+function messageOptions(): amqp.Options.Publish {
+  const id = uuidV7()
+  return {
+    persistent: true,
+    messageId: id,
+    type: 'bench.tick',
+    headers: { 'cloudEvents:id': id, 'cloudEvents:type': 'bench.tick' },
+  }
+}
+
 /** Publishes on a confirm channel and resolves when the broker confirmed every message of the batch. */
 function publishConfirmed(channel: amqp.ConfirmChannel, exchange: string, bodies: readonly Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
     let left = bodies.length
     for (const body of bodies)
-      channel.publish(exchange, 'bench.tick', body, { persistent: true, contentType: 'application/json' }, (err) => {
+      channel.publish(exchange, 'bench.tick', body, messageOptions(), (err) => {
         if (err) reject(err)
         else if (--left === 0) resolve()
       })
@@ -126,4 +151,93 @@ export const rawRabbitMqLatency: BenchSide = async () => {
   await publisher.deleteExchange(name)
   await connection.close()
   return { perSecond, ...latencies(samples) }
+}
+
+/** Herald, publishing only: `messages` confirmed publishes, a window at a time, into a group's quorum queue. */
+export const heraldRabbitMqPublish: BenchSide = async () => {
+  const name = `bench-pub${process.pid}-${++runs}`
+  const transport = await createRabbitMqTransport({
+    url: serverUrl(),
+    exchange: name,
+    namespace: name,
+    queueName: (group) => `${name}.${group}`,
+  })
+  await transport.declareGroup('bench', ['bench.#'])
+  const started = performance.now()
+  await publishInWindows(transport, messages, window)
+  const seconds = (performance.now() - started) / 1_000
+  await transport.deleteGroup('bench')
+  await transport.close()
+  return { perSecond: messages / seconds }
+}
+
+/** Raw amqplib, publishing only: the same windows of confirmed persistent publishes into the same topology. */
+export const rawRabbitMqPublish: BenchSide = async () => {
+  const name = `raw-bench-pub-${process.pid}-${++runs}`
+  const { connection, publisher } = await rawTopology(name)
+  const body = Buffer.from('{"n":1}')
+  const started = performance.now()
+  for (let sent = 0; sent < messages; sent += window)
+    await publishConfirmed(
+      publisher,
+      name,
+      Array.from({ length: window }, () => body),
+    )
+  const seconds = (performance.now() - started) / 1_000
+  await publisher.deleteQueue(name)
+  await publisher.deleteExchange(name)
+  await connection.close()
+  return { perSecond: messages / seconds }
+}
+
+/** Herald, consuming only: a queue filled beforehand, drained by one subscriber (prefetch 100), each message acked. */
+export const heraldRabbitMqConsume: BenchSide = async () => {
+  const name = `bench-con${process.pid}-${++runs}`
+  const transport = await createRabbitMqTransport({
+    url: serverUrl(),
+    exchange: name,
+    namespace: name,
+    queueName: (group) => `${name}.${group}`,
+  })
+  await transport.declareGroup('bench', ['bench.#'])
+  await publishInWindows(transport, messages, window)
+  const done = counter(messages)
+  const started = performance.now()
+  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: prefetch }, async () => {
+    done.hit()
+  })
+  await done.done
+  const seconds = (performance.now() - started) / 1_000
+  await sub.close()
+  await transport.deleteGroup('bench')
+  await transport.close()
+  return { perSecond: messages / seconds }
+}
+
+/** Raw amqplib, consuming only: the same filled quorum queue, prefetch 100, ack after each handler. */
+export const rawRabbitMqConsume: BenchSide = async () => {
+  const name = `raw-bench-con-${process.pid}-${++runs}`
+  const { connection, publisher, consumer } = await rawTopology(name)
+  const body = Buffer.from('{"n":1}')
+  for (let sent = 0; sent < messages; sent += window)
+    await publishConfirmed(
+      publisher,
+      name,
+      Array.from({ length: window }, () => body),
+    )
+  const done = counter(messages)
+  const started = performance.now()
+  await consumer.consume(name, (message) => {
+    if (message === null) return
+    void Promise.resolve().then(() => {
+      consumer.ack(message)
+      done.hit()
+    })
+  })
+  await done.done
+  const seconds = (performance.now() - started) / 1_000
+  await publisher.deleteQueue(name)
+  await publisher.deleteExchange(name)
+  await connection.close()
+  return { perSecond: messages / seconds }
 }
