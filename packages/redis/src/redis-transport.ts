@@ -231,6 +231,24 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     await publisher.submit({ topic, envelopes, dueAt, mandatory })
   }
 
+  /** The lowest and highest of some stream entry ids (`<ms>-<seq>`), compared as numbers. */
+  function idRange(ids: readonly string[]): [string, string] {
+    const key = (id: string): [number, number] => {
+      const dash = id.indexOf('-')
+      return [Number(id.slice(0, dash)), Number(id.slice(dash + 1))]
+    }
+    let lowest = ids[0] as string
+    let highest = lowest
+    let [lowMs, lowSeq] = key(lowest)
+    let [highMs, highSeq] = [lowMs, lowSeq]
+    for (const id of ids) {
+      const [ms, seq] = key(id)
+      if (ms < lowMs || (ms === lowMs && seq < lowSeq)) [lowest, lowMs, lowSeq] = [id, ms, seq]
+      if (ms > highMs || (ms === highMs && seq > highSeq)) [highest, highMs, highSeq] = [id, ms, seq]
+    }
+    return [lowest, highest]
+  }
+
   function sourceFor(group: string): PullSource<RedisPulled> & { stop(): void } {
     const consumer = uuidV7()
     // A blocking read legitimately waits up to pollIntervalMs: its timeout allows for that.
@@ -244,7 +262,8 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     // Acks of one turn go in one script call.
     const acker = createCoalescer<string, void>(
       async (ids) => {
-        await run('ack', [prefix, group, consumer, ...ids])
+        const [lowest, highest] = idRange(ids)
+        await run('ack', [prefix, group, consumer, lowest, highest, ...ids])
         return ids.map(() => ({ ok: true, value: undefined }))
       },
       { maxBatch: 500, maxConcurrent: 2 },

@@ -111,17 +111,23 @@ return out
 `
 
 /** Acks and deletes entries this consumer holds. ARGV: prefix, group, consumer, ids... Returns the count. */
-export const ackLua = `${owns}
+export const ackLua = `
 local key = ARGV[1] .. ':q:' .. ARGV[2]
-local n = 0
-for i = 4, #ARGV do
-  if owns(key, ARGV[i], ARGV[3]) then
-    redis.call('XACK', key, 'herald', ARGV[i])
-    redis.call('XDEL', key, ARGV[i])
-    n = n + 1
-  end
+-- One XPENDING over the batch's id range finds which entries this consumer still holds (a lost lease means
+-- another consumer took the entry: its ack is not ours to give). ARGV[4], ARGV[5]: the lowest and highest id.
+local held = {}
+for _, entry in ipairs(redis.call('XPENDING', key, 'herald', ARGV[4], ARGV[5], 1000000, ARGV[3])) do
+  held[entry[1]] = true
 end
-return n
+local owned = {}
+for i = 6, #ARGV do
+  if held[ARGV[i]] then owned[#owned + 1] = ARGV[i] end
+end
+if #owned > 0 then
+  redis.call('XACK', key, 'herald', unpack(owned))
+  redis.call('XDEL', key, unpack(owned))
+end
+return #owned
 `
 
 /** Resets the idle time of entries this consumer still holds (its lease). ARGV: prefix, group, consumer, ids... */
