@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWakeSignal } from '@herald/core'
+import { createWakeSignal, uuidV7 } from '@herald/core'
 import { createSqliteTransport } from '@herald/sqlite'
 import Database from 'better-sqlite3'
 import {
@@ -42,7 +42,7 @@ export const heraldSqliteLatency: BenchSide = async () => {
 interface RawQueue {
   readonly db: Database.Database
   insert(bodies: readonly Uint8Array[]): void
-  claim(limit: number): { id: number; body: Buffer }[]
+  claim(limit: number): { id: number; headers: string; body: Buffer }[]
   remove(ids: readonly number[]): void
 }
 
@@ -51,19 +51,24 @@ function openRawQueue(path: string): RawQueue {
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  db.exec(`CREATE TABLE queue (id INTEGER PRIMARY KEY, body BLOB NOT NULL, visible_at INTEGER NOT NULL, lease TEXT);
+  // The same message Herald stores: an id, a topic and headers beside the body (a queue of bare bodies would be
+  // no use to a consumer that must tell messages apart).
+  db.exec(`CREATE TABLE queue (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, topic TEXT NOT NULL,
+             headers TEXT NOT NULL, body BLOB NOT NULL, visible_at INTEGER NOT NULL, lease TEXT);
            CREATE INDEX queue_due ON queue (visible_at, id);`)
-  const insert = db.prepare('INSERT INTO queue (body, visible_at) VALUES (?, ?)')
-  const claim = db.prepare<[number, number, number], { id: number; body: Buffer }>(
+  const insert = db.prepare('INSERT INTO queue (message_id, topic, headers, body, visible_at) VALUES (?, ?, ?, ?, ?)')
+  const claim = db.prepare<[number, number, number], { id: number; headers: string; body: Buffer }>(
     `UPDATE queue SET lease = 'c', visible_at = ? WHERE id IN
-       (SELECT id FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?) RETURNING id, body`,
+       (SELECT id FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?)
+     RETURNING id, message_id, topic, headers, body`,
   )
   const remove = db.prepare('DELETE FROM queue WHERE id = ?')
   return {
     db,
     insert: db.transaction((bodies: readonly Uint8Array[]) => {
       const now = Date.now()
-      for (const body of bodies) insert.run(Buffer.from(body), now)
+      for (const body of bodies)
+        insert.run(uuidV7(), 'bench.tick', JSON.stringify({ type: 'bench.tick' }), Buffer.from(body), now)
     }).immediate,
     claim: db.transaction((limit: number) => {
       const now = Date.now()
@@ -83,7 +88,12 @@ async function rawConsumer(queue: RawQueue, total: number, wait: () => Promise<v
       await wait()
       continue
     }
-    await Promise.all(rows.map(async (row) => handle(row.body)))
+    await Promise.all(
+      rows.map(async (row) => {
+        JSON.parse(row.headers) // a consumer reads the type before handling, as Herald does
+        return handle(row.body)
+      }),
+    )
     queue.remove(rows.map((r) => r.id))
     consumed += rows.length
   }

@@ -152,22 +152,26 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       async settle(message, settlement: Settlement) {
         const { seq, token } = message
         const now = Date.now()
-        await writer.run(() => {
-          switch (settlement.kind) {
-            case 'ack':
-              return sql.ack.run(seq, token)
-            case 'release':
-              return sql.release.run(now, seq, token)
-            case 'retry':
-              return sql.retry.run(now + settlement.delayMs, now, JSON.stringify(settlement.error), seq, token)
-            case 'dead-letter': {
-              const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
-              const moved = sql.deadLetter.run({ seq, token, reason: settlement.reason, now, error })
-              if (moved.changes > 0) sql.ack.run(seq, token)
-              return moved
+        await writer.run(
+          () => {
+            switch (settlement.kind) {
+              case 'ack':
+                return sql.ack.run(seq, token)
+              case 'release':
+                return sql.release.run(now, seq, token)
+              case 'retry':
+                return sql.retry.run(now + settlement.delayMs, now, JSON.stringify(settlement.error), seq, token)
+              case 'dead-letter': {
+                const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
+                const moved = sql.deadLetter.run({ seq, token, reason: settlement.reason, now, error })
+                if (moved.changes > 0) sql.ack.run(seq, token)
+                return moved
+              }
             }
-          }
-        }, atomic)
+            // Only dead-lettering runs two statements; a savepoint for every ack would cost two more statements each.
+          },
+          settlement.kind === 'dead-letter' ? atomic : undefined,
+        )
         claimed.delete(seq)
         if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
       },

@@ -54,7 +54,7 @@ describe('sqlite transport', () => {
     expect(ids).toEqual([id])
     await consumerSide.close()
     expect(await publisherSide.listGroups()).toEqual([
-      { group: 'billing', patterns: ['order.#'], depth: 0, deadLetters: 0 },
+      { group: 'billing', patterns: ['order.#'], depth: 0, deadLetters: 0, scheduled: 0, oldestDueAgeMs: 0 },
     ])
     await publisherSide.close()
   })
