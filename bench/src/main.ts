@@ -12,14 +12,16 @@ import { type Measurement, round } from './measure.js'
 const { values: args } = parseArgs({
   options: { json: { type: 'boolean', default: false }, transport: { type: 'string' }, bench: { type: 'string' } },
 })
-const runCase = fileURLToPath(new URL('./run-case.ts', import.meta.url))
+// `npm run bench` runs the compiled JavaScript (what production runs); started from the sources (tsx), the cases
+// run from the sources too, with tsx's per-closure overhead on both sides.
+const fromSources = import.meta.url.endsWith('.ts')
+const runCase = fileURLToPath(new URL(fromSources ? './run-case.ts' : './run-case.js', import.meta.url))
+const nodeArgs = fromSources ? ['--conditions=herald-source', '--import', 'tsx'] : []
 
 async function measure(index: number, side: 'herald' | 'raw'): Promise<Measurement & { peakRssMb: number }> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--conditions=herald-source', '--import', 'tsx', runCase, String(index), side],
-    { env: { ...process.env, ...serverEnv } },
-  )
+  const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgs, runCase, String(index), side], {
+    env: { ...process.env, ...serverEnv },
+  })
   return JSON.parse(stdout.trim().split('\n').at(-1)!)
 }
 

@@ -5,6 +5,8 @@ export interface Deque<T> {
   unshift(item: T): void
   /** Removes and returns up to `max` items from the front. */
   take(max: number): T[]
+  /** Removes and returns the front item. */
+  shift(): T | undefined
   /** The front item, left in place. */
   peek(): T | undefined
 }
@@ -22,6 +24,16 @@ export function createDeque<T>(): Deque<T> {
     unshift(item) {
       if (head > 0) items[--head] = item
       else items.unshift(item)
+    },
+    shift() {
+      if (head >= items.length) return undefined
+      const item = items[head]
+      items[head++] = undefined
+      if (head > 1024 && head * 2 > items.length) {
+        items = items.slice(head)
+        head = 0
+      }
+      return item
     },
     peek() {
       return items[head]

@@ -48,12 +48,24 @@ interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
-  /** Publishers waiting for room in `ready`, first come first served, with how many messages each brings. */
-  roomWaiters: Deque<{ readonly admit: () => void; readonly count: number }>
+  /** Publishes waiting for room in `ready`, first come first served. */
+  roomWaiters: Deque<WaitingPublish>
   inFlight: number
   /** Delayed publishes and retries on a timer, not yet in `ready`. */
   scheduled: number
 }
+
+/** A publish on its way through its target groups; one object, no closures, while it waits for room. */
+interface WaitingPublish {
+  readonly targets: readonly GroupState[]
+  readonly topic: string
+  readonly envelopes: readonly Envelope[]
+  /** The next target group to enqueue into. */
+  next: number
+  resolve?: () => void
+}
+
+const delivered: Promise<void> = Promise.resolve()
 
 interface InMemoryPulled extends PulledMessage {
   readonly queued: QueuedMessage
@@ -124,30 +136,21 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     return targets
   }
 
-  /** Enqueues into every target group from `from` on; waits only while a group is full. */
-  function deliver(
-    targets: readonly GroupState[],
-    topic: string,
-    envelopes: readonly Envelope[],
-    from = 0,
-  ): Promise<void> | undefined {
-    for (let i = from; i < targets.length; i++) {
-      const group = targets[i]!
+  /**
+   * Enqueues into every target group from `publish.next` on. Returns false when a group is full (or others wait
+   * for it): the publish then waits in that group's line and `makeRoom` carries it on.
+   */
+  function deliver(publish: WaitingPublish): boolean {
+    const { targets, topic, envelopes } = publish
+    for (; publish.next < targets.length; publish.next++) {
+      const group = targets[publish.next]!
       if ((group.ready.length >= maxQueueDepth || group.roomWaiters.length > 0) && !closed) {
-        // Full, or others are already waiting: queue behind them. `makeRoom` admits the messages in turn.
-        return new Promise<void>((resolve) =>
-          group.roomWaiters.push({
-            count: envelopes.length,
-            admit: () => {
-              enqueueAll(group, topic, envelopes)
-              resolve()
-            },
-          }),
-        ).then(() => deliver(targets, topic, envelopes, i + 1))
+        group.roomWaiters.push(publish)
+        return false
       }
       enqueueAll(group, topic, envelopes)
     }
-    return undefined
+    return true
   }
 
   function enqueueAll(group: GroupState, topic: string, envelopes: readonly Envelope[]): void {
@@ -156,15 +159,22 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined, dueSince: now })
   }
 
-  /** Wakes as many waiting publishers as there is room for, oldest first (not all of them to fight over it). */
+  /** Admits as many waiting publishers as there is room for, oldest first (not all of them to fight over it). */
   function makeRoom(group: GroupState): void {
     let room = maxQueueDepth - group.ready.length
-    while (room > 0) {
-      const waiter = group.roomWaiters.take(1)[0]
-      if (waiter === undefined) return
-      room -= waiter.count
-      waiter.admit()
+    while (room > 0 || closed) {
+      const waiting = group.roomWaiters.shift()
+      if (waiting === undefined) return
+      room -= waiting.envelopes.length
+      admit(group, waiting)
     }
+  }
+
+  /** Puts a waiting publish into the group it waited for, then on into its remaining groups. */
+  function admit(group: GroupState, waiting: WaitingPublish): void {
+    enqueueAll(group, waiting.topic, waiting.envelopes)
+    waiting.next++
+    if (deliver(waiting)) waiting.resolve?.()
   }
 
   function sourceFor(name: string, group: GroupState): PullSource<InMemoryPulled> {
@@ -233,9 +243,19 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   return {
     name: 'in-memory',
 
-    async publish(topic, envelopes, publishOptions: PublishOptions = {}) {
-      const waiting = deliver(route(topic, publishOptions.mandatory === true), topic, envelopes)
-      if (waiting) await waiting
+    publish(topic, envelopes, publishOptions?: PublishOptions) {
+      let targets: GroupState[]
+      try {
+        targets = route(topic, publishOptions?.mandatory === true)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      const publish: WaitingPublish = { targets, topic, envelopes, next: 0 }
+      // Room everywhere (the usual case): done, with no promise of its own.
+      if (deliver(publish)) return delivered
+      return new Promise<void>((resolve) => {
+        publish.resolve = resolve
+      })
     },
 
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
@@ -243,7 +263,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       for (const group of targets) group.scheduled += envelopes.length
       later(deliverAt - Date.now(), () => {
         for (const group of targets) group.scheduled -= envelopes.length
-        void deliver(targets, topic, envelopes)
+        deliver({ targets, topic, envelopes, next: 0 })
       })
     },
 
@@ -266,8 +286,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       await Promise.all([...subscriptions].map((s) => s.close()))
       for (const timer of timers) clearTimeout(timer)
       timers.clear()
-      for (const group of groups.values())
-        for (const waiter of group.roomWaiters.take(Number.MAX_SAFE_INTEGER)) waiter.admit()
+      // Publishers still waiting for room complete (into a transport that delivers no more).
+      for (const group of groups.values()) makeRoom(group)
     },
 
     injectRaw(groupName, topic, envelope) {
@@ -311,7 +331,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       const group = groups.get(name)
       groups.delete(name)
       routes.clear()
-      for (const waiter of group?.roomWaiters.take(Number.MAX_SAFE_INTEGER) ?? []) waiter.admit()
+      if (group !== undefined)
+        for (const waiting of group.roomWaiters.take(Number.MAX_SAFE_INTEGER)) admit(group, waiting)
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
