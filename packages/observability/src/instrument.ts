@@ -73,24 +73,21 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     const first = envelopes[0]
     // The producer span need not be active while sending: its context only has to reach the headers.
     const parent = context.active()
-    const span = tracer.startSpan(
-      `${operation} ${topic}`,
-      {
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          'messaging.system': system,
-          'messaging.destination.name': topic,
-          'messaging.operation.type': operation === 'publish' ? 'send' : 'create',
-          ...(envelopes.length === 1 && first !== undefined
-            ? { 'messaging.message.id': first.id }
-            : { 'messaging.batch.message_count': envelopes.length }),
-        },
-      },
-      parent,
-    )
-    const ctx = trace.setSpan(parent, span)
+    const span = tracer.startSpan(`${operation} ${topic}`, { kind: SpanKind.PRODUCER }, parent)
+    // Attributes and header copies only when someone records or propagates: with no SDK, nothing is built.
+    if (span.isRecording())
+      span.setAttributes({
+        'messaging.system': system,
+        'messaging.destination.name': topic,
+        'messaging.operation.type': operation === 'publish' ? 'send' : 'create',
+        ...(envelopes.length === 1 && first !== undefined
+          ? { 'messaging.message.id': first.id }
+          : { 'messaging.batch.message_count': envelopes.length }),
+      })
+    const propagating = propagation.fields().length > 0
+    const ctx = propagating ? trace.setSpan(parent, span) : parent
     try {
-      await send(envelopes.map((e) => withTraceContext(e, ctx)))
+      await send(propagating ? envelopes.map((e) => withTraceContext(e, ctx)) : envelopes)
       for (const e of envelopes) publishedCounter(e.headers[HeaderNames.type] ?? '', topic).inc()
     } catch (err) {
       metrics.publishFailures.inc({ service, topic, code: isHeraldError(err) ? err.code : 'ERROR' })
@@ -155,19 +152,18 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
         })
       return tracer.startActiveSpan(
         `process ${delivery.topic}`,
-        {
-          kind: SpanKind.CONSUMER,
-          attributes: {
-            'messaging.system': system,
-            'messaging.destination.name': delivery.topic,
-            'messaging.message.id': envelope.id,
-            'messaging.operation.type': 'process',
-            'messaging.consumer.group.name': group,
-            'messaging.delivery.attempt': delivery.attempt,
-          },
-        },
+        { kind: SpanKind.CONSUMER },
         parent,
         async (span: Span) => {
+          if (span.isRecording())
+            span.setAttributes({
+              'messaging.system': system,
+              'messaging.destination.name': delivery.topic,
+              'messaging.message.id': envelope.id,
+              'messaging.operation.type': 'process',
+              'messaging.consumer.group.name': group,
+              'messaging.delivery.attempt': delivery.attempt,
+            })
           const started = performance.now()
           let outcome: Outcome = 'acked'
           try {
