@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type DeadLetter, type DeadLetterStore, recordEvents } from '@herald/core'
@@ -27,7 +29,8 @@ const usage = `ride-sharing: four services on Herald, with simulated riders and 
   npm start -- --simulate --gateway http://127.0.0.1:3000
                                               riders and drivers against running services
 
-options: --rides N  --drivers N  --port N (gateway)  --dashboard-port N  --data-dir DIR  --offer-timeout-ms N`
+options: --rides N  --drivers N  --port N (gateway)  --dashboard-port N  --data-dir DIR  --offer-timeout-ms N
+         --metrics-port N (with --service: /metrics, /healthz, /readyz)`
 
 const { values: args } = parseArgs({
   options: {
@@ -45,6 +48,7 @@ const { values: args } = parseArgs({
     'offer-timeout-ms': { type: 'string', default: '3000' },
     'ride-interval-ms': { type: 'string' },
     'drive-ms': { type: 'string', default: '300' },
+    'metrics-port': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -98,7 +102,26 @@ async function runOneService(name: ServiceName): Promise<void> {
   if (url === undefined)
     fail('--service needs --transport (or HERALD_TRANSPORT), e.g. amqp://guest:guest@127.0.0.1:5672')
   mkdirSync(dataDir, { recursive: true })
-  const transport = await openTransport(url)
+  // Logs (JSON, with message and correlation ids) to stdout; /metrics, /healthz and /readyz on --metrics-port.
+  const observability = createObservability({ service: `${name}-service` })
+  const transport = observability.instrument(await openTransport(url))
+  const metricsServer =
+    args['metrics-port'] === undefined
+      ? undefined
+      : createServer((req, res) => {
+          void observability.handle(req, res).then((handled) => {
+            if (!handled) res.writeHead(404).end()
+          })
+        })
+  const metricsUrl =
+    metricsServer === undefined
+      ? undefined
+      : await new Promise<string>((done) => {
+          const host = env.HOST ?? '127.0.0.1'
+          metricsServer.listen(Number(args['metrics-port']), host, () =>
+            done(`http://${host}:${(metricsServer.address() as AddressInfo).port}`),
+          )
+        })
   const defaultPort = name === 'gateway' ? 3000 : name === 'payment' ? 3001 : 0
   const service = await startService(
     name,
@@ -108,12 +131,17 @@ async function runOneService(name: ServiceName): Promise<void> {
       name === 'gateway' ? gatewaySecret() : 'unused-by-this-service-unused-by-this-service',
     ),
   )
-  process.stdout.write(
-    `${JSON.stringify({ service: name, ready: true, ...(service.url === undefined ? {} : { url: service.url }) })}\n`,
-  )
+  const ready = {
+    service: name,
+    ready: true,
+    ...(service.url === undefined ? {} : { url: service.url }),
+    ...(metricsUrl === undefined ? {} : { metrics: metricsUrl }),
+  }
+  process.stdout.write(`${JSON.stringify(ready)}\n`)
   await untilSignal()
   await service.stop()
   await transport.close()
+  metricsServer?.close()
 }
 
 async function deadLetterCount(store: DeadLetterStore): Promise<number> {

@@ -17,6 +17,7 @@ const secret = 'ride-sharing-e2e-gateway-secret-0123456789'
 interface Running {
   readonly child: ChildProcess
   readonly url: string | undefined
+  readonly metrics: string | undefined
   readonly log: string[]
 }
 
@@ -43,22 +44,24 @@ async function startService(name: string): Promise<Running> {
       '0',
       '--offer-timeout-ms',
       '1500',
+      '--metrics-port',
+      '0',
     ],
     { env: { ...process.env, HERALD_GATEWAY_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const log: string[] = []
   child.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString()))
-  const ready = await new Promise<{ url?: string }>((done, fail) => {
+  const ready = await new Promise<{ url?: string; metrics?: string }>((done, fail) => {
     const lines = createInterface({ input: child.stdout! })
     lines.on('line', (line) => {
       log.push(line)
-      if (line.startsWith('{"service"')) done(JSON.parse(line) as { url?: string })
+      if (line.startsWith('{"service"')) done(JSON.parse(line) as { url?: string; metrics?: string })
     })
     child.once('exit', (code, signal) =>
       fail(new Error(`${name} exited (${code ?? signal}) before ready:\n${log.join('')}`)),
     )
   })
-  const service = { child, url: ready.url, log }
+  const service = { child, url: ready.url, metrics: ready.metrics, log }
   running.set(name, service)
   return service
 }
@@ -160,6 +163,18 @@ describe('ride-sharing over RabbitMQ, four services as four processes', () => {
     expect(report.driver_locations_seen).toBeGreaterThan(0) // riders see their driver move, published by the driver service
     expect(report.frames).toBeGreaterThan(50 * 3)
     console.log(`ride-sharing e2e: ${JSON.stringify({ ...report, lost: report.pending.length })}`)
+
+    // The trip service's own /metrics counted every trip it created.
+    const metrics = await (await fetch(`${running.get('trip')?.metrics}/metrics`)).text()
+    const created = metrics
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('herald_messages_handled_total{') &&
+          l.includes('group="trip_cmd_create"') &&
+          l.includes('outcome="acked"'),
+      )
+    expect(Number(created?.split(' ').at(-1))).toBeGreaterThanOrEqual(50) // at least once
 
     // Nothing went to the dead-letter queue on the way.
     const admin = await createRabbitMqTransport({ url: broker.url, exchange: 'trip', namespace: 'ride_sharing' })
