@@ -53,7 +53,7 @@ export function startPullConsumer<M extends PulledMessage>(
   const stopping = new AbortController()
   // One signal for every delivery of this consumer: it aborts only when shutdown abandons what is still running.
   const abandon = new AbortController()
-  const running = new Map<M, { abandoned: boolean; readonly done: Promise<void> }>()
+  const running = new Map<M, { abandoned: boolean; done: Promise<void> | undefined }>()
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
@@ -100,7 +100,7 @@ export function startPullConsumer<M extends PulledMessage>(
       attempt: message.attempt,
       signal: abandon.signal,
     }
-    const entry = { abandoned: false, done: Promise.resolve() }
+    const entry: { abandoned: boolean; done: Promise<void> | undefined } = { abandoned: false, done: undefined }
     entry.done = run(message, delivery, entry)
     running.set(message, entry)
   }

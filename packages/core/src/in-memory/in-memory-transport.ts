@@ -40,7 +40,8 @@ interface QueuedMessage {
   readonly topic: string
   /** When it became due (published, or its retry's backoff ended): its wait counts from here. */
   dueSince: number
-  deliveries: number
+  /** Deliveries so far, this one included once fetched: the queued message is itself what the consumer pulls. */
+  attempt: number
   firstFailedAt: number | undefined
 }
 
@@ -67,9 +68,7 @@ interface WaitingPublish {
 
 const delivered: Promise<void> = Promise.resolve()
 
-interface InMemoryPulled extends PulledMessage {
-  readonly queued: QueuedMessage
-}
+type InMemoryPulled = QueuedMessage & PulledMessage
 
 /**
  * Creates the in-memory transport. Messages live in this process only: they are lost when it exits, and a
@@ -156,7 +155,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   function enqueueAll(group: GroupState, topic: string, envelopes: readonly Envelope[]): void {
     const now = Date.now()
     for (const envelope of envelopes)
-      enqueue(group, { envelope, topic, deliveries: 0, firstFailedAt: undefined, dueSince: now })
+      enqueue(group, { envelope, topic, attempt: 0, firstFailedAt: undefined, dueSince: now })
   }
 
   /** Admits as many waiting publishers as there is room for, oldest first (not all of them to fight over it). */
@@ -183,20 +182,18 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         const taken = group.ready.take(max)
         group.inFlight += taken.length
         makeRoom(group)
-        return taken.map((queued) => {
-          queued.deliveries++
-          return { envelope: queued.envelope, topic: queued.topic, attempt: queued.deliveries, queued }
-        })
+        for (const queued of taken) queued.attempt++
+        return taken
       },
       settle(message, settlement: Settlement) {
         group.inFlight--
-        const queued = message.queued
+        const queued = message
         const now = Date.now()
         switch (settlement.kind) {
           case 'ack':
             return
           case 'release':
-            queued.deliveries--
+            queued.attempt--
             enqueue(group, queued, true)
             return
           case 'retry':
@@ -214,7 +211,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
               topic: queued.topic,
               group: name,
               reason: settlement.reason,
-              attempts: queued.deliveries,
+              attempts: queued.attempt,
               error: settlement.error,
               firstFailedAt: queued.firstFailedAt ?? now,
               lastFailedAt: now,
@@ -294,7 +291,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       enqueue(ensureGroup(groupName), {
         envelope,
         topic,
-        deliveries: 0,
+        attempt: 0,
         firstFailedAt: undefined,
         dueSince: Date.now(),
       })
@@ -354,7 +351,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         enqueue(ensureGroup(letter.group), {
           envelope: letter.envelope,
           topic: letter.topic,
-          deliveries: 0,
+          attempt: 0,
           firstFailedAt: undefined,
           dueSince: Date.now(),
         })
