@@ -8,38 +8,23 @@ import {
   createConsumerSet,
   type DeadLetter,
   type DeadLetterFilter,
-  type DeadLetterReason,
   type DeadLetterStore,
   type Envelope,
-  type ErrorInfo,
   type GroupInfo,
   type HealthCheck,
   matchesDeadLetterFilter,
   NoRouteError,
-  type PulledMessage,
-  type PullSource,
-  parseStoredHeaders,
   type Scheduler,
-  type Settlement,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
   toBuffer,
   uuidV7,
-  type WakeSignal,
 } from '@herald/core'
 import { Redis } from 'ioredis'
-import {
-  ackLua,
-  deadLetterLua,
-  moveDueLua,
-  publishLua,
-  reclaimLua,
-  redriveLua,
-  releaseLua,
-  renewLua,
-  retryLua,
-} from './scripts.js'
+import { withScripts } from './scripts.js'
+import { compareIds, deadLetterFrom, toFields } from './stream-entries.js'
+import { createStreamSource } from './stream-source.js'
 
 export type RedisDurability = 'strict' | 'relaxed'
 
@@ -70,54 +55,9 @@ export interface RedisTransportOptions {
 
 export type RedisTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
 
-interface RedisPulled extends PulledMessage {
-  readonly entryId: string
-  /** Deliveries before this entry was (re)added: retries carry their count along. */
-  readonly base: number
-}
-
-type Fields = Map<string, Buffer>
-
-function toFields(list: readonly Buffer[]): Fields {
-  const fields: Fields = new Map()
-  for (let i = 0; i + 1 < list.length; i += 2) fields.set(list[i]!.toString(), list[i + 1]!)
-  return fields
-}
-
-function text(fields: Fields, name: string): string | undefined {
-  return fields.get(name)?.toString()
-}
-
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
   return value
-}
-
-/** Defines every script on a connection: `run(name, args)` sends EVALSHA, falling back to EVAL once. */
-function withScripts(redis: Redis) {
-  const scripts = {
-    publish: publishLua,
-    moveDue: moveDueLua,
-    reclaim: reclaimLua,
-    ack: ackLua,
-    renew: renewLua,
-    retry: retryLua,
-    release: releaseLua,
-    deadLetter: deadLetterLua,
-    redrive: redriveLua,
-  }
-  for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`herald_${name}`, { numberOfKeys: 0, lua })
-  // The Buffer variant keeps binary bodies intact in replies.
-  return (
-    name: keyof typeof scripts,
-    args: readonly (string | number | Buffer)[],
-    buffers = false,
-  ): Promise<unknown> => {
-    const method = `herald_${name}${buffers ? 'Buffer' : ''}`
-    const command = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]
-    if (command === undefined) throw new Error(`script ${name} not defined`)
-    return command.call(redis, ...args)
-  }
 }
 
 /**
@@ -158,6 +98,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   let closed = false
 
   const streamKey = (group: string) => `${prefix}:q:${group}`
+  const sourceContext = { redis, run, prefix, leaseMs, pollIntervalMs, commandTimeout, onError, blocking }
 
   function assertOpen(): void {
     if (closed) throw new TransportClosedError('redis')
@@ -231,185 +172,6 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     await publisher.submit({ topic, envelopes, dueAt, mandatory })
   }
 
-  /** The lowest and highest of some stream entry ids (`<ms>-<seq>`), compared as numbers. */
-  function idRange(ids: readonly string[]): [string, string] {
-    const key = (id: string): [number, number] => {
-      const dash = id.indexOf('-')
-      return [Number(id.slice(0, dash)), Number(id.slice(dash + 1))]
-    }
-    let lowest = ids[0] as string
-    let highest = lowest
-    let [lowMs, lowSeq] = key(lowest)
-    let [highMs, highSeq] = [lowMs, lowSeq]
-    for (const id of ids) {
-      const [ms, seq] = key(id)
-      if (ms < lowMs || (ms === lowMs && seq < lowSeq)) [lowest, lowMs, lowSeq] = [id, ms, seq]
-      if (ms > highMs || (ms === highMs && seq > highSeq)) [highest, highMs, highSeq] = [id, ms, seq]
-    }
-    return [lowest, highest]
-  }
-
-  function sourceFor(group: string): PullSource<RedisPulled> & { stop(): void } {
-    const consumer = uuidV7()
-    // A blocking read legitimately waits up to pollIntervalMs: its timeout allows for that.
-    const reader = redis.duplicate({
-      commandTimeout: commandTimeout + pollIntervalMs,
-      socketTimeout: commandTimeout + pollIntervalMs,
-    })
-    reader.on('error', onError)
-    blocking.add(reader)
-    const held = new Set<string>()
-    // Acks of one turn go in one script call.
-    const acker = createCoalescer<string, void>(
-      async (ids) => {
-        const [lowest, highest] = idRange(ids)
-        await run('ack', [prefix, group, consumer, lowest, highest, ...ids])
-        return ids.map(() => ({ ok: true, value: undefined }))
-      },
-      { maxBatch: 500, maxConcurrent: 2 },
-    )
-    let lastReclaim = 0
-    // When the group's next delayed message is due (by the last look), and when we last looked.
-    let nextDueAt = 0
-    let lastMove = 0
-    let stopped = false
-    // A retry due before the current blocking read ends wakes that read when it falls due (CLIENT UNBLOCK on
-    // the reader's connection id), so a short backoff is not stretched to the poll interval.
-    let readerId: number | undefined
-    reader.on('ready', () => {
-      reader.client('ID').then((id) => {
-        readerId = Number(id)
-      }, onError)
-    })
-    let blockEndsAt = 0
-    let wakeAt = Number.POSITIVE_INFINITY
-    let wakeTimer: ReturnType<typeof setTimeout> | undefined
-    function wakeReaderAt(at: number): void {
-      if (at >= blockEndsAt || at >= wakeAt) return
-      clearTimeout(wakeTimer)
-      wakeAt = at
-      wakeTimer = setTimeout(
-        () => {
-          wakeAt = Number.POSITIVE_INFINITY
-          if (readerId !== undefined && Date.now() < blockEndsAt)
-            redis.call('CLIENT', 'UNBLOCK', readerId, 'TIMEOUT').catch(onError)
-        },
-        Math.max(0, at - Date.now()),
-      )
-      wakeTimer.unref()
-    }
-    const renewTimer = setInterval(() => {
-      if (held.size > 0) run('renew', [prefix, group, consumer, ...held]).catch(onError)
-    }, leaseMs / 3)
-    renewTimer.unref()
-
-    function pulled(entryId: string, fields: Fields, deliveries: number): RedisPulled {
-      const base = Number(text(fields, 'a') ?? '0')
-      held.add(entryId)
-      return {
-        entryId,
-        base,
-        topic: text(fields, 't') ?? '',
-        attempt: base + deliveries,
-        envelope: {
-          id: text(fields, 'i') ?? '',
-          headers: parseStoredHeaders(text(fields, 'h') ?? ''),
-          body: fields.get('b') ?? Buffer.alloc(0),
-        },
-      }
-    }
-
-    return {
-      async fetch(max) {
-        const now = Date.now()
-        // Look at the delayed set when something there is due, or every poll interval for what other
-        // processes scheduled; not on every fetch.
-        if (now >= nextDueAt || now - lastMove >= pollIntervalMs) {
-          lastMove = now
-          const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
-          nextDueAt = untilDue < 0 ? Number.POSITIVE_INFINITY : now + Math.max(1, untilDue)
-        }
-        const untilDue = nextDueAt - now
-        if (now - lastReclaim >= leaseMs / 4) {
-          lastReclaim = now
-          const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
-          const taken: RedisPulled[] = []
-          for (let i = 0; i + 2 < flat.length; i += 3) {
-            const fields = toFields(flat[i + 2] as Buffer[])
-            taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1]))))
-          }
-          if (taken.length > 0) return taken
-        }
-        if (stopped) return []
-        const block = Math.max(1, Math.min(pollIntervalMs, untilDue))
-        blockEndsAt = Date.now() + block
-        const reply = (await reader
-          .callBuffer('XREADGROUP', [
-            'GROUP',
-            'herald',
-            consumer,
-            'COUNT',
-            max,
-            'BLOCK',
-            block,
-            'STREAMS',
-            streamKey(group),
-            '>',
-          ])
-          .finally(() => {
-            blockEndsAt = 0
-          })) as [Buffer, [Buffer, Buffer[]][]][] | null
-        const entries = reply?.[0]?.[1] ?? []
-        return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
-      },
-      async settle(message, settlement: Settlement) {
-        const { entryId } = message
-        const now = Date.now()
-        switch (settlement.kind) {
-          case 'ack':
-            await acker.submit(entryId)
-            break
-          case 'release':
-            await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
-            break
-          case 'retry':
-            nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
-            wakeReaderAt(now + settlement.delayMs)
-            await run('retry', [
-              prefix,
-              group,
-              consumer,
-              entryId,
-              message.attempt,
-              now + settlement.delayMs,
-              now,
-              JSON.stringify(settlement.error),
-              uuidV7(),
-            ])
-            break
-          case 'dead-letter': {
-            // The claim that found the attempts used up delivered nothing: do not count it.
-            const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
-            const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
-            await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error])
-            break
-          }
-        }
-        held.delete(entryId)
-      },
-      async waitForWork() {
-        // fetch() already blocked in XREADGROUP; look again at once.
-      },
-      stop() {
-        stopped = true
-        clearInterval(renewTimer)
-        clearTimeout(wakeTimer)
-        blocking.delete(reader)
-        reader.disconnect()
-      },
-    }
-  }
-
   async function scanDeadLetters(visit: (entryId: string, letter: DeadLetter) => boolean | undefined) {
     let start = '-'
     for (;;) {
@@ -437,7 +199,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
     async subscribe(spec, handler) {
       assertOpen()
       await transport.declareGroup(spec.group, spec.patterns)
-      return consumers.start(spec, handler, (_wake: WakeSignal) => sourceFor(spec.group))
+      return consumers.start(spec, handler, () => createStreamSource(sourceContext, spec.group))
     },
 
     async close() {
@@ -606,32 +368,6 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   }
 
   return transport
-}
-
-/** Stream ids compare as (milliseconds, sequence). */
-function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number)
-  const [bm = 0, bs = 0] = b.split('-').map(Number)
-  return am - bm || as - bs
-}
-
-function deadLetterFrom(fields: Fields): DeadLetter {
-  const error = text(fields, 'e')
-  return {
-    envelope: {
-      id: text(fields, 'i') ?? '',
-      headers: parseStoredHeaders(text(fields, 'h') ?? ''),
-      body: fields.get('b') ?? Buffer.alloc(0),
-    },
-    topic: text(fields, 't') ?? '',
-    group: text(fields, 'g') ?? '',
-    reason: (text(fields, 'r') ?? 'handler_error') as DeadLetterReason,
-    attempts: Number(text(fields, 'n') ?? '0'),
-    error: error === undefined || error === '' ? undefined : (JSON.parse(error) as ErrorInfo),
-    firstFailedAt: Number(text(fields, 'ff') ?? '0'),
-    lastFailedAt: Number(text(fields, 'lf') ?? '0'),
-    deadLetteredAt: Number(text(fields, 'at') ?? '0'),
-  }
 }
 
 /** Reads the server's persistence settings: without AOF, an acknowledged publish can vanish in a crash. */

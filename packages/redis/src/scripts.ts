@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis'
+
 /**
  * Lua scripts: each runs atomically in Redis, so routing, settling and moving due messages never interleave with
  * another client's commands. Keys are built from the prefix passed as ARGV[1] (one Redis, not a cluster).
@@ -208,3 +210,33 @@ for i = 2, #ARGV do
 end
 return n
 `
+
+/** Defines every script on a connection: `run(name, args)` sends EVALSHA, falling back to EVAL once. */
+export function withScripts(redis: Redis) {
+  const scripts = {
+    publish: publishLua,
+    moveDue: moveDueLua,
+    reclaim: reclaimLua,
+    ack: ackLua,
+    renew: renewLua,
+    retry: retryLua,
+    release: releaseLua,
+    deadLetter: deadLetterLua,
+    redrive: redriveLua,
+  }
+  for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`herald_${name}`, { numberOfKeys: 0, lua })
+  // The Buffer variant keeps binary bodies intact in replies.
+  return (
+    name: keyof typeof scripts,
+    args: readonly (string | number | Buffer)[],
+    buffers = false,
+  ): Promise<unknown> => {
+    const method = `herald_${name}${buffers ? 'Buffer' : ''}`
+    const command = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method]
+    if (command === undefined) throw new Error(`script ${name} not defined`)
+    return command.call(redis, ...args)
+  }
+}
+
+/** Runs one of Herald's scripts by name. */
+export type RunScript = ReturnType<typeof withScripts>

@@ -1,0 +1,51 @@
+import { type DeadLetter, type DeadLetterReason, type ErrorInfo, parseStoredHeaders } from '@herald/core'
+
+/** A stream entry's fields by name, values as Redis returned them. */
+export type Fields = Map<string, Buffer>
+
+export function toFields(list: readonly Buffer[]): Fields {
+  const fields: Fields = new Map()
+  for (let i = 0; i + 1 < list.length; i += 2) fields.set(list[i]!.toString(), list[i + 1]!)
+  return fields
+}
+
+export function text(fields: Fields, name: string): string | undefined {
+  return fields.get(name)?.toString()
+}
+
+/** Stream ids compare as (milliseconds, sequence). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number)
+  const [bm = 0, bs = 0] = b.split('-').map(Number)
+  return am - bm || as - bs
+}
+
+export function deadLetterFrom(fields: Fields): DeadLetter {
+  const error = text(fields, 'e')
+  return {
+    envelope: {
+      id: text(fields, 'i') ?? '',
+      headers: parseStoredHeaders(text(fields, 'h') ?? ''),
+      body: fields.get('b') ?? Buffer.alloc(0),
+    },
+    topic: text(fields, 't') ?? '',
+    group: text(fields, 'g') ?? '',
+    reason: (text(fields, 'r') ?? 'handler_error') as DeadLetterReason,
+    attempts: Number(text(fields, 'n') ?? '0'),
+    error: error === undefined || error === '' ? undefined : (JSON.parse(error) as ErrorInfo),
+    firstFailedAt: Number(text(fields, 'ff') ?? '0'),
+    lastFailedAt: Number(text(fields, 'lf') ?? '0'),
+    deadLetteredAt: Number(text(fields, 'at') ?? '0'),
+  }
+}
+
+/** The lowest and highest of some stream entry ids. */
+export function idRange(ids: readonly string[]): [string, string] {
+  let lowest = ids[0] as string
+  let highest = lowest
+  for (const id of ids) {
+    if (compareIds(id, lowest) < 0) lowest = id
+    if (compareIds(id, highest) > 0) highest = id
+  }
+  return [lowest, highest]
+}

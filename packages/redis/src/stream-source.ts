@@ -1,0 +1,201 @@
+import {
+  createCoalescer,
+  type PulledMessage,
+  type PullSource,
+  parseStoredHeaders,
+  type Settlement,
+  uuidV7,
+} from '@herald/core'
+import type { Redis } from 'ioredis'
+import type { RunScript } from './scripts.js'
+import { type Fields, idRange, text, toFields } from './stream-entries.js'
+
+export interface RedisPulled extends PulledMessage {
+  readonly entryId: string
+  /** Deliveries before this entry was (re)added: retries carry their count along. */
+  readonly base: number
+}
+
+/** What a group's consumer needs from its transport. */
+export interface StreamSourceContext {
+  readonly redis: Redis
+  readonly run: RunScript
+  readonly prefix: string
+  readonly leaseMs: number
+  readonly pollIntervalMs: number
+  readonly commandTimeout: number
+  readonly onError: (err: unknown) => void
+  /** The blocking readers of every consumer, disconnected together when the transport closes. */
+  readonly blocking: Set<Redis>
+}
+
+/**
+ * One consumer of a group's stream: XREADGROUP on a connection of its own (blocking up to the poll interval),
+ * moves due delays and retries in, takes back entries whose lease ran out (XAUTOCLAIM), renews its own leases,
+ * and settles through the scripts, acks batched.
+ */
+export function createStreamSource(
+  context: StreamSourceContext,
+  group: string,
+): PullSource<RedisPulled> & { stop(): void } {
+  const { redis, run, prefix, leaseMs, pollIntervalMs, commandTimeout, onError, blocking } = context
+  const streamKey = (name: string) => `${prefix}:q:${name}`
+  const consumer = uuidV7()
+  // A blocking read legitimately waits up to pollIntervalMs: its timeout allows for that.
+  const reader = redis.duplicate({
+    commandTimeout: commandTimeout + pollIntervalMs,
+    socketTimeout: commandTimeout + pollIntervalMs,
+  })
+  reader.on('error', onError)
+  blocking.add(reader)
+  const held = new Set<string>()
+  // Acks of one turn go in one script call.
+  const acker = createCoalescer<string, void>(
+    async (ids) => {
+      const [lowest, highest] = idRange(ids)
+      await run('ack', [prefix, group, consumer, lowest, highest, ...ids])
+      return ids.map(() => ({ ok: true, value: undefined }))
+    },
+    { maxBatch: 500, maxConcurrent: 2 },
+  )
+  let lastReclaim = 0
+  // When the group's next delayed message is due (by the last look), and when we last looked.
+  let nextDueAt = 0
+  let lastMove = 0
+  let stopped = false
+  // A retry due before the current blocking read ends wakes that read when it falls due (CLIENT UNBLOCK on
+  // the reader's connection id), so a short backoff is not stretched to the poll interval.
+  let readerId: number | undefined
+  reader.on('ready', () => {
+    reader.client('ID').then((id) => {
+      readerId = Number(id)
+    }, onError)
+  })
+  let blockEndsAt = 0
+  let wakeAt = Number.POSITIVE_INFINITY
+  let wakeTimer: ReturnType<typeof setTimeout> | undefined
+  function wakeReaderAt(at: number): void {
+    if (at >= blockEndsAt || at >= wakeAt) return
+    clearTimeout(wakeTimer)
+    wakeAt = at
+    wakeTimer = setTimeout(
+      () => {
+        wakeAt = Number.POSITIVE_INFINITY
+        if (readerId !== undefined && Date.now() < blockEndsAt)
+          redis.call('CLIENT', 'UNBLOCK', readerId, 'TIMEOUT').catch(onError)
+      },
+      Math.max(0, at - Date.now()),
+    )
+    wakeTimer.unref()
+  }
+  const renewTimer = setInterval(() => {
+    if (held.size > 0) run('renew', [prefix, group, consumer, ...held]).catch(onError)
+  }, leaseMs / 3)
+  renewTimer.unref()
+
+  function pulled(entryId: string, fields: Fields, deliveries: number): RedisPulled {
+    const base = Number(text(fields, 'a') ?? '0')
+    held.add(entryId)
+    return {
+      entryId,
+      base,
+      topic: text(fields, 't') ?? '',
+      attempt: base + deliveries,
+      envelope: {
+        id: text(fields, 'i') ?? '',
+        headers: parseStoredHeaders(text(fields, 'h') ?? ''),
+        body: fields.get('b') ?? Buffer.alloc(0),
+      },
+    }
+  }
+
+  return {
+    async fetch(max) {
+      const now = Date.now()
+      // Look at the delayed set when something there is due, or every poll interval for what other
+      // processes scheduled; not on every fetch.
+      if (now >= nextDueAt || now - lastMove >= pollIntervalMs) {
+        lastMove = now
+        const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
+        nextDueAt = untilDue < 0 ? Number.POSITIVE_INFINITY : now + Math.max(1, untilDue)
+      }
+      const untilDue = nextDueAt - now
+      if (now - lastReclaim >= leaseMs / 4) {
+        lastReclaim = now
+        const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
+        const taken: RedisPulled[] = []
+        for (let i = 0; i + 2 < flat.length; i += 3) {
+          const fields = toFields(flat[i + 2] as Buffer[])
+          taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1]))))
+        }
+        if (taken.length > 0) return taken
+      }
+      if (stopped) return []
+      const block = Math.max(1, Math.min(pollIntervalMs, untilDue))
+      blockEndsAt = Date.now() + block
+      const reply = (await reader
+        .callBuffer('XREADGROUP', [
+          'GROUP',
+          'herald',
+          consumer,
+          'COUNT',
+          max,
+          'BLOCK',
+          block,
+          'STREAMS',
+          streamKey(group),
+          '>',
+        ])
+        .finally(() => {
+          blockEndsAt = 0
+        })) as [Buffer, [Buffer, Buffer[]][]][] | null
+      const entries = reply?.[0]?.[1] ?? []
+      return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
+    },
+    async settle(message, settlement: Settlement) {
+      const { entryId } = message
+      const now = Date.now()
+      switch (settlement.kind) {
+        case 'ack':
+          await acker.submit(entryId)
+          break
+        case 'release':
+          await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
+          break
+        case 'retry':
+          nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
+          wakeReaderAt(now + settlement.delayMs)
+          await run('retry', [
+            prefix,
+            group,
+            consumer,
+            entryId,
+            message.attempt,
+            now + settlement.delayMs,
+            now,
+            JSON.stringify(settlement.error),
+            uuidV7(),
+          ])
+          break
+        case 'dead-letter': {
+          // The claim that found the attempts used up delivered nothing: do not count it.
+          const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
+          const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
+          await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error])
+          break
+        }
+      }
+      held.delete(entryId)
+    },
+    async waitForWork() {
+      // fetch() already blocked in XREADGROUP; look again at once.
+    },
+    stop() {
+      stopped = true
+      clearInterval(renewTimer)
+      clearTimeout(wakeTimer)
+      blocking.delete(reader)
+      reader.disconnect()
+    },
+  }
+}
