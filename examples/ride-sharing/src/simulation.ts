@@ -148,8 +148,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       if (frame.type === 'driver.cmd.trip_request') {
         const draw = random()
         const offerId = String(frame.data?.offerId)
-        if (draw < 0.75) socket.send({ type: 'trip.accept', tripId, offerId })
-        else if (draw < 0.9) socket.send({ type: 'trip.decline', tripId, offerId })
+        // replyTo: the answer joins the offer's flow (the gateway checks this driver received it).
+        if (draw < 0.75) socket.send({ type: 'trip.accept', tripId, offerId, replyTo: frame.id })
+        else if (draw < 0.9) socket.send({ type: 'trip.decline', tripId, offerId, replyTo: frame.id })
         // else: the driver looks away and the offer times out.
       } else if (frame.type === 'trip.event.paid') {
         // On the way: the rider sees the car move, then the drop-off.
@@ -157,9 +158,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
           setTimeout(() => {
             location = near(location, 0.01)
             if (left > 0) {
-              socket.send({ type: 'location', location, available: true })
+              socket.send({ type: 'location', location, available: true, replyTo: frame.id })
               step(left - 1)
-            } else socket.send({ type: 'trip.complete', tripId })
+            } else socket.send({ type: 'trip.complete', tripId, replyTo: frame.id })
           }, options.driveMs / 3).unref()
         step(2)
       }

@@ -1,9 +1,11 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { pollUntil } from '@herald/testkit'
 import { expect, it } from 'vitest'
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -27,6 +29,66 @@ it('npm start -- --exit-when-idle --json: every ride of the fixed run ends, on S
     expect(summary.rides_completed).toBeGreaterThan(0)
     expect(summary.driver_locations_seen).toBeGreaterThan(0)
   } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+it('npm start: the dashboard it prints shows rides live, each as one flow from request to drop-off', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-rides-live-'))
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=herald-source',
+      '--import',
+      'tsx',
+      main,
+      '--data-dir',
+      dir,
+      '--port',
+      '0',
+      '--dashboard-port',
+      '0',
+      '--ride-interval-ms',
+      '200',
+      '--drive-ms',
+      '100',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)))
+  try {
+    const url = await new Promise<URL>((done, fail) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const match = /^dashboard: (http\S+)/.exec(line)
+        if (match?.[1] !== undefined) done(new URL(match[1]))
+      })
+      void exited.then((code) => fail(new Error(`npm start exited (${code}) before printing the dashboard URL`)))
+    })
+    const token = url.searchParams.get('token') ?? ''
+    const get = async (path: string) =>
+      (await fetch(new URL(path, url.origin), { headers: { authorization: `Bearer ${token}` } })).text()
+    // A ride completes while we watch: the event search lists it, with its correlation id linking to its flow.
+    let flow: string | undefined
+    await pollUntil(async () => {
+      flow = /href="(\/flows\/[^"]+)"/.exec(await get('/events?type=trip.event.completed'))?.[1]
+      return flow !== undefined
+    }, 60_000)
+    const page = await get(flow!)
+    for (const step of [
+      'trip.cmd.create',
+      'trip.event.created',
+      'driver.cmd.trip_request',
+      'trip.event.driver_assigned',
+      'payment.event.succeeded',
+      'trip.event.paid',
+      'trip.cmd.complete',
+      'trip.event.completed',
+    ])
+      expect(page, step).toContain(step)
+    expect((await fetch(new URL('/events', url.origin))).status).toBe(401) // and nothing without the token
+  } finally {
+    child.kill('SIGINT')
+    expect(await exited).toBe(0)
     rmSync(dir, { recursive: true, force: true })
   }
 })

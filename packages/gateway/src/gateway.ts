@@ -70,6 +70,12 @@ export interface Gateway {
   deliver(targets: Target | readonly Target[], message: Message<unknown>): void
   /** Accepts WebSocket upgrades on `server` at `path`. */
   attach(server: Server): void
+  /**
+   * The flow of an event this user received (and the gateway still keeps): pass it as the options of what the
+   * user's answer sends, so the answer joins that flow as its effect. Undefined for an event the user never got:
+   * a client cannot attach its messages to someone else's flow.
+   */
+  flowOf(userId: string, eventId: string): { readonly correlationId: string; readonly causationId: string } | undefined
   stats(): GatewayStats
   /** Closes every socket (1001) and stops accepting upgrades. The bus is the caller's to stop. */
   close(): Promise<void>
@@ -157,9 +163,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     pump(connection)
   }
 
-  function deliver(target: Target, id: string, frame: string): void {
+  function deliver(target: Target, id: string, correlationId: string, frame: string): void {
     if ('user' in target) {
-      if (!history.add(target.user, { id, frame })) return // redelivered: this user has it already
+      if (!history.add(target.user, { id, correlationId, frame })) return // redelivered: this user has it already
       for (const connection of byUser.get(target.user) ?? []) send(connection, frame)
     } else {
       for (const connection of all) if (connection.user.role === target.role) send(connection, frame)
@@ -277,11 +283,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         correlationId: message.correlationId,
         data: message.data,
       })
-      for (const target of Array.isArray(targets) ? targets : [targets as Target]) deliver(target, message.id, frame)
+      for (const target of Array.isArray(targets) ? targets : [targets as Target])
+        deliver(target, message.id, message.correlationId, frame)
     },
     attach(server) {
       server.on('upgrade', upgradeListener)
       attached.push(server)
+    },
+    flowOf(userId, eventId) {
+      const kept = history.find(userId, eventId)
+      return kept === undefined ? undefined : { correlationId: kept.correlationId, causationId: kept.id }
     },
     stats: () => ({ connections: all.size, framesSent, slowClosed, refused }),
     async close() {

@@ -1,6 +1,7 @@
 /** One frame kept for resume. */
 export interface Kept {
   readonly id: string
+  readonly correlationId: string
   readonly frame: string
 }
 
@@ -34,6 +35,11 @@ export class UserHistory {
     if (frames.length > this.perUser) frames.shift()
     this.users.set(userId, frames)
     return true
+  }
+
+  /** The kept frame `id` of this user, if they received it and it is still kept. */
+  find(userId: string, id: string): Kept | undefined {
+    return this.users.get(userId)?.find((f) => f.id === id)
   }
 
   /**

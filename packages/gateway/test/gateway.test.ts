@@ -236,6 +236,16 @@ describe('@herald/gateway', () => {
     expect(seen[0]?.[0]).toBe('d1')
   })
 
+  it("gives the flow of an event only to a user who received it, so answers join that flow and no one else's", async () => {
+    const { url, bus, gateway } = await startGateway(newTransport(), 'gateway-a')
+    const alice = await connect(url, await token('alice'))
+    const id = await bus.publish(RideUpdate, { riderId: 'alice', n: 1 }, { correlationId: 'ride-42' })
+    await alice.waitFor((f) => f.length === 1)
+    expect(gateway.flowOf('alice', id)).toEqual({ correlationId: 'ride-42', causationId: id })
+    expect(gateway.flowOf('bob', id)).toBeUndefined()
+    expect(gateway.flowOf('alice', 'not-an-event-of-hers')).toBeUndefined()
+  })
+
   it('lets several instances each deliver the events of their own connected users', async () => {
     const transport = newTransport()
     const one = await startGateway(transport, 'gateway-1')

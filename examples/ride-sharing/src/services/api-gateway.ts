@@ -36,10 +36,12 @@ export interface ApiGatewayOptions {
 
 const TripBody = z.object({ pickup: Point, dropoff: Point })
 const LocationBody = z.object({ location: Point, available: z.boolean() })
+// `replyTo`: the id of the event the driver answers, so the answer joins that event's flow.
+const replyTo = { replyTo: z.string().optional() }
 const DriverMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.enum(['trip.accept', 'trip.decline']), tripId: z.string(), offerId: z.string() }),
-  z.object({ type: z.literal('trip.complete'), tripId: z.string() }),
-  z.object({ type: z.literal('location'), location: Point, available: z.boolean() }),
+  z.object({ type: z.enum(['trip.accept', 'trip.decline']), tripId: z.string(), offerId: z.string(), ...replyTo }),
+  z.object({ type: z.literal('trip.complete'), tripId: z.string(), ...replyTo }),
+  z.object({ type: z.literal('location'), location: Point, available: z.boolean(), ...replyTo }),
 ])
 
 /**
@@ -58,11 +60,13 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
       if (!parsed.success)
         throw new ClientRequestError(`unknown or malformed message: ${parsed.error.issues[0]?.message}`)
       const m = parsed.data
-      if (m.type === 'trip.complete') await bus.send(CompleteTrip, { tripId: m.tripId, driverId: user.id })
-      else if (m.type === 'location') await bus.send(UpdateDriverLocation, { ...m, driverId: user.id })
+      const flow = m.replyTo === undefined ? {} : (gateway.flowOf(user.id, m.replyTo) ?? {})
+      if (m.type === 'trip.complete') await bus.send(CompleteTrip, { tripId: m.tripId, driverId: user.id }, flow)
+      else if (m.type === 'location')
+        await bus.send(UpdateDriverLocation, { driverId: user.id, location: m.location, available: m.available }, flow)
       else {
         const answer = { tripId: m.tripId, offerId: m.offerId, driverId: user.id }
-        await bus.send(m.type === 'trip.accept' ? TripAccept : TripDecline, answer)
+        await bus.send(m.type === 'trip.accept' ? TripAccept : TripDecline, answer, flow)
       }
       return undefined
     },
