@@ -252,6 +252,12 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
     let channel: Channel | undefined
     let attachedTo: Generation | undefined
     let waiter: (() => void) | undefined
+    let abortHooked = false
+    const wake = () => {
+      const wakeUp = waiter
+      waiter = undefined
+      wakeUp?.()
+    }
     let stopped = false
     const consumer: Attached = {
       spec,
@@ -275,9 +281,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
           if (message === null) return // cancelled by the broker (queue deleted)
           const envelope = envelopeFrom(message)
           buffer.push({ envelope, topic: topicOf(message), attempt: attemptOf(message), message, channel: next })
-          const wakeUp = waiter
-          waiter = undefined
-          wakeUp?.()
+          wake()
         })
       },
     }
@@ -291,16 +295,16 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         if (delivered.channel !== channel) return
         await settle(delivered, queue, settlement)
       },
-      async waitForWork(signal) {
-        if (buffer.length > 0 || signal.aborted) return
+      waitForWork(signal) {
+        if (buffer.length > 0 || signal.aborted) return Promise.resolve()
+        // The consumer's signal is the same for its whole life: hook it once, not once per wait.
+        if (!abortHooked) {
+          abortHooked = true
+          signal.addEventListener('abort', () => wake(), { once: true })
+        }
         // The broker pushes: wait for the next delivery (a plain callback, no timer: this runs once per delivery).
-        await new Promise<void>((resolve) => {
-          const onAbort = () => resolve()
-          waiter = () => {
-            signal.removeEventListener('abort', onAbort)
-            resolve()
-          }
-          signal.addEventListener('abort', onAbort, { once: true })
+        return new Promise<void>((resolve) => {
+          waiter = resolve
         })
       },
       stop() {
