@@ -106,7 +106,7 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     let child = published.get(key)
     if (child === undefined) {
       // Bounded by the number of (type, topic) pairs, which is the size of the contract, not of the traffic.
-      child = metrics.published.labels({ service, type, topic })
+      child = metrics.countingChild(metrics.published, { service, type, topic })
       published.set(key, child)
     }
     return child
@@ -122,7 +122,7 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
       const key = `${type}\n${outcome}`
       let child = counters.get(key)
       if (child === undefined) {
-        child = metrics.handled.labels({ service, type, group, outcome })
+        child = metrics.countingChild(metrics.handled, { service, type, group, outcome })
         counters.set(key, child)
       }
       return child
