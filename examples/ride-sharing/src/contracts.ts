@@ -46,18 +46,22 @@ export const UpdateDriverLocation = defineCommand('driver.cmd.update_location', 
 export const DriverLocationUpdated = defineEvent('driver.event.location_updated', {
   schema: z.object({ driverId: id, location: Point, tripId: id.optional(), riderId: id.optional() }),
 })
-/** An offer to one driver, forwarded to their app by the API gateway. */
-export const TripRequest = defineCommand('driver.cmd.trip_request', {
-  schema: z.object({
-    ...trip,
-    driverId: id,
-    offerId: id,
-    pickup: Point,
-    dropoff: Point,
-    fareCents: z.number().int().positive(),
-    expiresAt: z.string(),
-  }),
+const offer = z.object({
+  ...trip,
+  driverId: id,
+  offerId: id,
+  pickup: Point,
+  dropoff: Point,
+  fareCents: z.number().int().positive(),
+  expiresAt: z.string(),
 })
+/** An offer to one driver, sent to the API gateway's queue (`driver_cmd_trip_request`). */
+export const TripRequest = defineCommand('driver.cmd.trip_request', { schema: offer })
+/**
+ * The offer as every gateway instance sees it: the instance that takes the command publishes this, and the
+ * instance holding the driver's socket delivers it.
+ */
+export const DriverTripOffered = defineEvent('driver.event.trip_offered', { schema: offer })
 const answer = z.object({ tripId: id, driverId: id, offerId: id })
 export const TripAccept = defineCommand('driver.cmd.trip_accept', { schema: answer })
 export const TripDecline = defineCommand('driver.cmd.trip_decline', { schema: answer })
@@ -92,6 +96,7 @@ export const allContracts = [
   UpdateDriverLocation,
   DriverLocationUpdated,
   TripRequest,
+  DriverTripOffered,
   TripAccept,
   TripDecline,
   OfferExpired,

@@ -30,7 +30,8 @@ const usage = `ride-sharing: four services on Herald, with simulated riders and 
                                               riders and drivers against running services
 
 options: --rides N  --drivers N  --port N (gateway)  --dashboard-port N  --data-dir DIR  --offer-timeout-ms N
-         --metrics-port N (with --service: /metrics, /healthz, /readyz)`
+         --metrics-port N (with --service: /metrics, /healthz, /readyz)
+         --instance NAME (with --service gateway: several gateways, each with its own name)`
 
 const { values: args } = parseArgs({
   options: {
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     'ride-interval-ms': { type: 'string' },
     'drive-ms': { type: 'string', default: '300' },
     'metrics-port': { type: 'string' },
+    instance: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -79,6 +81,7 @@ function config(transport: ServiceConfig['transport'], port: number, secret: str
     ...(env.STRIPE_SECRET_KEY === undefined ? {} : { stripeSecretKey: env.STRIPE_SECRET_KEY }),
     ...(env.PAYMENT_PUBLIC_URL === undefined ? {} : { paymentPublicUrl: env.PAYMENT_PUBLIC_URL }),
     onError: (err) => console.error(`ride-sharing: ${(err as Error).message}`),
+    ...(args.instance === undefined ? {} : { instance: args.instance }),
   }
 }
 
@@ -263,7 +266,7 @@ async function runSimulationOnly(): Promise<void> {
   const stop = new AbortController()
   process.once('SIGINT', () => stop.abort())
   const report = await simulate({
-    gatewayUrl: args.gateway ?? 'http://127.0.0.1:3000',
+    gatewayUrl: (args.gateway ?? 'http://127.0.0.1:3000').split(','),
     secret: gatewaySecret(),
     rides: number(args.rides, 30),
     drivers: number(args.drivers, 8),

@@ -11,8 +11,8 @@ interface Frame {
 }
 
 export interface SimulationOptions {
-  /** The API gateway, e.g. `http://127.0.0.1:3000`. */
-  readonly gatewayUrl: string
+  /** The API gateway, e.g. `http://127.0.0.1:3000`; with several instances, clients spread over them. */
+  readonly gatewayUrl: string | readonly string[]
   readonly secret: string
   /** Rides to request; `Infinity` runs until `signal` aborts. */
   readonly rides: number
@@ -105,7 +105,10 @@ class SimSocket {
  */
 export async function simulate(options: SimulationOptions): Promise<SimulationReport> {
   const random = seeded(options.seed ?? 7)
-  const wsUrl = `${options.gatewayUrl.replace(/^http/, 'ws')}/ws`
+  const gateways = typeof options.gatewayUrl === 'string' ? [options.gatewayUrl] : options.gatewayUrl
+  // Client n talks to gateway instance n mod count, over HTTP and WebSocket alike.
+  const gatewayFor = (n: number) => gateways[n % gateways.length] as string
+  const wsUrl = (n: number) => `${gatewayFor(n).replace(/^http/, 'ws')}/ws`
   const near = (p: Point, spread: number): Point => ({
     lat: p.lat + (random() - 0.5) * spread,
     lng: p.lng + (random() - 0.5) * spread,
@@ -125,8 +128,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     if (requested === options.rides && [...outcome.values()].every((o) => o !== 'pending')) settle()
   }
 
-  async function post(url: string, token: string, body: object): Promise<Record<string, unknown>> {
-    const response = await fetch(new URL(url, options.gatewayUrl), {
+  async function post(url: string, token: string, body: object, base: string): Promise<Record<string, unknown>> {
+    const response = await fetch(new URL(url, base), {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -140,12 +143,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const driverId = `driver-${String(n).padStart(3, '0')}`
     const token = await signToken(options.secret, { id: driverId, role: 'driver' })
     let location = near(centre, 0.1)
-    const socket = new SimSocket(wsUrl, token, (frame) => {
+    const socket = new SimSocket(wsUrl(n), token, (frame) => {
       if (frame.kind !== 'event') return
       frames++
       if (frame.data?.driverId !== driverId) foreign++
       const tripId = String(frame.data?.tripId)
-      if (frame.type === 'driver.cmd.trip_request') {
+      if (frame.type === 'driver.event.trip_offered') {
         const draw = random()
         const offerId = String(frame.data?.offerId)
         // replyTo: the answer joins the offer's flow (the gateway checks this driver received it).
@@ -167,7 +170,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     })
     sockets.push(socket)
     await socket.opened
-    await post('/drivers/me/location', token, { location, available: true })
+    await post('/drivers/me/location', token, { location, available: true }, gatewayFor(n))
   }
 
   async function requestRide(n: number): Promise<void> {
@@ -175,7 +178,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const token = await signToken(options.secret, { id: riderId, role: 'rider' })
     const pays = random() < 0.92
     let tripId: string | undefined
-    const socket = new SimSocket(wsUrl, token, (frame) => {
+    const socket = new SimSocket(wsUrl(n), token, (frame) => {
       if (frame.kind !== 'event') return
       frames++
       if (frame.data?.riderId !== riderId) foreign++
@@ -188,8 +191,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       }
       if (frame.type === 'payment.event.session_created') {
         // The checkout page is the payment service's (Stripe's, with the Stripe provider).
-        void post(String(frame.data?.checkoutUrl), token, { outcome: pays ? 'pay' : 'decline' }).catch((err) =>
-          activity(`${riderId}: checkout failed: ${(err as Error).message}`),
+        void post(String(frame.data?.checkoutUrl), token, { outcome: pays ? 'pay' : 'decline' }, gatewayFor(n)).catch(
+          (err) => activity(`${riderId}: checkout failed: ${(err as Error).message}`),
         )
       } else if (frame.type === 'trip.event.driver_assigned') activity(`${riderId}: ${frame.data?.driverId} is coming`)
       else if (frame.type === 'driver.event.location_updated') locations++
@@ -200,7 +203,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     sockets.push(socket)
     await socket.opened
     const pickup = near(centre, 0.08)
-    const answer = await post('/trips', token, { pickup, dropoff: near(pickup, 0.05) })
+    const answer = await post('/trips', token, { pickup, dropoff: near(pickup, 0.05) }, gatewayFor(n))
     tripId = String(answer.tripId)
     if (!outcome.has(tripId)) outcome.set(tripId, 'pending')
     activity(`${riderId}: asked for a ride (${tripId.slice(-8)})`)

@@ -32,6 +32,8 @@ export interface ServiceConfig {
   /** Public URL of the payment service when it differs from where it listens (a proxy). */
   readonly paymentPublicUrl?: string
   readonly onError: (err: unknown) => void
+  /** The gateway instance's name, when several run (each gets its own group). */
+  readonly instance?: string
 }
 
 export interface RunningService {
@@ -55,7 +57,8 @@ export async function openTransport(url: string): Promise<Transport> {
 export async function startService(name: ServiceName, config: ServiceConfig): Promise<RunningService> {
   const bus = createBus({
     transport: config.transport,
-    service: `${name}-service`,
+    service:
+      name === 'gateway' && config.instance !== undefined ? `gateway-service.${config.instance}` : `${name}-service`,
     contracts: allContracts,
     consumer: { immediateRetries: 2, retry: { maxAttempts: 8, backoff: { initialMs: 200, maxMs: 5_000 } } },
   })
@@ -108,7 +111,10 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
     }
   }
 
-  const { app } = registerApiGateway(bus, { secret: config.secret })
+  const { app } = registerApiGateway(bus, {
+    secret: config.secret,
+    ...(config.instance === undefined ? {} : { instance: config.instance }),
+  })
   await bus.start()
   const url = await app.listen({ host: config.host, port: config.port })
   return {

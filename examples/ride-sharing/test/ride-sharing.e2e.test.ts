@@ -25,8 +25,8 @@ let broker: RabbitMqServer
 let dataDir: string
 const running = new Map<string, Running>()
 
-/** Starts one service as its own process and waits for its ready line. */
-async function startService(name: string): Promise<Running> {
+/** Starts one service as its own process (`key` names it in the test) and waits for its ready line. */
+async function startService(name: string, key = name, extra: readonly string[] = []): Promise<Running> {
   const child = spawn(
     process.execPath,
     [
@@ -46,6 +46,7 @@ async function startService(name: string): Promise<Running> {
       '1500',
       '--metrics-port',
       '0',
+      ...extra,
     ],
     { env: { ...process.env, HERALD_GATEWAY_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
@@ -62,7 +63,7 @@ async function startService(name: string): Promise<Running> {
     )
   })
   const service = { child, url: ready.url, metrics: ready.metrics, log }
-  running.set(name, service)
+  running.set(key, service)
   return service
 }
 
@@ -78,7 +79,10 @@ beforeAll(async () => {
   broker = await startRabbitMq()
   dataDir = mkdtempSync(join(tmpdir(), 'herald-ride-sharing-'))
   // Each service declares its own queues as it starts; the gateway last, as riders arrive through it.
-  for (const name of ['trip', 'driver', 'payment', 'gateway']) await startService(name)
+  for (const name of ['trip', 'driver', 'payment']) await startService(name)
+  // Two gateway instances: riders and drivers spread over both, each instance delivering to its own sockets.
+  await startService('gateway', 'gateway', ['--instance', 'g1'])
+  await startService('gateway', 'gateway2', ['--instance', 'g2'])
 }, 180_000)
 
 afterAll(async () => {
@@ -94,13 +98,13 @@ afterAll(async () => {
   if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
 }, 60_000)
 
-function gatewayUrl(): string {
-  const url = running.get('gateway')?.url
-  if (url === undefined) throw new Error('gateway not running')
+function gatewayUrl(key = 'gateway'): string {
+  const url = running.get(key)?.url
+  if (url === undefined) throw new Error(`${key} not running`)
   return url
 }
 
-describe('ride-sharing over RabbitMQ, four services as four processes', () => {
+describe('ride-sharing over RabbitMQ, four services as five processes (two gateway instances)', () => {
   it('refuses missing and forged tokens, and a rider acting as a driver', async () => {
     const forged = await signToken('not-the-gateway-secret-but-long-enough!!', { id: 'rider-x', role: 'rider' })
     const rider = await signToken(secret, { id: 'rider-x', role: 'rider' })
@@ -139,7 +143,7 @@ describe('ride-sharing over RabbitMQ, four services as four processes', () => {
     let asked = 0
     let restarted: Promise<unknown> = Promise.resolve()
     const report = await simulate({
-      gatewayUrl: gatewayUrl(),
+      gatewayUrl: [gatewayUrl('gateway'), gatewayUrl('gateway2')],
       secret,
       rides: 50,
       drivers: 8,

@@ -13,6 +13,7 @@ import {
   CompleteTrip,
   CreateTrip,
   DriverLocationUpdated,
+  DriverTripOffered,
   PaymentSessionCreated,
   Point,
   TripAccept,
@@ -30,7 +31,10 @@ import {
 export interface ApiGatewayOptions {
   /** Signs and verifies rider and driver tokens (HS256, at least 32 bytes). */
   readonly secret: string
-  /** This instance's name: its group receives every event for its connected users. Default `api_gateway`. */
+  /**
+   * This instance's name: its group (`api_gateway.<instance>`) receives every event for users, and it delivers
+   * those of the users connected to it. Give each instance its own. Default `1`.
+   */
   readonly instance?: string
 }
 
@@ -52,7 +56,7 @@ const DriverMessage = z.discriminatedUnion('type', [
 export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app: FastifyInstance; gateway: Gateway } {
   const gateway = createGateway({
     bus,
-    group: options.instance ?? 'api_gateway',
+    group: `api_gateway.${options.instance ?? '1'}`,
     secret: options.secret,
     async onClientMessage(user, message) {
       if (user.role !== 'driver') throw new ClientRequestError('riders send nothing over the socket')
@@ -84,9 +88,11 @@ export function registerApiGateway(bus: Bus, options: ApiGatewayOptions): { app:
     .route(TripCancelled, (m) => riderAndDriver(m.data))
     // A driver's position goes to the rider of the trip they are on, and to no one otherwise.
     .route(DriverLocationUpdated, (m) => (m.data.riderId === undefined ? [] : [{ user: m.data.riderId }]))
-  // The offer is a command to this service's queue (the source design's `driver_cmd_trip_request`).
-  bus.group('driver_cmd_trip_request').on(TripRequest, async (message) => {
-    gateway.deliver({ user: message.data.driverId }, message)
+  // The offer is a command to the gateways' queue (the source design's `driver_cmd_trip_request`): whichever
+  // instance takes it publishes it as an event, so that the instance holding the driver's socket delivers it.
+  gateway.route(DriverTripOffered, (m) => ({ user: m.data.driverId }))
+  bus.group('driver_cmd_trip_request').on(TripRequest, async (message, context) => {
+    await context.publish(DriverTripOffered, message.data, { partitionKey: message.data.tripId })
   })
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
