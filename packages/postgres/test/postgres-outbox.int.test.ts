@@ -285,7 +285,14 @@ describe('postgres outbox and inbox', () => {
     const survivor = runWorker(inboxWorker, { url, schema }, () => deliveries++)
     await survivor.whileRunning(
       async () => (await publisher.listGroups())[0]?.depth === 0,
-      async () => `group now ${JSON.stringify((await publisher.listGroups())[0])}, deliveries=${deliveries}`,
+      // On a timeout, say what the server's sessions wait on (a lock, a client), not only what is left.
+      async () => {
+        const sessions = await db.query(
+          `SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS query, now() - xact_start AS in_transaction
+           FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+        )
+        return `group now ${JSON.stringify((await publisher.listGroups())[0])}, deliveries=${deliveries}, sessions ${JSON.stringify(sessions.rows)}`
+      },
     )
     await survivor.stop()
     const effects = await db.query(

@@ -101,8 +101,10 @@ export function startPullConsumer<M extends PulledMessage>(
       signal: abandon.signal,
     }
     const entry: { abandoned: boolean; done: Promise<void> | undefined } = { abandoned: false, done: undefined }
-    entry.done = run(message, delivery, entry)
+    // Registered before it runs: a run that settles without awaiting (a source that settles in memory) removes
+    // its entry before `run` returns.
     running.set(message, entry)
+    entry.done = run(message, delivery, entry)
   }
 
   async function loop(): Promise<void> {
