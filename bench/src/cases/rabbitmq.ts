@@ -23,17 +23,19 @@ function serverUrl(): string {
   return url
 }
 
-/** Herald on RabbitMQ (quorum queue, persistent, confirms): publish confirmed, delivered, handled, acked. */
-export const heraldRabbitMq: BenchSide = async () => {
-  const name = `bench${process.pid}-${++runs}`
-  const transport = await createRabbitMqTransport({
+/** Herald with its defaults (quorum queues, persistent, confirms) under names of its own. */
+function heraldTransport(kind: string) {
+  const name = `bench-${kind}${process.pid}-${++runs}`
+  return createRabbitMqTransport({
     url: serverUrl(),
     exchange: name,
     namespace: name,
     queueName: (group) => `${name}.${group}`,
   })
-  return heraldThroughput(transport, messages, window)
 }
+
+/** Herald on RabbitMQ (quorum queue, persistent, confirms): publish confirmed, delivered, handled, acked. */
+export const heraldRabbitMq: BenchSide = async () => heraldThroughput(await heraldTransport('e2e'), messages, window)
 
 /** The baseline's topology: a topic exchange and a quorum queue bound to it, as Herald declares for a group. */
 async function rawTopology(name: string) {
@@ -44,7 +46,23 @@ async function rawTopology(name: string) {
   await publisher.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } })
   await publisher.bindQueue(name, name, 'bench.#')
   await consumer.prefetch(prefetch)
-  return { connection, publisher, consumer }
+  const teardown = async () => {
+    await publisher.deleteQueue(name)
+    await publisher.deleteExchange(name)
+    await connection.close()
+  }
+  return { connection, publisher, consumer, teardown }
+}
+
+/** Publishes `messages` bodies through the raw publisher, a window at a time, each window's confirms awaited. */
+async function rawPublishAll(publisher: amqp.ConfirmChannel, exchange: string): Promise<void> {
+  const body = Buffer.from('{"n":1}')
+  for (let sent = 0; sent < messages; sent += window)
+    await publishConfirmed(
+      publisher,
+      exchange,
+      Array.from({ length: window }, () => body),
+    )
 }
 
 /**
@@ -80,30 +98,18 @@ function publishConfirmed(channel: amqp.ConfirmChannel, exchange: string, bodies
  */
 export const rawRabbitMq: BenchSide = async () => {
   const name = `raw-bench-${process.pid}-${++runs}`
-  const { connection, publisher, consumer } = await rawTopology(name)
-  let consumed = 0
-  let done!: () => void
-  const all = new Promise<void>((resolve) => {
-    done = resolve
-  })
+  const { publisher, consumer, teardown } = await rawTopology(name)
+  const done = counter(messages)
   await consumer.consume(name, (message) => {
     if (message === null) return
     consumer.ack(message)
-    if (++consumed === messages) done()
+    done.hit()
   })
-  const body = Buffer.from('{"n":1}')
   const started = performance.now()
-  for (let sent = 0; sent < messages; sent += window)
-    await publishConfirmed(
-      publisher,
-      name,
-      Array.from({ length: window }, () => body),
-    )
-  await all
+  await rawPublishAll(publisher, name)
+  await done.done
   const seconds = (performance.now() - started) / 1_000
-  await publisher.deleteQueue(name)
-  await publisher.deleteExchange(name)
-  await connection.close()
+  await teardown()
   return { perSecond: messages / seconds }
 }
 
@@ -111,31 +117,20 @@ const latencyTotal = 15_000
 const latencyRate = 5_000
 
 /** Herald on RabbitMQ at a fixed 5,000 msg/s: publish call to handler start. */
-export const heraldRabbitMqLatency: BenchSide = async () => {
-  const name = `bench-lat${process.pid}-${++runs}`
-  const transport = await createRabbitMqTransport({
-    url: serverUrl(),
-    exchange: name,
-    namespace: name,
-    queueName: (group) => `${name}.${group}`,
-  })
-  return heraldLatency(transport, latencyTotal, latencyRate)
-}
+export const heraldRabbitMqLatency: BenchSide = async () =>
+  heraldLatency(await heraldTransport('lat'), latencyTotal, latencyRate)
 
 /** Raw amqplib at the same rate: each tick's messages published with confirms; consumer acks each one. */
 export const rawRabbitMqLatency: BenchSide = async () => {
   const name = `raw-bench-lat-${process.pid}-${++runs}`
-  const { connection, publisher, consumer } = await rawTopology(name)
+  const { publisher, consumer, teardown } = await rawTopology(name)
   const samples: number[] = []
-  let done!: () => void
-  const all = new Promise<void>((resolve) => {
-    done = resolve
-  })
+  const done = counter(latencyTotal)
   await consumer.consume(name, (message) => {
     if (message === null) return
     samples.push(sinceSent(message.content))
     consumer.ack(message)
-    if (samples.length === latencyTotal) done()
+    done.hit()
   })
   const started = performance.now()
   await atFixedRate(latencyTotal, latencyRate, (bodies) =>
@@ -145,23 +140,15 @@ export const rawRabbitMqLatency: BenchSide = async () => {
       bodies.map((b) => Buffer.from(b)),
     ),
   )
-  await all
+  await done.done
   const perSecond = latencyTotal / ((performance.now() - started) / 1_000)
-  await publisher.deleteQueue(name)
-  await publisher.deleteExchange(name)
-  await connection.close()
+  await teardown()
   return { perSecond, ...latencies(samples) }
 }
 
 /** Herald, publishing only: `messages` confirmed publishes, a window at a time, into a group's quorum queue. */
 export const heraldRabbitMqPublish: BenchSide = async () => {
-  const name = `bench-pub${process.pid}-${++runs}`
-  const transport = await createRabbitMqTransport({
-    url: serverUrl(),
-    exchange: name,
-    namespace: name,
-    queueName: (group) => `${name}.${group}`,
-  })
+  const transport = await heraldTransport('pub')
   await transport.declareGroup('bench', ['bench.#'])
   const started = performance.now()
   await publishInWindows(transport, messages, window)
@@ -174,31 +161,17 @@ export const heraldRabbitMqPublish: BenchSide = async () => {
 /** Raw amqplib, publishing only: the same windows of confirmed persistent publishes into the same topology. */
 export const rawRabbitMqPublish: BenchSide = async () => {
   const name = `raw-bench-pub-${process.pid}-${++runs}`
-  const { connection, publisher } = await rawTopology(name)
-  const body = Buffer.from('{"n":1}')
+  const { publisher, teardown } = await rawTopology(name)
   const started = performance.now()
-  for (let sent = 0; sent < messages; sent += window)
-    await publishConfirmed(
-      publisher,
-      name,
-      Array.from({ length: window }, () => body),
-    )
+  await rawPublishAll(publisher, name)
   const seconds = (performance.now() - started) / 1_000
-  await publisher.deleteQueue(name)
-  await publisher.deleteExchange(name)
-  await connection.close()
+  await teardown()
   return { perSecond: messages / seconds }
 }
 
 /** Herald, consuming only: a queue filled beforehand, drained by one subscriber (prefetch 100), each message acked. */
 export const heraldRabbitMqConsume: BenchSide = async () => {
-  const name = `bench-con${process.pid}-${++runs}`
-  const transport = await createRabbitMqTransport({
-    url: serverUrl(),
-    exchange: name,
-    namespace: name,
-    queueName: (group) => `${name}.${group}`,
-  })
+  const transport = await heraldTransport('con')
   await transport.declareGroup('bench', ['bench.#'])
   await publishInWindows(transport, messages, window)
   const done = counter(messages)
@@ -217,14 +190,8 @@ export const heraldRabbitMqConsume: BenchSide = async () => {
 /** Raw amqplib, consuming only: the same filled quorum queue, prefetch 100, ack after each handler. */
 export const rawRabbitMqConsume: BenchSide = async () => {
   const name = `raw-bench-con-${process.pid}-${++runs}`
-  const { connection, publisher, consumer } = await rawTopology(name)
-  const body = Buffer.from('{"n":1}')
-  for (let sent = 0; sent < messages; sent += window)
-    await publishConfirmed(
-      publisher,
-      name,
-      Array.from({ length: window }, () => body),
-    )
+  const { publisher, consumer, teardown } = await rawTopology(name)
+  await rawPublishAll(publisher, name)
   const done = counter(messages)
   const started = performance.now()
   await consumer.consume(name, (message) => {
@@ -236,8 +203,6 @@ export const rawRabbitMqConsume: BenchSide = async () => {
   })
   await done.done
   const seconds = (performance.now() - started) / 1_000
-  await publisher.deleteQueue(name)
-  await publisher.deleteExchange(name)
-  await connection.close()
+  await teardown()
   return { perSecond: messages / seconds }
 }

@@ -1,23 +1,17 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { pollUntil } from '@herald/testkit'
 import { expect, it } from 'vitest'
-
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+import { firstLine, mainArgs, spawnMain } from './main-process.js'
 
 it('npm start -- --exit-when-idle --json: every ride of the fixed run ends, on SQLite in one process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-rides-'))
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [
-      '--conditions=herald-source',
-      '--import',
-      'tsx',
-      main,
+      ...mainArgs,
       '--exit-when-idle',
       '--json',
       '--data-dir',
@@ -35,34 +29,15 @@ it('npm start -- --exit-when-idle --json: every ride of the fixed run ends, on S
 
 it('npm start: the dashboard it prints shows rides live, each as one flow from request to drop-off', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-rides-live-'))
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=herald-source',
-      '--import',
-      'tsx',
-      main,
-      '--data-dir',
-      dir,
-      '--port',
-      '0',
-      '--dashboard-port',
-      '0',
-      '--ride-interval-ms',
-      '200',
-      '--drive-ms',
-      '100',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+  const child = spawnMain([
+    ...['--data-dir', dir, '--port', '0', '--dashboard-port', '0'],
+    ...['--ride-interval-ms', '200', '--drive-ms', '100'],
+  ])
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)))
   try {
-    const url = await new Promise<URL>((done, fail) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        const match = /^dashboard: (http\S+)/.exec(line)
-        if (match?.[1] !== undefined) done(new URL(match[1]))
-      })
-      void exited.then((code) => fail(new Error(`npm start exited (${code}) before printing the dashboard URL`)))
+    const url = await firstLine(child, (line) => {
+      const match = /^dashboard: (http\S+)/.exec(line)
+      return match?.[1] === undefined ? undefined : new URL(match[1])
     })
     const token = url.searchParams.get('token') ?? ''
     const get = async (path: string) =>

@@ -1,24 +1,21 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { signToken } from '@herald/gateway'
 import { createRabbitMqTransport } from '@herald/rabbitmq'
 import { type RabbitMqServer, startRabbitMq } from '@herald/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { simulate } from '../src/simulation.js'
+import { firstLine, spawnMain } from './main-process.js'
 
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const secret = 'ride-sharing-e2e-gateway-secret-0123456789'
 
 interface Running {
   readonly child: ChildProcess
   readonly url: string | undefined
   readonly metrics: string | undefined
-  readonly log: string[]
 }
 
 let broker: RabbitMqServer
@@ -27,42 +24,17 @@ const running = new Map<string, Running>()
 
 /** Starts one service as its own process (`key` names it in the test) and waits for its ready line. */
 async function startService(name: string, key = name, extra: readonly string[] = []): Promise<Running> {
-  const child = spawn(
-    process.execPath,
+  const child = spawnMain(
     [
-      '--conditions=herald-source',
-      '--import',
-      'tsx',
-      main,
-      '--service',
-      name,
-      '--transport',
-      broker.url,
-      '--data-dir',
-      dataDir,
-      '--port',
-      '0',
-      '--offer-timeout-ms',
-      '1500',
-      '--metrics-port',
-      '0',
-      ...extra,
+      ...['--service', name, '--transport', broker.url, '--data-dir', dataDir],
+      ...['--port', '0', '--offer-timeout-ms', '1500', '--metrics-port', '0', ...extra],
     ],
-    { env: { ...process.env, HERALD_GATEWAY_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { ...process.env, HERALD_GATEWAY_SECRET: secret },
   )
-  const log: string[] = []
-  child.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString()))
-  const ready = await new Promise<{ url?: string; metrics?: string }>((done, fail) => {
-    const lines = createInterface({ input: child.stdout! })
-    lines.on('line', (line) => {
-      log.push(line)
-      if (line.startsWith('{"service"')) done(JSON.parse(line) as { url?: string; metrics?: string })
-    })
-    child.once('exit', (code, signal) =>
-      fail(new Error(`${name} exited (${code ?? signal}) before ready:\n${log.join('')}`)),
-    )
-  })
-  const service = { child, url: ready.url, metrics: ready.metrics, log }
+  const ready = await firstLine(child, (line) =>
+    line.startsWith('{"service"') ? (JSON.parse(line) as { url?: string; metrics?: string }) : undefined,
+  )
+  const service = { child, url: ready.url, metrics: ready.metrics }
   running.set(key, service)
   return service
 }

@@ -15,9 +15,17 @@ export function text(fields: Fields, name: string): string | undefined {
 
 /** Stream ids compare as (milliseconds, sequence). */
 export function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number)
-  const [bm = 0, bs = 0] = b.split('-').map(Number)
-  return am - bm || as - bs
+  return compareKeys(idKey(a), idKey(b))
+}
+
+/** A stream id (`<ms>-<seq>`) as its two numbers. */
+function idKey(id: string): readonly [number, number] {
+  const dash = id.indexOf('-')
+  return dash === -1 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))]
+}
+
+function compareKeys(a: readonly [number, number], b: readonly [number, number]): number {
+  return a[0] - b[0] || a[1] - b[1]
 }
 
 export function deadLetterFrom(fields: Fields): DeadLetter {
@@ -43,9 +51,13 @@ export function deadLetterFrom(fields: Fields): DeadLetter {
 export function idRange(ids: readonly string[]): [string, string] {
   let lowest = ids[0] as string
   let highest = lowest
+  let low = idKey(lowest)
+  let high = low
+  // Each id parsed once: this runs for every ack batch.
   for (const id of ids) {
-    if (compareIds(id, lowest) < 0) lowest = id
-    if (compareIds(id, highest) > 0) highest = id
+    const key = idKey(id)
+    if (compareKeys(key, low) < 0) [lowest, low] = [id, key]
+    if (compareKeys(key, high) > 0) [highest, high] = [id, key]
   }
   return [lowest, highest]
 }
