@@ -53,7 +53,9 @@ export function startPullConsumer<M extends PulledMessage>(
   const stopping = new AbortController()
   // One signal for every delivery of this consumer: it aborts only when shutdown abandons what is still running.
   const abandon = new AbortController()
+  // Every claimed message until it is settled; `handlers` counts those whose handler still runs.
   const running = new Map<M, { abandoned: boolean; done: Promise<void> | undefined }>()
+  let handlers = 0
   let slotFreed: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
@@ -66,6 +68,7 @@ export function startPullConsumer<M extends PulledMessage>(
   }
 
   async function run(message: M, delivery: Delivery, entry: { abandoned: boolean }): Promise<void> {
+    let handling = true
     try {
       let settlement: Settlement
       if (message.attempt > options.retry.maxAttempts) {
@@ -79,6 +82,11 @@ export function startPullConsumer<M extends PulledMessage>(
           settlement = decideFailure(err, message.attempt, options.retry)
         }
       }
+      // The handler's slot is free once it returns: the next claim overlaps this settlement (one round trip, or
+      // one shared commit, instead of two in a row). The settlement still counts against the unsettled limit.
+      handling = false
+      handlers--
+      slotFreed?.()
       // An abandoned message was already handed back at shutdown; its late outcome must not settle it twice.
       if (entry.abandoned) return
       try {
@@ -88,6 +96,7 @@ export function startPullConsumer<M extends PulledMessage>(
         options.onError(err)
       }
     } finally {
+      if (handling) handlers--
       running.delete(message)
       slotFreed?.()
     }
@@ -104,12 +113,14 @@ export function startPullConsumer<M extends PulledMessage>(
     // Registered before it runs: a run that settles without awaiting (a source that settles in memory) removes
     // its entry before `run` returns.
     running.set(message, entry)
+    handlers++
     entry.done = run(message, delivery, entry)
   }
 
   async function loop(): Promise<void> {
     while (!stopping.signal.aborted) {
-      const free = options.maxInFlight - running.size
+      // At most maxInFlight handlers at once, and at most as many settlements again still on their way.
+      const free = Math.min(options.maxInFlight - handlers, 2 * options.maxInFlight - running.size)
       if (free <= 0) {
         await new Promise<void>((resolve) => {
           slotFreed = resolve
