@@ -60,6 +60,21 @@ function positive(field: string, value: number): number {
   return value
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * A body as a command argument. Text (a JSON body) goes as a string, which Redis stores as the same UTF-8 bytes:
+ * a command whose arguments are all strings is written as one string, with no per-argument buffer copies.
+ * Anything that is not valid UTF-8 goes as bytes.
+ */
+function bodyArgument(body: Uint8Array): string | Buffer {
+  try {
+    return utf8.decode(body)
+  } catch {
+    return toBuffer(body)
+  }
+}
+
 /**
  * A durable transport on Redis Streams. Each group has its own stream; publishing routes a message to every bound
  * group's stream in one Lua script, checked against the bindings version so no binding change slips between. A
@@ -142,7 +157,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
 
   async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<void>> {
     const messages = items.map((item) =>
-      item.envelopes.flatMap((e) => [e.id, item.topic, JSON.stringify(e.headers), toBuffer(e.body)]),
+      item.envelopes.flatMap((e) => [e.id, item.topic, JSON.stringify(e.headers), bodyArgument(e.body)]),
     )
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = bindings ?? (await loadBindings())

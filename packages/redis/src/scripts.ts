@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis'
  * Layout for prefix P: `P:v` bindings version, `P:bindings` set of "group\npattern", `P:q:<group>` the group's
  * stream (consumer group `herald`), `P:d:<group>` its delayed messages (sorted set of tokens by due time),
  * `P:dd:<group>` and `P:db:<group>` their fields and bodies, `P:dlq` the dead-letter stream.
- * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry),
+ * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry; absent when none),
  * and after a failure ff (first failure, epoch ms) and le (last error JSON).
  */
 
@@ -49,7 +49,7 @@ for item = 1, tonumber(ARGV[4]) do
     for m = first, last, 4 do
       if due == 0 then
         redis.call('XADD', P .. ':q:' .. group, '*', 'i', ARGV[m], 't', ARGV[m + 1], 'h', ARGV[m + 2],
-          'b', ARGV[m + 3], 'a', '0')
+          'b', ARGV[m + 3])
       else
         n = n + 1
         local token = ARGV[3] .. ':' .. n
@@ -79,7 +79,8 @@ for _, token in ipairs(due) do
   local body = redis.call('HGET', bkey, token)
   if data and body then
     local m = cjson.decode(data)
-    local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'a', m.a }
+    local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body }
+    if m.a and m.a ~= '0' then table.insert(args, 'a'); table.insert(args, m.a) end
     if m.ff then table.insert(args, 'ff'); table.insert(args, m.ff) end
     if m.le then table.insert(args, 'le'); table.insert(args, m.le) end
     redis.call('XADD', unpack(args))
@@ -203,7 +204,7 @@ local n = 0
 for i = 2, #ARGV do
   local f = fields(P .. ':dlq', ARGV[i])
   if f then
-    redis.call('XADD', P .. ':q:' .. f.g, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'a', '0')
+    redis.call('XADD', P .. ':q:' .. f.g, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b)
     redis.call('XDEL', P .. ':dlq', ARGV[i])
     n = n + 1
   end

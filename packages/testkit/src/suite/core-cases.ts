@@ -7,7 +7,7 @@ import { type SuiteContext, scale } from './context.js'
 
 /** RELIABILITY.md section A: delivery, routing, groups, ordering, limits, churn. */
 export function coreCases(ctx: () => SuiteContext, features: TransportFeatures): void {
-  it('1 roundtrip-fidelity: payloads and headers arrive byte-equal, once each', async () => {
+  it('1 roundtrip-fidelity: payloads (text or any bytes) and headers arrive byte-equal, once each', async () => {
     const c = ctx()
     const t = await c.open()
     const topic = c.unique('t')
@@ -28,6 +28,9 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     }
     const sent = Array.from({ length: 99 }, (_, i) => c.envelope({ i, ...payloads[i % 3] }, headers))
     sent.push({ ...c.envelope(null, { type: 'test.empty' }), body: new Uint8Array() })
+    // Bodies are bytes, not text: invalid UTF-8, a byte-order mark, NUL and every byte value come back unchanged.
+    const bytes = [[0xff, 0xfe, 0x00, 0x80], [0xef, 0xbb, 0xbf, 0x7b, 0x7d], Array.from({ length: 256 }, (_, i) => i)]
+    for (const body of bytes) sent.push({ ...c.envelope(null, { type: 'test.bytes' }), body: Uint8Array.from(body) })
     await c.publishAll(t, topic, sent)
     const received = new Map<string, { headers: Record<string, string>; body: Uint8Array }>()
     const sub = await c.consume(t, { group, patterns: [topic] }, async (e) => {
