@@ -1,4 +1,4 @@
-export { type BatchOutcome, type Coalescer, createCoalescer } from './batching/coalescer.js'
+export { type BatchOutcome, type Coalescer, createCoalescer, succeeded } from './batching/coalescer.js'
 export {
   type Bus,
   type BusOptions,

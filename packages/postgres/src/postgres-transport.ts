@@ -16,6 +16,7 @@ import {
   parseStoredHeaders,
   type Scheduler,
   type Settlement,
+  succeeded,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
@@ -194,7 +195,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
   async function ackBatch(claims: readonly Claim[]): Promise<BatchOutcome<void>> {
     await pool.query({ ...sql.ack, values: [claims.map((c) => c.seq), claims.map((c) => c.token)] })
-    return claims.map(() => ({ ok: true, value: undefined }))
+    return claims.map(() => succeeded)
   }
 
   async function insert(

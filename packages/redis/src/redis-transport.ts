@@ -15,6 +15,7 @@ import {
   matchesDeadLetterFilter,
   NoRouteError,
   type Scheduler,
+  succeeded,
   type TopologyAdmin,
   type Transport,
   TransportClosedError,
@@ -172,9 +173,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
         continue
       }
       return items.map((item, i) =>
-        routed[i] === 0 && item.mandatory
-          ? { ok: false, error: new NoRouteError(item.topic) }
-          : { ok: true, value: undefined },
+        routed[i] === 0 && item.mandatory ? { ok: false, error: new NoRouteError(item.topic) } : succeeded,
       )
     }
     throw new Error('Redis bindings kept changing while publishing; try again')

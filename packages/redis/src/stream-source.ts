@@ -4,6 +4,7 @@ import {
   type PullSource,
   parseStoredHeaders,
   type Settlement,
+  succeeded,
   uuidV7,
 } from '@herald/core'
 import type { Redis } from 'ioredis'
@@ -54,7 +55,7 @@ export function createStreamSource(
     async (ids) => {
       const [lowest, highest] = idRange(ids)
       await run('ack', [prefix, group, consumer, lowest, highest, ...ids])
-      return ids.map(() => ({ ok: true, value: undefined }))
+      return ids.map(() => succeeded)
     },
     { maxBatch: 500, maxConcurrent: 2 },
   )
@@ -109,6 +110,39 @@ export function createStreamSource(
     }
   }
 
+  async function settleFailed(message: RedisPulled, settlement: Exclude<Settlement, { kind: 'ack' }>) {
+    const { entryId } = message
+    const now = Date.now()
+    switch (settlement.kind) {
+      case 'release':
+        await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
+        break
+      case 'retry':
+        nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
+        wakeReaderAt(now + settlement.delayMs)
+        await run('retry', [
+          prefix,
+          group,
+          consumer,
+          entryId,
+          message.attempt,
+          now + settlement.delayMs,
+          now,
+          JSON.stringify(settlement.error),
+          uuidV7(),
+        ])
+        break
+      case 'dead-letter': {
+        // The claim that found the attempts used up delivered nothing: do not count it.
+        const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
+        const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
+        await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error])
+        break
+      }
+    }
+    held.delete(entryId)
+  }
+
   return {
     async fetch(max) {
       const now = Date.now()
@@ -152,40 +186,12 @@ export function createStreamSource(
       const entries = reply?.[0]?.[1] ?? []
       return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
     },
-    async settle(message, settlement: Settlement) {
-      const { entryId } = message
-      const now = Date.now()
-      switch (settlement.kind) {
-        case 'ack':
-          await acker.submit(entryId)
-          break
-        case 'release':
-          await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
-          break
-        case 'retry':
-          nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
-          wakeReaderAt(now + settlement.delayMs)
-          await run('retry', [
-            prefix,
-            group,
-            consumer,
-            entryId,
-            message.attempt,
-            now + settlement.delayMs,
-            now,
-            JSON.stringify(settlement.error),
-            uuidV7(),
-          ])
-          break
-        case 'dead-letter': {
-          // The claim that found the attempts used up delivered nothing: do not count it.
-          const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
-          const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
-          await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error])
-          break
-        }
-      }
-      held.delete(entryId)
+    settle(message, settlement: Settlement) {
+      if (settlement.kind !== 'ack') return settleFailed(message, settlement)
+      // The common case without an async frame of its own. The entry stops being renewed now: if the ack
+      // fails, the lease runs out and the entry is delivered again, as it would be anyway.
+      held.delete(message.entryId)
+      return acker.submit(message.entryId)
     },
     async waitForWork() {
       // fetch() already blocked in XREADGROUP; look again at once.

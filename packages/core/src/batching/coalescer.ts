@@ -18,6 +18,9 @@ interface Pending<I, R> {
 /** What a batch returns: per item, its result or its own error (one bad item need not fail the others). */
 export type BatchOutcome<R> = readonly ({ ok: true; value: R } | { ok: false; error: unknown })[]
 
+/** The outcome of an item that succeeded with nothing to return: one shared object, not one per item. */
+export const succeeded: { readonly ok: true; readonly value: undefined } = Object.freeze({ ok: true, value: undefined })
+
 export function createCoalescer<I, R>(
   execute: (items: readonly I[]) => Promise<BatchOutcome<R>>,
   options: { maxBatch: number; maxConcurrent: number },
@@ -30,8 +33,9 @@ export function createCoalescer<I, R>(
   function pump(): void {
     scheduled = false
     while (inFlight < options.maxConcurrent && queue.length > 0) {
-      const batch = queue.slice(0, options.maxBatch)
-      queue = queue.slice(batch.length)
+      // The whole queue when it fits (no copy), else its first maxBatch items.
+      const batch = queue.length <= options.maxBatch ? queue : queue.splice(0, options.maxBatch)
+      if (batch === queue) queue = []
       inFlight++
       void send(batch)
     }
