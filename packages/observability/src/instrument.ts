@@ -10,9 +10,9 @@ import {
 import {
   type Context,
   context,
+  isSpanContextValid,
   propagation,
   ROOT_CONTEXT,
-  type Span,
   SpanKind,
   SpanStatusCode,
   type TextMapGetter,
@@ -35,12 +35,11 @@ const setter: TextMapSetter<Record<string, string>> = {
   },
 }
 
-/** The envelope with the trace context of `ctx` in its headers (unchanged when no propagator is registered). */
+/** The envelope with the trace context of `ctx` in a copy of its headers (only called when a propagator is set). */
 function withTraceContext(envelope: Envelope, ctx: Context): Envelope {
-  const injected: Record<string, string> = {}
-  propagation.inject(ctx, injected, setter)
-  // No propagator registered (no SDK): the envelope goes on untouched, with no copy on the publish path.
-  return Object.keys(injected).length === 0 ? envelope : { ...envelope, headers: { ...envelope.headers, ...injected } }
+  const headers = { ...envelope.headers }
+  propagation.inject(ctx, headers, setter)
+  return { ...envelope, headers }
 }
 
 export type Outcome = 'acked' | 'retried' | 'dead_lettered'
@@ -100,14 +99,19 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     }
   }
 
-  const published = new Map<string, { inc(): void }>()
+  // Labelled children by topic, then type: prom-client hashes the label object on every call, and a joined
+  // string key would be built on every publish. Bounded by the (topic, type) pairs: the contract, not the traffic.
+  const published = new Map<string, Map<string, { inc(): void }>>()
   function publishedCounter(type: string, topic: string) {
-    const key = `${type}\n${topic}`
-    let child = published.get(key)
+    let byType = published.get(topic)
+    if (byType === undefined) {
+      byType = new Map()
+      published.set(topic, byType)
+    }
+    let child = byType.get(type)
     if (child === undefined) {
-      // Bounded by the number of (type, topic) pairs, which is the size of the contract, not of the traffic.
       child = metrics.countingChild(metrics.published, { service, type, topic })
-      published.set(key, child)
+      byType.set(type, child)
     }
     return child
   }
@@ -115,25 +119,24 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
   function instrumentHandler(group: string, retry: Parameters<typeof resolveRetryPolicy>[0], handler: Handler) {
     const policy = resolveRetryPolicy(retry)
     const debug = logger.isLevelEnabled('debug')
-    // Labelled children, looked up once per (type, outcome): prom-client hashes the label object on every call.
-    const counters = new Map<string, { inc(): void }>()
-    const histograms = new Map<string, { observe(value: number): void }>()
-    const handledCounter = (type: string, outcome: Outcome) => {
-      const key = `${type}\n${outcome}`
-      let child = counters.get(key)
-      if (child === undefined) {
-        child = metrics.countingChild(metrics.handled, { service, type, group, outcome })
-        counters.set(key, child)
+    // Labelled children, looked up once per type (one map lookup per delivery, no key built): prom-client
+    // hashes the label object on every call.
+    const byType = new Map<
+      string,
+      { readonly handled: Record<Outcome, { inc(): void }>; readonly duration: { observe(value: number): void } }
+    >()
+    const metricsFor = (type: string) => {
+      let children = byType.get(type)
+      if (children === undefined) {
+        const handled = (outcome: Outcome) => metrics.countingChild(metrics.handled, { service, type, group, outcome })
+        children = {
+          // Counted at scrape time: a label set never incremented is not exported.
+          handled: { acked: handled('acked'), retried: handled('retried'), dead_lettered: handled('dead_lettered') },
+          duration: metrics.handleDuration.labels({ service, type, group }),
+        }
+        byType.set(type, children)
       }
-      return child
-    }
-    const durationHistogram = (type: string) => {
-      let child = histograms.get(type)
-      if (child === undefined) {
-        child = metrics.handleDuration.labels({ service, type, group })
-        histograms.set(type, child)
-      }
-      return child
+      return children
     }
     const wrapped: Handler = (envelope, delivery) => {
       const headers = envelope.headers
@@ -150,48 +153,48 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
           causationId: headers[HeaderNames.causationId],
           attempt: delivery.attempt,
         })
-      return tracer.startActiveSpan(
-        `process ${delivery.topic}`,
-        { kind: SpanKind.CONSUMER },
-        parent,
-        async (span: Span) => {
-          if (span.isRecording())
-            span.setAttributes({
-              'messaging.system': system,
-              'messaging.destination.name': delivery.topic,
-              'messaging.message.id': envelope.id,
-              'messaging.operation.type': 'process',
-              'messaging.consumer.group.name': group,
-              'messaging.delivery.attempt': delivery.attempt,
-            })
-          const started = performance.now()
-          let outcome: Outcome = 'acked'
-          try {
-            await handler(envelope, delivery)
-            if (debug) log().debug('handled')
-          } catch (err) {
-            const decision = decideFailure(err, delivery.attempt, policy)
-            const message = redactSecrets(err instanceof Error ? err.message : String(err))
-            span.recordException(err as Error)
-            span.setStatus({ code: SpanStatusCode.ERROR, message })
-            if (decision.kind === 'retry') {
-              outcome = 'retried'
-              log().warn({ err: message }, 'handler failed; will retry')
-            } else {
-              outcome = 'dead_lettered'
-              metrics.deadLettered.inc({ service, group, reason: decision.reason })
-              log().error({ err: message, reason: decision.reason }, 'handler failed; dead-lettered')
-            }
-            throw err
-          } finally {
-            const seconds = (performance.now() - started) / 1_000
-            handledCounter(type, outcome).inc()
-            durationHistogram(type).observe(seconds)
-            span.setAttribute('herald.outcome', outcome)
-            span.end()
+      const span = tracer.startSpan(`process ${delivery.topic}`, { kind: SpanKind.CONSUMER }, parent)
+      if (span.isRecording())
+        span.setAttributes({
+          'messaging.system': system,
+          'messaging.destination.name': delivery.topic,
+          'messaging.message.id': envelope.id,
+          'messaging.operation.type': 'process',
+          'messaging.consumer.group.name': group,
+          'messaging.delivery.attempt': delivery.attempt,
+        })
+      const handle = async () => {
+        const started = performance.now()
+        let outcome: Outcome = 'acked'
+        try {
+          await handler(envelope, delivery)
+          if (debug) log().debug('handled')
+        } catch (err) {
+          const decision = decideFailure(err, delivery.attempt, policy)
+          const message = redactSecrets(err instanceof Error ? err.message : String(err))
+          span.recordException(err as Error)
+          span.setStatus({ code: SpanStatusCode.ERROR, message })
+          if (decision.kind === 'retry') {
+            outcome = 'retried'
+            log().warn({ err: message }, 'handler failed; will retry')
+          } else {
+            outcome = 'dead_lettered'
+            metrics.deadLettered.inc({ service, group, reason: decision.reason })
+            log().error({ err: message, reason: decision.reason }, 'handler failed; dead-lettered')
           }
-        },
-      )
+          throw err
+        } finally {
+          const seconds = (performance.now() - started) / 1_000
+          const children = metricsFor(type)
+          children.handled[outcome].inc()
+          children.duration.observe(seconds)
+          span.setAttribute('herald.outcome', outcome)
+          span.end()
+        }
+      }
+      // The handler runs with the delivery's span active, so what it publishes (and any instrumented client it
+      // calls) joins the trace. With no SDK the span is an empty placeholder and there is no context to carry.
+      return isSpanContextValid(span.spanContext()) ? context.with(trace.setSpan(parent, span), handle) : handle()
     }
     return wrapped
   }
