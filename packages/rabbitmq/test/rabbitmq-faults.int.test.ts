@@ -6,6 +6,7 @@ import {
   type History,
   pollUntil,
   type RabbitMqServer,
+  runThroughConnectionResets,
   startFaultProxy,
   startRabbitMq,
   waitFor,
@@ -246,28 +247,17 @@ describe('rabbitmq durability and broker faults', () => {
     try {
       const publisher = await open({ url })
       const consumer = await open({ url })
-      const history = createHistory()
-      await consumer.subscribe({ group: 'g', patterns: ['r.t'], maxInFlight: 20 }, async (e) => {
-        history.delivered(e.id)
-        history.completed(e.id)
+      const {
+        history,
+        resets,
+        connectionsReset,
+        retriedPublishes: retried,
+      } = await runThroughConnectionResets({
+        consumer,
+        proxy,
+        envelope,
+        publishUntilOk: (topic, batch, record, onRetry) => publishUntilOk(publisher, topic, batch, record, onRetry),
       })
-      let resets = 0
-      let connectionsReset = 0
-      let nextReset = 900
-      const stop = history.onChange(() => {
-        if (resets < 10 && history.counts.completed >= nextReset) {
-          nextReset += 900
-          resets++
-          connectionsReset += proxy.resetAll()
-        }
-      })
-      let retried = 0
-      for (let i = 0; i < 10_000; i += 50) {
-        const batch = Array.from({ length: 50 }, (_, n) => envelope(`m${i + n}`))
-        await publishUntilOk(publisher, 'r.t', batch, history, () => retried++)
-      }
-      await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
-      stop()
       // One connection per transport after the last reset: no leak.
       await pollUntil(async () => proxy.openConnections() === 2)
       const check = history.check()

@@ -6,6 +6,7 @@ import {
   pollUntil,
   type RedisProfile,
   type RedisServer,
+  runThroughConnectionResets,
   startFaultProxy,
   startRedis,
   waitFor,
@@ -296,37 +297,28 @@ describe('redis durability and broker faults', () => {
     try {
       const publisher = await open(url)
       const consumer = await open(url, { leaseMs: 2_000 })
-      const history = createHistory()
-      await consumer.subscribe({ group: 'g', patterns: ['r.t'], maxInFlight: 20 }, async (e) => {
-        history.delivered(e.id)
-        history.completed(e.id)
-      })
-      let resets = 0
-      let connectionsReset = 0
-      let nextReset = 900
-      const stop = history.onChange(() => {
-        if (resets < 10 && history.counts.completed >= nextReset) {
-          nextReset += 900
-          resets++
-          connectionsReset += proxy.resetAll()
-        }
-      })
-      let retried = 0
-      for (let i = 0; i < 10_000; i += 50) {
-        const batch = Array.from({ length: 50 }, (_, n) => envelope(`m${i + n}`))
-        for (const e of batch) history.attempted(e.id)
-        for (;;) {
-          try {
-            await publisher.publish('r.t', batch)
-            break
-          } catch {
-            retried++ // indeterminate: the same ids again
+      const {
+        history,
+        resets,
+        connectionsReset,
+        retriedPublishes: retried,
+      } = await runThroughConnectionResets({
+        consumer,
+        proxy,
+        envelope,
+        async publishUntilOk(topic, batch, record, onRetry) {
+          for (const e of batch) record.attempted(e.id)
+          for (;;) {
+            try {
+              await publisher.publish(topic, batch)
+              break
+            } catch {
+              onRetry() // indeterminate: the same ids again
+            }
           }
-        }
-        for (const e of batch) history.ok(e.id)
-      }
-      await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
-      stop()
+          for (const e of batch) record.ok(e.id)
+        },
+      })
       // Reconnected after the last reset, one connection each: the publisher's, and the consumer's two
       // (commands, blocking reads). No leak: exactly one new connection per connection reset.
       await pollUntil(async () => proxy.openConnections() === 3)

@@ -8,6 +8,11 @@ export { type PostgresServer, type StartPostgresOptions, startPostgres } from '.
 export { type PrometheusServer, startPrometheus } from './servers/prometheus.js'
 export { type RabbitMqServer, startRabbitMq } from './servers/rabbitmq.js'
 export { type RedisProfile, type RedisServer, startRedis } from './servers/redis.js'
+export {
+  type ConnectionResetRun,
+  type ConnectionResetRunOptions,
+  runThroughConnectionResets,
+} from './suite/connection-resets.js'
 export { type CrashHarness, describeConsumerCrashes } from './suite/crash-cases.js'
 export {
   describeEventStore,
