@@ -26,17 +26,18 @@ export function uuidV7(nowMs: number = Date.now()): string {
     globalThis.crypto.getRandomValues(pool)
     poolOffset = 0
   }
-  const bytes = pool.subarray(poolOffset, poolOffset + 16)
+  // The id's 16 bytes are pool[o] to pool[o + 15]: the time goes into the first six, then version and variant.
+  const o = poolOffset
   poolOffset += 16
   let ms = nowMs
   for (let i = 5; i >= 0; i--) {
-    bytes[i] = ms % 256
+    pool[o + i] = ms % 256
     ms = Math.floor(ms / 256)
   }
-  bytes[6] = 0x70 | ((bytes[6] ?? 0) & 0x0f)
-  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f)
+  pool[o + 6] = 0x70 | ((pool[o + 6] ?? 0) & 0x0f)
+  pool[o + 8] = 0x80 | ((pool[o + 8] ?? 0) & 0x3f)
   for (let i = 0; i < 16; i++) {
-    const code = 2 * (bytes[i] ?? 0)
+    const code = 2 * (pool[o + i] ?? 0)
     const position = at[i] ?? 0
     text[position] = hexCodes[code] ?? 0
     text[position + 1] = hexCodes[code + 1] ?? 0
