@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import {
+  type PulledMessage,
+  type PullSource,
+  resolveRetryPolicy,
+  type Settlement,
+  startPullConsumer,
+  uuidV7,
+} from '../src/index.js'
+
+/** Lets the event loop run `turns` times: enough for a loop with nothing to wait on to make progress. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+/** A store of `total` messages whose settlements wait until released, counting what is claimed and unsettled. */
+function slowSettlingSource(total: number) {
+  let next = 0
+  let unsettled = 0
+  let maxUnsettled = 0
+  const waiting: (() => void)[] = []
+  const settled: Settlement['kind'][] = []
+  const source: PullSource<PulledMessage> = {
+    async fetch(max) {
+      const batch: PulledMessage[] = []
+      while (batch.length < max && next < total) {
+        next++
+        batch.push({ topic: 't', attempt: 1, envelope: { id: uuidV7(), headers: {}, body: new Uint8Array() } })
+      }
+      unsettled += batch.length
+      maxUnsettled = Math.max(maxUnsettled, unsettled)
+      return batch
+    },
+    settle(_message, settlement) {
+      return new Promise<void>((resolve) => {
+        waiting.push(() => {
+          unsettled--
+          settled.push(settlement.kind)
+          resolve()
+        })
+      })
+    },
+    async waitForWork(signal) {
+      await new Promise((resolve) => (signal.aborted ? resolve(undefined) : setImmediate(resolve)))
+    },
+  }
+  return {
+    source,
+    settled,
+    get claimed() {
+      return next
+    },
+    get maxUnsettled() {
+      return maxUnsettled
+    },
+    releaseAll() {
+      for (const release of waiting.splice(0)) release()
+    },
+  }
+}
+
+describe('pull consumer', () => {
+  it('claims the next messages while earlier outcomes are still being stored, up to maxInFlight of them', async () => {
+    const store = slowSettlingSource(100)
+    let running = 0
+    let maxRunning = 0
+    let handled = 0
+    const subscription = startPullConsumer(
+      store.source,
+      async () => {
+        running++
+        maxRunning = Math.max(maxRunning, running)
+        await turns(1)
+        running--
+        handled++
+      },
+      { group: 'g', maxInFlight: 5, retry: resolveRetryPolicy(undefined), shutdownTimeoutMs: 5_000, onError: () => {} },
+    )
+    // No settlement has finished, yet handlers keep going until maxInFlight outcomes wait besides them.
+    await turns(50)
+    expect(handled).toBe(10)
+    expect(store.claimed).toBe(10)
+    expect(store.maxUnsettled).toBe(10)
+    // Releasing the stored outcomes lets the rest through, never more than 5 handlers at once.
+    while (store.settled.length < 100) {
+      store.releaseAll()
+      await turns(5)
+    }
+    expect(handled).toBe(100)
+    expect(maxRunning).toBe(5)
+    expect(store.maxUnsettled).toBe(10)
+    expect(store.settled.every((kind) => kind === 'ack')).toBe(true)
+    expect(await subscription.close()).toEqual({ drained: 0, abandoned: 0 })
+  })
+})
