@@ -297,12 +297,7 @@ describe('redis durability and broker faults', () => {
     try {
       const publisher = await open(url)
       const consumer = await open(url, { leaseMs: 2_000 })
-      const {
-        history,
-        resets,
-        connectionsReset,
-        retriedPublishes: retried,
-      } = await runThroughConnectionResets({
+      const run = await runThroughConnectionResets({
         consumer,
         proxy,
         envelope,
@@ -322,14 +317,14 @@ describe('redis durability and broker faults', () => {
       // Reconnected after the last reset, one connection each: the publisher's, and the consumer's two
       // (commands, blocking reads). No leak: exactly one new connection per connection reset.
       await pollUntil(async () => proxy.openConnections() === 3)
-      const check = history.check()
+      const check = run.history.check()
       console.log(
-        `[redis] 46 connection-resets: ${history.summary()} resets=${resets} connectionsReset=${connectionsReset} retriedPublishes=${retried} connectionsAccepted=${proxy.acceptedConnections()} open=${proxy.openConnections()}`,
+        `[redis] 46 connection-resets: ${run.summary} connectionsAccepted=${proxy.acceptedConnections()} open=${proxy.openConnections()}`,
       )
-      expect(resets).toBe(10)
+      expect(run.resets).toBe(10)
       expect(check.lost).toEqual([])
       expect(check.unexpected).toEqual([])
-      expect(proxy.acceptedConnections()).toBe(3 + connectionsReset)
+      expect(proxy.acceptedConnections()).toBe(3 + run.connectionsReset)
     } finally {
       await Promise.all(transports.splice(0).map((t) => t.close()))
       await proxy.close()

@@ -25,6 +25,8 @@ export interface ConnectionResetRunOptions {
 
 export interface ConnectionResetRun {
   readonly history: History
+  /** The history's summary and the counts below, for the test's log line. */
+  readonly summary: string
   readonly resets: number
   /** Connections the proxy cut, over all resets. */
   readonly connectionsReset: number
@@ -66,5 +68,6 @@ export async function runThroughConnectionResets(options: ConnectionResetRunOpti
   } finally {
     stop()
   }
-  return { history, resets, connectionsReset, retriedPublishes }
+  const summary = `${history.summary()} resets=${resets} connectionsReset=${connectionsReset} retriedPublishes=${retriedPublishes}`
+  return { history, summary, resets, connectionsReset, retriedPublishes }
 }
