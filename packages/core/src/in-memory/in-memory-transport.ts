@@ -187,11 +187,11 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       },
       settle(message, settlement: Settlement) {
         group.inFlight--
+        // An ack (nearly every settlement) needs nothing more, not even the time.
+        if (settlement.kind === 'ack') return
         const queued = message
         const now = Date.now()
         switch (settlement.kind) {
-          case 'ack':
-            return
           case 'release':
             queued.attempt--
             enqueue(group, queued, true)
