@@ -7,8 +7,8 @@ import type { Redis } from 'ioredis'
  * Layout for prefix P: `P:v` bindings version, `P:bindings` set of "group\npattern", `P:q:<group>` the group's
  * stream (consumer group `herald`), `P:d:<group>` its delayed messages (sorted set of tokens by due time),
  * `P:dd:<group>` and `P:db:<group>` their fields and bodies, `P:dlq` the dead-letter stream.
- * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry; absent when none),
- * and after a failure ff (first failure, epoch ms) and le (last error JSON).
+ * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry;
+ * absent when none), and after a failure ff (first failure, epoch ms) and le (last error JSON).
  */
 
 /** Shared Lua: is entry `id` of stream `key` pending for `consumer`? (A lost lease means another took it.) */

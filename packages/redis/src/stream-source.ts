@@ -110,7 +110,8 @@ export function createStreamSource(
     }
   }
 
-  async function settleFailed(message: RedisPulled, settlement: Exclude<Settlement, { kind: 'ack' }>) {
+  /** Every settlement but an ack: each is one script on this entry alone. */
+  async function settleByScript(message: RedisPulled, settlement: Exclude<Settlement, { kind: 'ack' }>) {
     const { entryId } = message
     const now = Date.now()
     switch (settlement.kind) {
@@ -187,7 +188,7 @@ export function createStreamSource(
       return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
     },
     settle(message, settlement: Settlement) {
-      if (settlement.kind !== 'ack') return settleFailed(message, settlement)
+      if (settlement.kind !== 'ack') return settleByScript(message, settlement)
       // The common case without an async frame of its own. The entry stops being renewed now: if the ack
       // fails, the lease runs out and the entry is delivered again, as it would be anyway.
       held.delete(message.entryId)

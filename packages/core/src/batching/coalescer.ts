@@ -25,7 +25,7 @@ export function createCoalescer<I, R>(
   execute: (items: readonly I[]) => Promise<BatchOutcome<R>>,
   options: { maxBatch: number; maxConcurrent: number },
 ): Coalescer<I, R> {
-  let queue: Pending<I, R>[] = []
+  const queue: Pending<I, R>[] = []
   let inFlight = 0
   let scheduled = false
   const idle: (() => void)[] = []
@@ -33,9 +33,7 @@ export function createCoalescer<I, R>(
   function pump(): void {
     scheduled = false
     while (inFlight < options.maxConcurrent && queue.length > 0) {
-      // The whole queue when it fits (no copy), else its first maxBatch items.
-      const batch = queue.length <= options.maxBatch ? queue : queue.splice(0, options.maxBatch)
-      if (batch === queue) queue = []
+      const batch = queue.splice(0, options.maxBatch)
       inFlight++
       void send(batch)
     }

@@ -247,14 +247,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       } catch (err) {
         return Promise.reject(err)
       }
-      // One group with room and nobody waiting for it (the usual case): in at once, no bookkeeping.
-      const only = targets.length === 1 ? targets[0] : undefined
-      if (only !== undefined && only.ready.length < maxQueueDepth && only.roomWaiters.length === 0) {
-        enqueueAll(only, topic, envelopes)
-        return delivered
-      }
       const publish: WaitingPublish = { targets, topic, envelopes, next: 0 }
-      // Room everywhere: done, with no promise of its own.
+      // Room everywhere (the usual case): done, with no promise of its own.
       if (deliver(publish)) return delivered
       return new Promise<void>((resolve) => {
         publish.resolve = resolve
