@@ -92,4 +92,21 @@ describe('pull consumer', () => {
     expect(store.settled.every((kind) => kind === 'ack')).toBe(true)
     expect(await subscription.close()).toEqual({ drained: 0, abandoned: 0 })
   })
+
+  it('hands the handler a delivery with nothing but the delivery on it', async () => {
+    const store = slowSettlingSource(1)
+    let seen: Record<string, unknown> | undefined
+    const subscription = startPullConsumer(
+      store.source,
+      async (_envelope, delivery) => {
+        seen = { ...delivery }
+      },
+      { group: 'g', maxInFlight: 1, retry: resolveRetryPolicy(undefined), shutdownTimeoutMs: 5_000, onError: () => {} },
+    )
+    await turns(5)
+    expect(Object.keys(seen ?? {}).sort()).toEqual(['attempt', 'group', 'signal', 'topic'])
+    expect(seen).toMatchObject({ topic: 't', group: 'g', attempt: 1 })
+    store.releaseAll()
+    expect((await subscription.close()).abandoned).toBe(0)
+  })
 })

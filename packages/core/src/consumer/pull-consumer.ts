@@ -41,6 +41,50 @@ const fetchErrorBackoffMs = 500
 const acked: Settlement = { kind: 'ack' }
 
 /**
+ * One claimed message until its outcome is stored. The handler sees it as its `Delivery`: the message and the
+ * consumer's bookkeeping are private fields, so logging or spreading a delivery shows only the delivery.
+ */
+class Claim<M extends PulledMessage> implements Delivery {
+  readonly topic: string
+  readonly attempt: number
+  readonly #message: M
+  /** Handed back at shutdown while its handler still ran: its late outcome must not settle it again. */
+  #abandoned = false
+  /** Its place in the consumer's list of unsettled claims. */
+  #index = -1
+
+  constructor(
+    message: M,
+    readonly group: string,
+    readonly signal: AbortSignal,
+  ) {
+    this.topic = message.topic
+    this.attempt = message.attempt
+    this.#message = message
+  }
+
+  get message(): M {
+    return this.#message
+  }
+
+  get abandoned(): boolean {
+    return this.#abandoned
+  }
+
+  abandon(): void {
+    this.#abandoned = true
+  }
+
+  get index(): number {
+    return this.#index
+  }
+
+  set index(index: number) {
+    this.#index = index
+  }
+}
+
+/**
  * Runs a consumer over a pull-based store: claims only as many messages as it can start at once (so a crash
  * counts an attempt only against messages whose handler had started), runs each handler, settles the outcome
  * through the shared failure model, and on `close()` drains running handlers or abandons them after the timeout.
@@ -53,10 +97,13 @@ export function startPullConsumer<M extends PulledMessage>(
   const stopping = new AbortController()
   // One signal for every delivery of this consumer: it aborts only when shutdown abandons what is still running.
   const abandon = new AbortController()
-  // Every claimed message until it is settled; `handlers` counts those whose handler still runs.
-  const running = new Map<M, { abandoned: boolean; done: Promise<void> | undefined }>()
+  // Every claimed message until it is settled, in no order (removal swaps in the last one: no hashing, no
+  // shifting); `handlers` counts those whose handler still runs.
+  const unsettled: Claim<M>[] = []
   let handlers = 0
+  // Wakes the claiming loop when a handler returns, and shutdown when the last outcome is stored.
   let slotFreed: (() => void) | undefined
+  let allSettled: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
 
   async function settleSafely(message: M, settlement: Settlement): Promise<void> {
@@ -67,60 +114,75 @@ export function startPullConsumer<M extends PulledMessage>(
     }
   }
 
-  async function run(message: M, delivery: Delivery, entry: { abandoned: boolean }): Promise<void> {
-    let handling = true
-    try {
-      let settlement: Settlement
-      if (message.attempt > options.retry.maxAttempts) {
-        // Earlier deliveries ended without an outcome (the consumer crashed or lost its lease): stop here.
-        settlement = { kind: 'dead-letter', reason: 'max_deliveries_exceeded', error: undefined }
-      } else {
-        try {
-          await handler(message.envelope, delivery)
-          settlement = acked
-        } catch (err) {
-          settlement = decideFailure(err, message.attempt, options.retry)
-        }
-      }
-      // The handler's slot is free once it returns: the next claim overlaps this settlement (one round trip, or
-      // one shared commit, instead of two in a row). The settlement still counts against the unsettled limit.
-      handling = false
-      handlers--
-      slotFreed?.()
-      // An abandoned message was already handed back at shutdown; its late outcome must not settle it twice.
-      if (entry.abandoned) return
-      try {
-        const settling = source.settle(message, settlement)
-        if (settling !== undefined) await settling
-      } catch (err) {
-        options.onError(err)
-      }
-    } finally {
-      if (handling) handlers--
-      running.delete(message)
-      slotFreed?.()
+  // Runs the handler. No async function per message: a promise chain on the handler's own promise is the only
+  // allocation the wait needs.
+  function start(message: M): void {
+    const claim = new Claim(message, options.group, abandon.signal)
+    claim.index = unsettled.length
+    unsettled.push(claim)
+    handlers++
+    if (message.attempt > options.retry.maxAttempts) {
+      // Earlier deliveries ended without an outcome (the consumer crashed or lost its lease): stop here.
+      handled(claim, { kind: 'dead-letter', reason: 'max_deliveries_exceeded', error: undefined })
+      return
     }
+    let handling: Promise<void>
+    try {
+      handling = handler(message.envelope, claim)
+    } catch (err) {
+      handled(claim, decideFailure(err, message.attempt, options.retry))
+      return
+    }
+    Promise.resolve(handling).then(
+      () => handled(claim, acked),
+      (err: unknown) => handled(claim, decideFailure(err, message.attempt, options.retry)),
+    )
   }
 
-  function start(message: M): void {
-    const delivery: Delivery = {
-      topic: message.topic,
-      group: options.group,
-      attempt: message.attempt,
-      signal: abandon.signal,
+  function handled(claim: Claim<M>, settlement: Settlement): void {
+    // The handler's slot is free once it returns: the next claim overlaps this settlement (one round trip, or
+    // one shared commit, instead of two in a row). The settlement still counts against the unsettled limit.
+    handlers--
+    slotFreed?.()
+    // An abandoned message was already handed back at shutdown.
+    if (claim.abandoned) return
+    let settling: Promise<void> | void
+    try {
+      settling = source.settle(claim.message, settlement)
+    } catch (err) {
+      options.onError(err)
     }
-    const entry: { abandoned: boolean; done: Promise<void> | undefined } = { abandoned: false, done: undefined }
-    // Registered before it runs: a run that settles without awaiting (a source that settles in memory) removes
-    // its entry before `run` returns.
-    running.set(message, entry)
-    handlers++
-    entry.done = run(message, delivery, entry)
+    if (settling === undefined) settled(claim)
+    else
+      settling.then(
+        () => settled(claim),
+        (err: unknown) => {
+          options.onError(err)
+          settled(claim)
+        },
+      )
+  }
+
+  function settled(claim: Claim<M>): void {
+    // Shutdown already took an abandoned claim off the list.
+    if (claim.abandoned) return
+    forget(claim)
+    slotFreed?.()
+    if (unsettled.length === 0) allSettled?.()
+  }
+
+  function forget(claim: Claim<M>): void {
+    const last = unsettled.pop()!
+    if (last !== claim) {
+      unsettled[claim.index] = last
+      last.index = claim.index
+    }
   }
 
   async function loop(): Promise<void> {
     while (!stopping.signal.aborted) {
       // At most maxInFlight handlers at once, and at most as many settlements again still on their way.
-      const free = Math.min(options.maxInFlight - handlers, 2 * options.maxInFlight - running.size)
+      const free = Math.min(options.maxInFlight - handlers, 2 * options.maxInFlight - unsettled.length)
       if (free <= 0) {
         await new Promise<void>((resolve) => {
           slotFreed = resolve
@@ -155,27 +217,27 @@ export function startPullConsumer<M extends PulledMessage>(
   async function shutdown(): Promise<CloseReport> {
     stopping.abort()
     // No handler starts after this point: the loop hands back anything it fetches from now on.
-    const entries = [...running.entries()]
+    const inFlight = unsettled.length
     slotFreed?.()
     await looping
-    const allDone = Promise.all(entries.map(([, e]) => e.done))
+    const allDone = new Promise<boolean>((resolve) => {
+      allSettled = () => resolve(false)
+      if (unsettled.length === 0) resolve(false)
+    })
     const timeout = new AbortController()
-    const timedOut = await Promise.race([
-      allDone.then(() => false),
-      sleep(options.shutdownTimeoutMs, timeout.signal).then(() => true),
-    ])
+    const timedOut = await Promise.race([allDone, sleep(options.shutdownTimeoutMs, timeout.signal).then(() => true)])
     timeout.abort()
     let abandoned = 0
     if (timedOut) {
       abandon.abort()
-      for (const [message, entry] of running) {
-        entry.abandoned = true
+      for (const claim of unsettled.splice(0)) {
+        claim.abandon()
         abandoned++
-        await settleSafely(message, { kind: 'release' })
+        await settleSafely(claim.message, { kind: 'release' })
       }
     }
     options.onClosed?.()
-    return { drained: entries.length - abandoned, abandoned }
+    return { drained: inFlight - abandoned, abandoned }
   }
 
   return {

@@ -19,8 +19,10 @@ export interface InMemoryTransportOptions {
   /** Called with errors the consumers survived. Default: ignore. */
   readonly onError?: (err: unknown) => void
   /**
-   * Messages a group may hold waiting; a publish to a full group waits for room (backpressure), so memory stays
-   * bounded when publishers outrun consumers. Default 10,000.
+   * Messages a group may hold waiting before publishers are held back: a publish that takes a group past this
+   * bound is queued, but its promise resolves only once the group is back within it. A publisher that awaits its
+   * publishes (as every caller should) then holds at most its own unawaited publishes above the bound, so memory
+   * stays bounded when publishers outrun consumers. Default 10,000.
    */
   readonly maxQueueDepth?: number
 }
@@ -49,21 +51,11 @@ interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
-  /** Publishes waiting for room in `ready`, first come first served. */
-  roomWaiters: Deque<WaitingPublish>
+  /** While `ready` is over the bound: resolves, for every publish held back, once it is within it again. */
+  room: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   inFlight: number
   /** Delayed publishes and retries on a timer, not yet in `ready`. */
   scheduled: number
-}
-
-/** A publish on its way through its target groups; one object, no closures, while it waits for room. */
-interface WaitingPublish {
-  readonly targets: readonly GroupState[]
-  readonly topic: string
-  readonly envelopes: readonly Envelope[]
-  /** The next target group to enqueue into. */
-  next: number
-  resolve?: () => void
 }
 
 const delivered: Promise<void> = Promise.resolve()
@@ -95,7 +87,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         patterns: new Map(),
         ready: createDeque(),
         wake: createWakeSignal(),
-        roomWaiters: createDeque(),
+        room: undefined,
         inFlight: 0,
         scheduled: 0,
       }
@@ -136,44 +128,41 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   }
 
   /**
-   * Enqueues into every target group from `publish.next` on. Returns false when a group is full (or others wait
-   * for it): the publish then waits in that group's line and `makeRoom` carries it on.
+   * Enqueues into every target group. Returns what the publisher waits for: nothing while every group is within
+   * its bound, else the room of each group it took past it. The messages are queued either way; holding back the
+   * publisher (one shared promise per full group, nothing per publish) is what keeps memory bounded.
    */
-  function deliver(publish: WaitingPublish): boolean {
-    const { targets, topic, envelopes } = publish
-    for (; publish.next < targets.length; publish.next++) {
-      const group = targets[publish.next]!
-      if ((group.ready.length >= maxQueueDepth || group.roomWaiters.length > 0) && !closed) {
-        group.roomWaiters.push(publish)
-        return false
-      }
-      enqueueAll(group, topic, envelopes)
-    }
-    return true
-  }
-
-  function enqueueAll(group: GroupState, topic: string, envelopes: readonly Envelope[]): void {
+  function deliver(targets: readonly GroupState[], topic: string, envelopes: readonly Envelope[]): Promise<void> {
+    let wait: Promise<void> | undefined
     const now = Date.now()
-    for (const envelope of envelopes)
-      enqueue(group, { envelope, topic, attempt: 0, firstFailedAt: undefined, dueSince: now })
-  }
-
-  /** Admits as many waiting publishers as there is room for, oldest first (not all of them to fight over it). */
-  function makeRoom(group: GroupState): void {
-    let room = maxQueueDepth - group.ready.length
-    while (room > 0 || closed) {
-      const waiting = group.roomWaiters.shift()
-      if (waiting === undefined) return
-      room -= waiting.envelopes.length
-      admit(group, waiting)
+    for (const group of targets) {
+      for (const envelope of envelopes)
+        enqueue(group, { envelope, topic, attempt: 0, firstFailedAt: undefined, dueSince: now })
+      if (group.ready.length > maxQueueDepth && !closed) {
+        const room = roomIn(group)
+        wait = wait === undefined ? room : Promise.all([wait, room]).then(() => {})
+      }
     }
+    return wait ?? delivered
   }
 
-  /** Puts a waiting publish into the group it waited for, then on into its remaining groups. */
-  function admit(group: GroupState, waiting: WaitingPublish): void {
-    enqueueAll(group, waiting.topic, waiting.envelopes)
-    waiting.next++
-    if (deliver(waiting)) waiting.resolve?.()
+  function roomIn(group: GroupState): Promise<void> {
+    if (group.room === undefined) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => {
+        resolve = r
+      })
+      group.room = { promise, resolve }
+    }
+    return group.room.promise
+  }
+
+  /** Lets the publishers held back by a group carry on once it is within its bound, or at once with `always`. */
+  function releasePublishers(group: GroupState, always = false): void {
+    if (group.room !== undefined && (always || group.ready.length <= maxQueueDepth)) {
+      group.room.resolve()
+      group.room = undefined
+    }
   }
 
   function sourceFor(name: string, group: GroupState): PullSource<InMemoryPulled> {
@@ -181,7 +170,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       async fetch(max) {
         const taken = group.ready.take(max)
         group.inFlight += taken.length
-        makeRoom(group)
+        releasePublishers(group)
         for (const queued of taken) queued.attempt++
         return taken
       },
@@ -247,12 +236,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       } catch (err) {
         return Promise.reject(err)
       }
-      const publish: WaitingPublish = { targets, topic, envelopes, next: 0 }
-      // Room everywhere (the usual case): done, with no promise of its own.
-      if (deliver(publish)) return delivered
-      return new Promise<void>((resolve) => {
-        publish.resolve = resolve
-      })
+      return deliver(targets, topic, envelopes)
     },
 
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
@@ -260,7 +244,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       for (const group of targets) group.scheduled += envelopes.length
       later(deliverAt - Date.now(), () => {
         for (const group of targets) group.scheduled -= envelopes.length
-        deliver({ targets, topic, envelopes, next: 0 })
+        // Nobody awaits a scheduled delivery: it joins the queue even past the bound, as it was held in memory anyway.
+        void deliver(targets, topic, envelopes)
       })
     },
 
@@ -283,8 +268,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       await Promise.all([...subscriptions].map((s) => s.close()))
       for (const timer of timers) clearTimeout(timer)
       timers.clear()
-      // Publishers still waiting for room complete (into a transport that delivers no more).
-      for (const group of groups.values()) makeRoom(group)
+      // Publishers still held back complete (into a transport that delivers no more).
+      for (const group of groups.values()) releasePublishers(group, true)
     },
 
     injectRaw(groupName, topic, envelope) {
@@ -328,8 +313,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       const group = groups.get(name)
       groups.delete(name)
       routes.clear()
-      if (group !== undefined)
-        for (const waiting of group.roomWaiters.take(Number.MAX_SAFE_INTEGER)) admit(group, waiting)
+      // Nobody will drain a deleted group: publishers it held back carry on.
+      if (group !== undefined) releasePublishers(group, true)
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
