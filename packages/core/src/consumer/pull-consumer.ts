@@ -151,6 +151,8 @@ export function startPullConsumer<M extends PulledMessage>(
       settling = source.settle(claim.message, settlement)
     } catch (err) {
       options.onError(err)
+      settled(claim)
+      return
     }
     if (settling === undefined) settled(claim)
     else
