@@ -221,7 +221,7 @@ export function createBus(options: BusOptions): Bus {
     parent: Message<unknown> | undefined,
   ): Promise<string> {
     const prepared = await prepare(contract, data, publishOptions, parent)
-    await sendPrepared(transport, prepared)
+    await sendPrepared(transport, prepared, { withinHandler: parent !== undefined })
     const { topic, envelope } = prepared
     const audit = options.audit
     if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {

@@ -1,15 +1,21 @@
 import type { PreparedMessage } from './bus.js'
 import { isScheduler } from './capabilities.js'
 import { HeraldError } from './errors.js'
-import type { Transport } from './transport.js'
+import type { PublishOptions, Transport } from './transport.js'
 
 /**
  * Hands a prepared message to a transport: published now, or scheduled when it is due later. A transport that
  * cannot delay gets a clear error rather than an early delivery.
  */
-export async function sendPrepared(transport: Transport, message: PreparedMessage): Promise<void> {
+export async function sendPrepared(
+  transport: Transport,
+  message: PreparedMessage,
+  { withinHandler = false }: Pick<PublishOptions, 'withinHandler'> = {},
+): Promise<void> {
   const { topic, envelope, deliverAt } = message
-  const options = { mandatory: message.mandatory }
+  const options: PublishOptions = withinHandler
+    ? { mandatory: message.mandatory, withinHandler }
+    : { mandatory: message.mandatory }
   if (deliverAt === undefined || deliverAt <= Date.now()) {
     await transport.publish(topic, [envelope], options)
   } else if (isScheduler(transport)) {

@@ -4,6 +4,12 @@ import type { RetryPolicyInput } from './retry-policy.js'
 export interface PublishOptions {
   /** Reject with `NoRouteError` (and store nothing) when no group is bound to the topic. Commands use it. */
   readonly mandatory?: boolean
+  /**
+   * Published by a handler while it handles a message. A transport that holds publishers back while consumers
+   * catch up (the in-memory one) lets such a publish through: its handler's own consumer may be the one that has
+   * to make room, and would otherwise wait for itself.
+   */
+  readonly withinHandler?: boolean
 }
 
 /** What a consumer asks of a transport. Bindings of a group outlive its consumers: messages wait for the next one. */

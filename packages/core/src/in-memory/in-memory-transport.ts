@@ -20,9 +20,12 @@ export interface InMemoryTransportOptions {
   readonly onError?: (err: unknown) => void
   /**
    * Messages a group may hold waiting before publishers are held back: a publish that takes a group past this
-   * bound is queued, but its promise resolves only once the group is back within it. A publisher that awaits its
-   * publishes (as every caller should) then holds at most its own unawaited publishes above the bound, so memory
-   * stays bounded when publishers outrun consumers. Default 10,000.
+   * mark is queued, but its promise resolves only once the group is back within it. A publisher that awaits its
+   * publishes (as every caller should) then holds at most its own unawaited publishes above the mark, so memory
+   * stays bounded when publishers outrun consumers. Publishers are held back only while the group has a consumer
+   * (with none, nothing would make room), and never for a publish made by a handler (`withinHandler`).
+   * Default 1,000: enough to keep any consumer busy; a deeper queue only adds latency, and messages that wait
+   * longer outlive the young generation and cost the garbage collector (docs/decisions/0011).
    */
   readonly maxQueueDepth?: number
 }
@@ -51,9 +54,11 @@ interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
   readonly wake: WakeSignal
-  /** While `ready` is over the bound: resolves, for every publish held back, once it is within it again. */
+  /** While `ready` is past the mark: resolves, for every publish held back, once it is within it again. */
   room: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   inFlight: number
+  /** Consumers running: publishers are held back only while there is one to wait for. */
+  consumers: number
   /** Delayed publishes and retries on a timer, not yet in `ready`. */
   scheduled: number
 }
@@ -68,7 +73,7 @@ type InMemoryPulled = QueuedMessage & PulledMessage
  */
 export function createInMemoryTransport(options: InMemoryTransportOptions = {}): InMemoryTransport {
   const onError = options.onError ?? (() => {})
-  const maxQueueDepth = options.maxQueueDepth ?? 10_000
+  const maxQueueDepth = options.maxQueueDepth ?? 1_000
   if (!(Number.isInteger(maxQueueDepth) && maxQueueDepth > 0)) {
     throw new ConfigurationError('maxQueueDepth', 'must be a positive integer')
   }
@@ -89,6 +94,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         wake: createWakeSignal(),
         room: undefined,
         inFlight: 0,
+        consumers: 0,
         scheduled: 0,
       }
       groups.set(name, group)
@@ -129,16 +135,21 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
 
   /**
    * Enqueues into every target group. Returns what the publisher waits for: nothing while every group is within
-   * its bound, else the room of each group it took past it. The messages are queued either way; holding back the
+   * its mark, else the room of each group it took past it. The messages are queued either way; holding back the
    * publisher (one shared promise per full group, nothing per publish) is what keeps memory bounded.
    */
-  function deliver(targets: readonly GroupState[], topic: string, envelopes: readonly Envelope[]): Promise<void> {
+  function deliver(
+    targets: readonly GroupState[],
+    topic: string,
+    envelopes: readonly Envelope[],
+    holdBack: boolean,
+  ): Promise<void> {
     let wait: Promise<void> | undefined
     const now = Date.now()
     for (const group of targets) {
       for (const envelope of envelopes)
         enqueue(group, { envelope, topic, attempt: 0, firstFailedAt: undefined, dueSince: now })
-      if (group.ready.length > maxQueueDepth && !closed) {
+      if (holdBack && group.ready.length > maxQueueDepth && group.consumers > 0 && !closed) {
         const room = roomIn(group)
         wait = wait === undefined ? room : Promise.all([wait, room]).then(() => {})
       }
@@ -157,7 +168,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     return group.room.promise
   }
 
-  /** Lets the publishers held back by a group carry on once it is within its bound, or at once with `always`. */
+  /** Lets the publishers held back by a group carry on once it is within its mark, or at once with `always`. */
   function releasePublishers(group: GroupState, always = false): void {
     if (group.room !== undefined && (always || group.ready.length <= maxQueueDepth)) {
       group.room.resolve()
@@ -236,7 +247,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       } catch (err) {
         return Promise.reject(err)
       }
-      return deliver(targets, topic, envelopes)
+      return deliver(targets, topic, envelopes, publishOptions?.withinHandler !== true)
     },
 
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
@@ -244,8 +255,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       for (const group of targets) group.scheduled += envelopes.length
       later(deliverAt - Date.now(), () => {
         for (const group of targets) group.scheduled -= envelopes.length
-        // Nobody awaits a scheduled delivery: it joins the queue even past the bound, as it was held in memory anyway.
-        void deliver(targets, topic, envelopes)
+        // Nobody awaits a scheduled delivery: it joins the queue even past the mark, as it was held in memory anyway.
+        void deliver(targets, topic, envelopes, false)
       })
     },
 
@@ -253,10 +264,15 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       if (closed) throw new TransportClosedError('in-memory')
       const group = ensureGroup(spec.group)
       bind(group, spec.patterns)
+      group.consumers++
       const subscription = startPullConsumer(
         sourceFor(spec.group, group),
         handler,
-        pullConsumerOptions(spec, onError, () => subscriptions.delete(subscription)),
+        pullConsumerOptions(spec, onError, () => {
+          subscriptions.delete(subscription)
+          // The last consumer gone: nobody will make room, so publishers it held back carry on.
+          if (--group.consumers === 0) releasePublishers(group, true)
+        }),
       )
       subscriptions.add(subscription)
       return subscription
