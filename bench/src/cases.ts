@@ -8,7 +8,7 @@ import {
   rawSqliteEventAppend,
   rawSqliteEventRead,
 } from './cases/event-store.js'
-import { heraldInMemory, rawEventEmitter } from './cases/in-memory.js'
+import { heraldInMemory, heraldInMemoryOver, rawEventEmitter, rawEventEmitterOver } from './cases/in-memory.js'
 import {
   bareInMemory,
   bareSqlite,
@@ -30,7 +30,14 @@ import {
   rawRabbitMqPublish,
 } from './cases/rabbitmq.js'
 import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
-import { heraldSqlite, heraldSqliteLatency, rawSqlite, rawSqliteLatency } from './cases/sqlite.js'
+import {
+  heraldSqlite,
+  heraldSqliteLatency,
+  heraldSqliteOver,
+  rawSqlite,
+  rawSqliteLatency,
+  rawSqliteOver,
+} from './cases/sqlite.js'
 import type { BenchSide } from './measure.js'
 
 /** Each benchmark: Herald's side and the raw client's side, run in separate processes in the same session. */
@@ -41,6 +48,8 @@ export interface BenchCase {
   readonly raw: string
   readonly herald: BenchSide
   readonly baseline: BenchSide
+  /** Long runs: one run per side, no warm-up (the first tenth of the messages is the warm-up of their measure). */
+  readonly once?: boolean
 }
 
 export const benchCases: readonly BenchCase[] = [
@@ -190,5 +199,21 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'the same transport without metrics and logging (no OpenTelemetry SDK in either)',
     herald: metricsOnlySqlite,
     baseline: bareSqlite,
+  },
+  {
+    bench: 'rss-over-1m',
+    transport: 'in-memory',
+    raw: 'EventEmitter + awaited async handler',
+    herald: heraldInMemoryOver(1_000_000),
+    baseline: rawEventEmitterOver(1_000_000),
+    once: true,
+  },
+  {
+    bench: 'rss-over-1m',
+    transport: 'sqlite',
+    raw: 'better-sqlite3 batched queue',
+    herald: heraldSqliteOver(1_000_000),
+    baseline: rawSqliteOver(1_000_000),
+    once: true,
   },
 ]

@@ -57,14 +57,17 @@ for (const { c, i } of selected) {
     ...(raw.p50Ms === undefined ? {} : { raw_p50_ms: raw.p50Ms, raw_p99_ms: raw.p99Ms }),
     herald_peak_rss_mb: herald.peakRssMb,
     raw_peak_rss_mb: raw.peakRssMb,
+    // Memory over a long run: RSS at the end less RSS at the first tenth of the messages.
+    ...(c.once ? { herald_rss_growth_mb: herald.rssGrowthMb, raw_rss_growth_mb: raw.rssGrowthMb } : {}),
   }
   if (args.json) process.stdout.write(`${JSON.stringify(line)}\n`)
   else {
     const latency =
       line.p50_ms === undefined ? '' : `  p50 ${line.p50_ms} ms, p99 ${line.p99_ms} ms (raw p99 ${line.raw_p99_ms} ms)`
+    const growth = c.once ? `, RSS growth after the first tenth ${herald.rssGrowthMb} MB vs ${raw.rssGrowthMb} MB` : ''
     process.stdout.write(
       `${c.bench} ${c.transport}: Herald ${line.herald_per_s}/s vs ${c.raw} ${line.raw_per_s}/s = ${line.ratio}x${latency}  ` +
-        `peak RSS ${line.herald_peak_rss_mb} MB vs ${line.raw_peak_rss_mb} MB\n`,
+        `peak RSS ${line.herald_peak_rss_mb} MB vs ${line.raw_peak_rss_mb} MB${growth}\n`,
     )
   }
 }

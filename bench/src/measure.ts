@@ -4,6 +4,8 @@ export interface Measurement {
   readonly perSecond: number
   readonly p50Ms?: number
   readonly p99Ms?: number
+  /** RSS at the end of the run less RSS when a tenth of its messages were handled (the heap had warmed up). */
+  readonly rssGrowthMb?: number
 }
 
 export type BenchSide = () => Promise<Measurement>
@@ -20,20 +22,40 @@ export function latencies(samples: number[]): { p50Ms: number; p99Ms: number } {
 
 export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
 
-/** Resolves when `count()` reaches `target`, checked after each handler via `notify`. */
-export function counter(target: number): { hit(): void; readonly done: Promise<void>; readonly count: number } {
+const rssMb = (): number => process.memoryUsage.rss() / 2 ** 20
+
+/**
+ * Counts handled messages; `done` resolves when the count reaches `target`. It also notes RSS when a tenth of
+ * them are handled and again at the end, for `rssGrowthMb`.
+ */
+export function counter(target: number): {
+  hit(): void
+  readonly done: Promise<void>
+  readonly count: number
+  readonly rssGrowthMb: number
+} {
   let count = 0
+  let rssAtTenth = 0
+  let rssAtEnd = 0
+  const tenth = Math.max(1, Math.floor(target / 10))
   let resolve!: () => void
   const done = new Promise<void>((r) => {
     resolve = r
   })
   return {
     hit() {
-      if (++count === target) resolve()
+      if (++count === tenth) rssAtTenth = rssMb()
+      if (count === target) {
+        rssAtEnd = rssMb()
+        resolve()
+      }
     },
     done,
     get count() {
       return count
+    },
+    get rssGrowthMb() {
+      return round(rssAtEnd - rssAtTenth, 1)
     },
   }
 }
@@ -69,7 +91,7 @@ export async function heraldThroughput(transport: Transport, total: number, wind
   await sub.close()
   const seconds = (performance.now() - started) / 1_000
   await transport.close()
-  return { perSecond: total / seconds }
+  return { perSecond: total / seconds, rssGrowthMb: done.rssGrowthMb }
 }
 
 /** Publishes `total` messages at `ratePerSecond`, in ticks of 5 ms, calling `send` with the batch of each tick. */

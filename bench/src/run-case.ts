@@ -3,13 +3,18 @@
  * as JSON. Disk-bound figures vary from run to run on a shared machine; the median damps that.
  */
 import { benchCases } from './cases.js'
+import type { Measurement } from './measure.js'
 
 const [index, side] = process.argv.slice(2)
 const benchCase = benchCases[Number(index)]
 if (!benchCase || (side !== 'herald' && side !== 'raw')) throw new Error(`usage: run-case <index> herald|raw`)
 const run = side === 'herald' ? benchCase.herald : benchCase.baseline
-await run() // warm-up: JIT, page cache, native module load
-const runs = [await run(), await run(), await run()].sort((a, b) => a.perSecond - b.perSecond)
-const measurement = runs[1]!
+let measurement: Measurement
+if (benchCase.once) measurement = await run()
+else {
+  await run() // warm-up: JIT, page cache, native module load
+  const runs = [await run(), await run(), await run()].sort((a, b) => a.perSecond - b.perSecond)
+  measurement = runs[1]!
+}
 const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024)
 process.stdout.write(`${JSON.stringify({ ...measurement, peakRssMb })}\n`)

@@ -2,48 +2,54 @@ import { EventEmitter } from 'node:events'
 import { createInMemoryTransport, uuidV7 } from '@herald/core'
 import { type BenchSide, counter, publishInWindows } from '../measure.js'
 
-const messages = 200_000
 const window = 1_000
 const encoder = new TextEncoder()
 
 async function handle(_payload: unknown): Promise<void> {}
 
 /** Herald's in-memory transport, end to end: publish, route, deliver to an async handler, ack. */
-export const heraldInMemory: BenchSide = async () => {
-  const transport = createInMemoryTransport()
-  const done = counter(messages)
-  await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
-    await handle(envelope)
-    done.hit()
-  })
-  const started = performance.now()
-  await publishInWindows(transport, messages, window)
-  await done.done
-  const seconds = (performance.now() - started) / 1_000
-  await transport.close()
-  return { perSecond: messages / seconds }
-}
+export const heraldInMemoryOver =
+  (messages: number): BenchSide =>
+  async () => {
+    const transport = createInMemoryTransport()
+    const done = counter(messages)
+    await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
+      await handle(envelope)
+      done.hit()
+    })
+    const started = performance.now()
+    await publishInWindows(transport, messages, window)
+    await done.done
+    const seconds = (performance.now() - started) / 1_000
+    await transport.close()
+    return { perSecond: messages / seconds, rssGrowthMb: done.rssGrowthMb }
+  }
 
 /** The baseline: an EventEmitter whose listener awaits an async handler, each emit awaited. */
-export const rawEventEmitter: BenchSide = async () => {
-  const emitter = new EventEmitter()
-  const done = counter(messages)
-  emitter.on('message', (payload: unknown, ack: () => void) => {
-    void handle(payload).then(() => {
-      done.hit()
-      ack()
+export const rawEventEmitterOver =
+  (messages: number): BenchSide =>
+  async () => {
+    const emitter = new EventEmitter()
+    const done = counter(messages)
+    emitter.on('message', (payload: unknown, ack: () => void) => {
+      void handle(payload).then(() => {
+        done.hit()
+        ack()
+      })
     })
-  })
-  const body = encoder.encode('{"n":1}')
-  const started = performance.now()
-  for (let sent = 0; sent < messages; sent += window) {
-    const batch: Promise<void>[] = []
-    for (let i = 0; i < window; i++) {
-      const message = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
-      batch.push(new Promise<void>((ack) => emitter.emit('message', message, ack)))
+    const body = encoder.encode('{"n":1}')
+    const started = performance.now()
+    for (let sent = 0; sent < messages; sent += window) {
+      const batch: Promise<void>[] = []
+      for (let i = 0; i < window; i++) {
+        const message = { id: uuidV7(), headers: { type: 'bench.tick' }, body }
+        batch.push(new Promise<void>((ack) => emitter.emit('message', message, ack)))
+      }
+      await Promise.all(batch)
     }
-    await Promise.all(batch)
+    await done.done
+    return { perSecond: messages / ((performance.now() - started) / 1_000), rssGrowthMb: done.rssGrowthMb }
   }
-  await done.done
-  return { perSecond: messages / ((performance.now() - started) / 1_000) }
-}
+
+export const heraldInMemory = heraldInMemoryOver(200_000)
+export const rawEventEmitter = rawEventEmitterOver(200_000)

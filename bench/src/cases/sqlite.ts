@@ -7,6 +7,7 @@ import Database from 'better-sqlite3'
 import {
   atFixedRate,
   type BenchSide,
+  counter,
   heraldLatency,
   heraldThroughput,
   latencies,
@@ -14,7 +15,6 @@ import {
   sinceSent,
 } from '../measure.js'
 
-const messages = 30_000
 const window = 1_000
 const encoder = new TextEncoder()
 
@@ -24,12 +24,14 @@ function tempDb(): { path: string; cleanup(): void } {
 }
 
 /** Herald on SQLite, durable (WAL, synchronous=FULL): publish confirmed, delivered, handled, acked. */
-export const heraldSqlite: BenchSide = async () => {
-  const db = tempDb()
-  const measured = await heraldThroughput(createSqliteTransport({ path: db.path }), messages, window)
-  db.cleanup()
-  return measured
-}
+export const heraldSqliteOver =
+  (messages: number): BenchSide =>
+  async () => {
+    const db = tempDb()
+    const measured = await heraldThroughput(createSqliteTransport({ path: db.path }), messages, window)
+    db.cleanup()
+    return measured
+  }
 
 /** Latency at a fixed 2,000 msg/s, publish call to handler start. */
 export const heraldSqliteLatency: BenchSide = async () => {
@@ -99,30 +101,36 @@ async function rawConsumer(queue: RawQueue, total: number, wait: () => Promise<v
   }
 }
 
-export const rawSqlite: BenchSide = async () => {
-  const db = tempDb()
-  const queue = openRawQueue(db.path)
-  const body = encoder.encode('{"n":1}')
-  const started = performance.now()
-  const wake = createWakeSignal()
-  const never = new AbortController().signal
-  const consuming = rawConsumer(
-    queue,
-    messages,
-    () => wake.wait(50, never),
-    () => {},
-  )
-  for (let sent = 0; sent < messages; sent += window) {
-    queue.insert(Array.from({ length: window }, () => body))
-    wake.notify()
-    await new Promise((resolve) => setImmediate(resolve))
+export const rawSqliteOver =
+  (messages: number): BenchSide =>
+  async () => {
+    const db = tempDb()
+    const queue = openRawQueue(db.path)
+    const body = encoder.encode('{"n":1}')
+    const started = performance.now()
+    const wake = createWakeSignal()
+    const never = new AbortController().signal
+    const done = counter(messages)
+    const consuming = rawConsumer(
+      queue,
+      messages,
+      () => wake.wait(50, never),
+      () => done.hit(),
+    )
+    for (let sent = 0; sent < messages; sent += window) {
+      queue.insert(Array.from({ length: window }, () => body))
+      wake.notify()
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await consuming
+    const seconds = (performance.now() - started) / 1_000
+    queue.db.close()
+    db.cleanup()
+    return { perSecond: messages / seconds, rssGrowthMb: done.rssGrowthMb }
   }
-  await consuming
-  const seconds = (performance.now() - started) / 1_000
-  queue.db.close()
-  db.cleanup()
-  return { perSecond: messages / seconds }
-}
+
+export const heraldSqlite = heraldSqliteOver(30_000)
+export const rawSqlite = rawSqliteOver(30_000)
 
 export const rawSqliteLatency: BenchSide = async (): Promise<Measurement> => {
   const db = tempDb()
