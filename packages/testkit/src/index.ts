@@ -1,5 +1,6 @@
 export { describeTransport } from './describe-transport.js'
 export type { HarnessFactory, TransportFeatures, TransportHarness } from './harness.js'
+export { type HeapGrowth, measureHeapGrowth } from './heap-growth.js'
 export { createHistory, type History, type HistoryCheck } from './history.js'
 export { createLatch, type Latch } from './latch.js'
 export { type FaultProxy, type ProxyMode, startFaultProxy } from './servers/fault-proxy.js'

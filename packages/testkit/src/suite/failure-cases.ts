@@ -1,9 +1,10 @@
 import { PermanentError } from '@herald/core'
 import { expect, it } from 'vitest'
 import type { TransportFeatures } from '../harness.js'
+import { measureHeapGrowth } from '../heap-growth.js'
 import { createLatch } from '../latch.js'
 import { pollUntil } from '../wait-for.js'
-import { fastRetry, type SuiteContext } from './context.js'
+import { fastRetry, type SuiteContext, scale } from './context.js'
 
 /** RELIABILITY.md sections B and F: retries, backoff, dead letters, redrive, backpressure, shutdown. */
 export function failureCases(ctx: () => SuiteContext, features: TransportFeatures): void {
@@ -210,6 +211,18 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     await c.waitForCompleted(sent.map((e) => e.id))
     expect(highWater).toBe(10)
     c.report('60 slow-consumer-backpressure')
+  })
+
+  it('60m consumer-memory-is-flat: after 100,000 messages a consumer holds nothing per message', async () => {
+    const c = ctx()
+    const t = await c.open()
+    const growth = await measureHeapGrowth(t, { messages: scale(100_000), group: c.unique('g') })
+    console.log(
+      `[${t.name}] 60m consumer-memory-is-flat: live heap ${growth.warmBytes} B after the first tenth, ` +
+        `${growth.endBytes} B at the end, ${growth.bytesPerMessage.toFixed(2)} B per message`,
+    )
+    // A leak of one small object per message (an id kept in a map) is 40 B or more per message.
+    expect(growth.bytesPerMessage).toBeLessThan(4)
   })
 
   it('63 shutdown-timeout-abandons-without-loss: abandoned work is neither acked nor dead-lettered', async () => {
