@@ -221,8 +221,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
       `[${t.name}] 60m consumer-memory-is-flat: live heap ${growth.warmBytes} B after the first tenth, ` +
         `${growth.endBytes} B at the end, ${growth.bytesPerMessage.toFixed(2)} B per message`,
     )
-    // A leak of one small object per message (an id kept in a map) is 40 B or more per message.
-    expect(growth.bytesPerMessage).toBeLessThan(4)
+    // Anything kept per message costs at least 16 B (the smallest object and a reference to it; an id kept in a
+    // map is about 65). A client's one-time growth passes: RabbitMQ grew by 4.6 B per message over 100,000 and by
+    // -0.1 over 300,000.
+    expect(growth.bytesPerMessage).toBeLessThan(16)
   })
 
   it('63 shutdown-timeout-abandons-without-loss: abandoned work is neither acked nor dead-lettered', async () => {
