@@ -13,9 +13,7 @@ export async function sendPrepared(
   { withinHandler = false }: Pick<PublishOptions, 'withinHandler'> = {},
 ): Promise<void> {
   const { topic, envelope, deliverAt } = message
-  const options: PublishOptions = withinHandler
-    ? { mandatory: message.mandatory, withinHandler }
-    : { mandatory: message.mandatory }
+  const options: PublishOptions = { mandatory: message.mandatory, withinHandler }
   if (deliverAt === undefined || deliverAt <= Date.now()) {
     await transport.publish(topic, [envelope], options)
   } else if (isScheduler(transport)) {

@@ -143,7 +143,6 @@ export function startPullConsumer<M extends PulledMessage>(
     // The handler's slot is free once it returns: the next claim overlaps this settlement (one round trip, or
     // one shared commit, instead of two in a row). The settlement still counts against the unsettled limit.
     handlers--
-    slotFreed?.()
     // An abandoned message was already handed back at shutdown.
     if (claim.abandoned) return
     let settling: Promise<void> | void
@@ -154,15 +153,19 @@ export function startPullConsumer<M extends PulledMessage>(
       settled(claim)
       return
     }
-    if (settling === undefined) settled(claim)
-    else
-      settling.then(
-        () => settled(claim),
-        (err: unknown) => {
-          options.onError(err)
-          settled(claim)
-        },
-      )
+    // Settled at once (in memory): `settled` wakes the loop. Otherwise wake it now, for the handler's slot.
+    if (settling === undefined) {
+      settled(claim)
+      return
+    }
+    slotFreed?.()
+    settling.then(
+      () => settled(claim),
+      (err: unknown) => {
+        options.onError(err)
+        settled(claim)
+      },
+    )
   }
 
   function settled(claim: Claim<M>): void {
