@@ -3,16 +3,36 @@ import { defineConfig } from 'vitest/config'
 
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url))
 
+/** Test files that start a server or a browser of their own (`npm test` provisions them first). */
+const needServers = [
+  'packages/postgres/test/**/*.int.test.ts',
+  'packages/postgres/test/**/*.conformance.test.ts',
+  'packages/redis/test/**/*.test.ts',
+  'packages/rabbitmq/test/**/*.test.ts',
+  'packages/observability/test/prometheus.int.test.ts',
+  'packages/*/test/**/*.browser.int.test.ts',
+  'examples/*/test/**/*.e2e.test.ts',
+]
+const all = ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'test/**/*.test.ts']
+const unit = ['packages/core/test/**/*.test.ts', 'packages/postgres/test/topic-regex.test.ts']
+
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources of every workspace package, never a stale build.
     alias: [{ find: /^@herald\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/index.ts` }],
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     reporters: ['default'],
+    projects: [
+      // Pure logic: no disk beyond temp files, no child processes.
+      { extends: true, test: { name: 'unit', include: unit } },
+      // In-memory and SQLite conformance, crash tests, CLI, dashboard over HTTP, gateway, the one-process demos.
+      { extends: true, test: { name: 'embedded', include: all, exclude: [...unit, ...needServers] } },
+      // PostgreSQL, Redis, RabbitMQ, Prometheus and Chromium, each started by the test on free loopback ports.
+      { extends: true, test: { name: 'servers', include: needServers } },
+    ],
   },
 })

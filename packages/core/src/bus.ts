@@ -12,11 +12,10 @@ import { type Envelope, HeaderNames } from './envelope.js'
 import { ConfigurationError, poisonError } from './errors.js'
 import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
-import { immediateRetry } from './middleware/immediate-retry.js'
-import { timeout } from './middleware/timeout.js'
+import { attempts } from './middleware/attempts.js'
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.js'
 import { sendPrepared } from './send-prepared.js'
-import { applyMiddleware, type Delivery, type Handler, type Subscription, type Transport } from './transport.js'
+import type { Delivery, Handler, Subscription, Transport } from './transport.js'
 import { uuidV7 } from './uuid-v7.js'
 
 export interface PublishMessageOptions {
@@ -24,7 +23,10 @@ export interface PublishMessageOptions {
   readonly id?: string
   readonly correlationId?: string
   readonly causationId?: string
-  /** Messages with one key keep their order where the transport orders by key. */
+  /**
+   * Carried in the message's partition-key header. An outbox relay sends one key's messages in the order they were
+   * staged; consumers do not order by key yet (competing consumers may handle one key's messages in any order).
+   */
   readonly partitionKey?: string
   readonly subject?: string
   readonly headers?: Readonly<Record<string, string>>
@@ -314,10 +316,11 @@ export function createBus(options: BusOptions): Bus {
       for (const [name, state] of groups) {
         const consumer = resolveConsumer(baseConsumer, state.options)
         const patterns = [...new Set([...state.handlers.values()].map((h) => h.contract.topic))]
-        const handler = applyMiddleware(dispatcherFor(state), [
-          immediateRetry(consumer.immediateRetries, consumer.immediateRetryDelayMs),
-          timeout(consumer.handlerTimeoutMs),
-        ])
+        const handler = attempts({
+          retries: consumer.immediateRetries,
+          retryDelayMs: consumer.immediateRetryDelayMs,
+          timeoutMs: consumer.handlerTimeoutMs,
+        })(dispatcherFor(state))
         subscriptions.push(
           await transport.subscribe(
             {

@@ -112,8 +112,7 @@ export {
   type InMemoryTransportOptions,
 } from './in-memory/in-memory-transport.js'
 export { type Message, toMessage } from './message.js'
-export { immediateRetry } from './middleware/immediate-retry.js'
-export { timeout } from './middleware/timeout.js'
+export { type AttemptOptions, attempts } from './middleware/attempts.js'
 export {
   type OutboxRecord,
   type OutboxRelay,

@@ -9,7 +9,7 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((s) => s.close()))
 })
 
-it('71/55 a reader tailing by position while 8 processes-worth of writers append never skips a late commit', async () => {
+it('event-store-tail-never-skips-late-commit: a reader tailing by position while 8 processes-worth of writers append never skips a late commit', async () => {
   const schema = freshSchema('order')
   const open = async () => {
     const store = await createPostgresEventStore({ connectionString: server().url, schema })

@@ -38,7 +38,7 @@ describe('postgres faults', () => {
     await Promise.all(open.splice(0).map((t) => t.close()))
   })
 
-  it('55a pg-commit-order-gaps: rows committed out of sequence order are delivered; a rolled-back one never', async () => {
+  it('pg-commit-order-gaps: rows committed out of sequence order are delivered; a rolled-back one never', async () => {
     const schema = freshSchema('gaps')
     const publisher = await transport(schema)
     const consumer = await transport(schema, { pollIntervalMs: 5, notify: false })
@@ -68,13 +68,13 @@ describe('postgres faults', () => {
     // Prove the rolled-back row is absent rather than not yet seen: the group's queue drains to empty.
     await pollUntil(async () => (await publisher.listGroups())[0]?.depth === 0)
     const check = history.check()
-    console.log(`[postgres] 55a pg-commit-order-gaps: ${history.summary()}`)
+    console.log(`[postgres] pg-commit-order-gaps: ${history.summary()}`)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
     expect(check.definiteButDelivered).toEqual([])
   })
 
-  it('55b pg-commit-order-gaps: 50 writers x 200 messages with random commit delays, none skipped', async () => {
+  it('pg-commit-order-gaps: 50 writers x 200 messages with random commit delays, none skipped', async () => {
     const schema = freshSchema('gaps')
     const publisher = await transport(schema)
     const consumer = await transport(schema, { pollIntervalMs: 5, notify: false })
@@ -106,13 +106,13 @@ describe('postgres faults', () => {
     await pool.end()
     await waitFor(() => history.counts.completed >= history.counts.ok, history.onChange, { timeoutMs: 60_000 })
     const check = history.check()
-    console.log(`[postgres] 55b pg-commit-order-gaps: ${history.summary()}`)
+    console.log(`[postgres] pg-commit-order-gaps: ${history.summary()}`)
     expect(history.counts.ok).toBe(10_000)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
   })
 
-  it('56 pg-notify-is-only-a-hint: LISTEN connection killed 5 times, every message still delivered', async () => {
+  it('pg-notify-is-only-a-hint: LISTEN connection killed 5 times, every message still delivered', async () => {
     const schema = freshSchema('notify')
     const publisher = await transport(schema)
     const consumer = await transport(schema, { pollIntervalMs: 250 })
@@ -143,7 +143,7 @@ describe('postgres faults', () => {
     await pollUntil(async () => (await listenerCount()) === 1)
     const check = history.check()
     console.log(
-      `[postgres] 56 pg-notify-is-only-a-hint: ${history.summary()} listenerKills=${terminated} maxLatencyMs=${maxLatencyMs} pollIntervalMs=250`,
+      `[postgres] pg-notify-is-only-a-hint: ${history.summary()} listenerKills=${terminated} maxLatencyMs=${maxLatencyMs} pollIntervalMs=250`,
     )
     // Both transports listen; each kill round drops both connections.
     expect(terminated).toBeGreaterThanOrEqual(5)
@@ -161,7 +161,7 @@ describe('postgres faults', () => {
     }
   })
 
-  it('42 broker-crash-during-publish: server crashed twice mid-run, retried publishes keep their ids, none lost', async () => {
+  it('broker-crash-during-publish: server crashed twice mid-run, retried publishes keep their ids, none lost', async () => {
     const schema = freshSchema('crash42')
     const errors: unknown[] = []
     const publisher = await transport(schema, { onError: (e: unknown) => errors.push(e) })
@@ -208,7 +208,7 @@ describe('postgres faults', () => {
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
     const check = history.check()
     console.log(
-      `[postgres] 42 broker-crash-during-publish: ${history.summary()} crashes=${crashes} retriedPublishes=${indeterminate}`,
+      `[postgres] broker-crash-during-publish: ${history.summary()} crashes=${crashes} retriedPublishes=${indeterminate}`,
     )
     expect(crashes).toBe(2)
     expect(check.lost).toEqual([])

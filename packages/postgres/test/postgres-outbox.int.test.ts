@@ -59,7 +59,7 @@ describe('postgres outbox and inbox', () => {
     return transport
   }
 
-  it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent in order per key, effects once', async () => {
+  it('outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent in order per key, effects once', async () => {
     const schema = freshSchema('outbox')
     const destinationSchema = freshSchema('dest')
     const url = server().url
@@ -122,7 +122,7 @@ describe('postgres outbox and inbox', () => {
     )
     const check = history.check()
     console.log(
-      `[postgres] 66 outbox-relay-crash-between-publish-and-mark: ${history.summary()} crashes=${crashes} effects=${effects.rows[0].total}`,
+      `[postgres] outbox-relay-crash-between-publish-and-mark: ${history.summary()} crashes=${crashes} effects=${effects.rows[0].total}`,
     )
     expect(crashes).toBe(10)
     expect(check.lost).toEqual([])
@@ -136,7 +136,7 @@ describe('postgres outbox and inbox', () => {
     }
   })
 
-  it('69 inbox-idempotency: repeated and concurrent deliveries of one id have one effect; a failed attempt leaves no record', async () => {
+  it('inbox-idempotency: repeated and concurrent deliveries of one id have one effect; a failed attempt leaves no record', async () => {
     const schema = freshSchema('inbox')
     const db = await pool(20)
     const inbox = await createPostgresInbox({ pool: db, schema })
@@ -180,7 +180,7 @@ describe('postgres outbox and inbox', () => {
     await pollUntil(async () => (await rows(flaky.id)) === 100, 30_000)
     expect(attempts.get(flaky.id)).toBe(2)
     console.log(
-      `[postgres] 69 inbox-idempotency: deliveries=5 effects=${await rows(envelope.id)} flakyAttempts=${attempts.get(flaky.id)}`,
+      `[postgres] inbox-idempotency: deliveries=5 effects=${await rows(envelope.id)} flakyAttempts=${attempts.get(flaky.id)}`,
     )
 
     // After the record is purged, the same id is handled again (documented: the dedup window is the retention).
@@ -189,7 +189,7 @@ describe('postgres outbox and inbox', () => {
     await pollUntil(async () => (await rows(envelope.id)) === 200)
   })
 
-  it('68 outbox-broker-down: the destination is down while 2,000 events commit; all sent after it returns, with backoff', async () => {
+  it('outbox-broker-down: the destination is down while 2,000 events commit; all sent after it returns, with backoff', async () => {
     const destinationServer = await startPostgres()
     cleanups.push(() => destinationServer.stop())
     const schema = freshSchema('outbox')
@@ -247,7 +247,7 @@ describe('postgres outbox and inbox', () => {
     const bound = 2 * (3 + Math.ceil(Math.log2(outageMs / 100 + 1)) + Math.ceil(outageMs / 10_000))
     const check = history.check()
     console.log(
-      `[postgres] 68 outbox-broker-down: ${history.summary()} commitFailures=${commitFailures} backlogWhileDown=${backlogWhileDown} outageMs=${outageMs} failedRounds=${failedRounds} (bound ${bound}) attemptsPerS=${((failedRounds * 1000) / outageMs).toFixed(1)}`,
+      `[postgres] outbox-broker-down: ${history.summary()} commitFailures=${commitFailures} backlogWhileDown=${backlogWhileDown} outageMs=${outageMs} failedRounds=${failedRounds} (bound ${bound}) attemptsPerS=${((failedRounds * 1000) / outageMs).toFixed(1)}`,
     )
     expect(commitFailures).toBe(0)
     expect(backlogWhileDown).toBe(2_000)
@@ -256,7 +256,7 @@ describe('postgres outbox and inbox', () => {
     expect(check.unexpected).toEqual([])
   })
 
-  it('70 inbox-effectively-once-under-crash: 2,000 messages, consumers SIGKILLed 20 times, one effect per id', async () => {
+  it('inbox-effectively-once-under-crash: 2,000 messages, consumers SIGKILLed 20 times, one effect per id', async () => {
     const schema = freshSchema('inbox')
     const url = server().url
     const db = await pool()
@@ -280,7 +280,10 @@ describe('postgres outbox and inbox', () => {
       const crashAtDelivery = 5 + Math.floor(Math.random() * 50)
       const worker = runWorker(inboxWorker, { url, schema, crashAtDelivery }, () => deliveries++)
       if ((await worker.exited).signal === 'SIGKILL') crashes++
-      else console.log(`[postgres] 70 round ${round}: the worker exited without crashing, deliveries=${deliveries}`)
+      else
+        console.log(
+          `[postgres] inbox-effectively-once-under-crash round ${round}: the worker exited without crashing, deliveries=${deliveries}`,
+        )
     }
     const survivor = runWorker(inboxWorker, { url, schema }, () => deliveries++)
     await survivor.whileRunning(
@@ -299,7 +302,7 @@ describe('postgres outbox and inbox', () => {
       `SELECT count(*)::int AS total, count(DISTINCT message_id)::int AS ids FROM ${schema}.effects`,
     )
     console.log(
-      `[postgres] 70 inbox-effectively-once-under-crash: messages=2000 deliveries=${deliveries} duplicates=${deliveries - 2_000} crashes=${crashes} effects=${effects.rows[0].total} lost=${2_000 - effects.rows[0].ids}`,
+      `[postgres] inbox-effectively-once-under-crash: messages=2000 deliveries=${deliveries} duplicates=${deliveries - 2_000} crashes=${crashes} effects=${effects.rows[0].total} lost=${2_000 - effects.rows[0].ids}`,
     )
     expect(crashes).toBe(20)
     expect(deliveries).toBeGreaterThan(2_000)

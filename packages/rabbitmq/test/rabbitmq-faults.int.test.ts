@@ -42,7 +42,7 @@ async function deleteQueues(url: string, queues: readonly string[]): Promise<voi
 describeConsumerCrashes('rabbitmq', async () => {
   const url = broker.url
   const namespace = `crash${++namespaces}`
-  // Heartbeats of 1 s: a frozen consumer's connection is closed by the broker within a few seconds (case 57).
+  // Heartbeats of 1 s: a frozen consumer's connection is closed by the broker within a few seconds (`pg-stuck-claim-released`).
   const options = { url, exchange: namespace, namespace, heartbeatSeconds: 1 }
   return {
     admin: () => createRabbitMqTransport(options),
@@ -104,7 +104,7 @@ describe('rabbitmq durability and broker faults', () => {
     names = { exchange: n, namespace: n, queueName: (group) => `${n}.${group}` }
   }
 
-  it('42 broker-kill9-during-publish: 20 publishers, two kill -9s; every confirmed message is delivered', async () => {
+  it('broker-kill9-during-publish: 20 publishers, two kill -9s; every confirmed message is delivered', async () => {
     fresh()
     const history = createHistory()
     const consumers = [await open(), await open()]
@@ -134,7 +134,7 @@ describe('rabbitmq durability and broker faults', () => {
     await Promise.all(kills)
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 120_000 })
     const check = history.check()
-    console.log(`[rabbitmq] 42 broker-kill9-during-publish: ${history.summary()} retriedPublishes=${retried}`)
+    console.log(`[rabbitmq] broker-kill9-during-publish: ${history.summary()} retriedPublishes=${retried}`)
     expect(kills).toHaveLength(2)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
@@ -192,13 +192,13 @@ describe('rabbitmq durability and broker faults', () => {
     ).toBe(true)
   }
 
-  it('43 broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', () =>
-    restartDuringConsume('crash', '43 broker-kill9-during-consume'))
+  it('broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', () =>
+    restartDuringConsume('crash', 'broker-kill9-during-consume'))
 
-  it('44 broker-graceful-restart: the same with a clean shutdown', () =>
-    restartDuringConsume('graceful', '44 broker-graceful-restart'))
+  it('broker-graceful-restart: the same with a clean shutdown', () =>
+    restartDuringConsume('graceful', 'broker-graceful-restart'))
 
-  it('45 broker-paused: publishes during a SIGSTOP settle as indeterminate, health degrades, nothing is lost', async () => {
+  it('broker-paused: publishes during a SIGSTOP settle as indeterminate, health degrades, nothing is lost', async () => {
     fresh()
     const publisher = await open({ publishTimeoutMs: 1_000, heartbeatSeconds: 1 })
     const consumer = await open({ heartbeatSeconds: 1 })
@@ -234,13 +234,13 @@ describe('rabbitmq durability and broker faults', () => {
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
     const check = history.check()
     console.log(
-      `[rabbitmq] 45 broker-paused: ${history.summary()} indeterminatePublishes=${indeterminate} longestUntilIndeterminateMs=${longestMs} (publishTimeoutMs 1000)`,
+      `[rabbitmq] broker-paused: ${history.summary()} indeterminatePublishes=${indeterminate} longestUntilIndeterminateMs=${longestMs} (publishTimeoutMs 1000)`,
     )
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
   })
 
-  it('46 connection-resets: every connection reset 10 times during a 10,000-message run; none lost', async () => {
+  it('connection-resets: every connection reset 10 times during a 10,000-message run; none lost', async () => {
     fresh()
     const proxy = await startFaultProxy({ port: broker.port })
     const url = `amqp://guest:guest@127.0.0.1:${proxy.port}`
@@ -256,7 +256,7 @@ describe('rabbitmq durability and broker faults', () => {
       // One connection per transport after the last reset: no leak.
       await pollUntil(async () => proxy.openConnections() === 2)
       const check = run.history.check()
-      console.log(`[rabbitmq] 46 connection-resets: ${run.summary} connectionsAccepted=${proxy.acceptedConnections()}`)
+      console.log(`[rabbitmq] connection-resets: ${run.summary} connectionsAccepted=${proxy.acceptedConnections()}`)
       expect(run.resets).toBe(10)
       expect(check.lost).toEqual([])
       expect(check.unexpected).toEqual([])
@@ -269,7 +269,7 @@ describe('rabbitmq durability and broker faults', () => {
     }
   })
 
-  it('47 half-open-connection-detected: a blackholed consumer notices by heartbeat, its work goes to another, and it reconnects', async () => {
+  it('half-open-connection-detected: a blackholed consumer notices by heartbeat, its work goes to another, and it reconnects', async () => {
     fresh()
     const proxy = await startFaultProxy({ port: broker.port })
     try {
@@ -307,7 +307,7 @@ describe('rabbitmq durability and broker faults', () => {
       await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
       const check = history.check()
       console.log(
-        `[rabbitmq] 47 half-open-connection-detected: ${history.summary()} handledBy=${JSON.stringify(handledBy)}`,
+        `[rabbitmq] half-open-connection-detected: ${history.summary()} handledBy=${JSON.stringify(handledBy)}`,
       )
       expect(handledBy.direct).toBeGreaterThanOrEqual(5)
       expect(check.lost).toEqual([])
@@ -344,11 +344,11 @@ describe('rabbitmq durability and broker faults', () => {
       }
     }, 60_000)
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 10_000 }).catch(() => {})
-    console.log(`[rabbitmq] 50 durability-profiles-matrix ${queueType}: ${history.summary()}`)
+    console.log(`[rabbitmq] durability-profiles-matrix ${queueType}: ${history.summary()}`)
     return history.check().lost.length
   }
 
-  it('50 durability-profiles-matrix: quorum and classic lose nothing confirmed on kill -9; transient messages are lost (negative control)', async () => {
+  it('durability-profiles-matrix: quorum and classic lose nothing confirmed on kill -9; transient messages are lost (negative control)', async () => {
     const control = await amqp.connect(broker.url)
     await (await control.createChannel()).assertQueue('transient-control', { durable: true })
     await control.close()
@@ -365,11 +365,11 @@ describe('rabbitmq durability and broker faults', () => {
     const after = await amqp.connect(broker.url)
     const check = await (await after.createChannel()).checkQueue('transient-control')
     await after.close()
-    console.log(`[rabbitmq] 50 transient messages after kill -9: lost=${1_000 - check.messageCount} of 1000`)
+    console.log(`[rabbitmq] transient messages after kill -9: lost=${1_000 - check.messageCount} of 1000`)
     expect(check.messageCount).toBe(0)
   })
 
-  it('51 resource-alarm: a memory alarm blocks publishing with BrokerBlockedError; after it clears, retries land', async () => {
+  it('resource-alarm: a memory alarm blocks publishing with BrokerBlockedError; after it clears, retries land', async () => {
     fresh()
     const publisher = await open({ publishTimeoutMs: 1_000 })
     const consumer = await open()
@@ -405,14 +405,14 @@ describe('rabbitmq durability and broker faults', () => {
     for (const e of during) await publishUntilOk(publisher, 'a.t', [e], history)
     await waitFor(() => history.check().lost.length === 0, history.onChange)
     const check = history.check()
-    console.log(`[rabbitmq] 51 resource-alarm: ${history.summary()} duringAlarm=${outcomes.join(',')}`)
+    console.log(`[rabbitmq] resource-alarm: ${history.summary()} duringAlarm=${outcomes.join(',')}`)
     expect(outcomes.at(-1)).toBe('BROKER_BLOCKED')
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
     expect(check.duplicates).toBeLessThanOrEqual(outcomes.filter((o) => o !== 'BROKER_BLOCKED').length)
   })
 
-  it('74 rmq-delivery-limit-vs-herald-attempts: Herald dead-letters at maxAttempts; the broker limit dead-letters into the same queue', async () => {
+  it('rmq-delivery-limit-vs-herald-attempts: Herald dead-letters at maxAttempts; the broker limit dead-letters into the same queue', async () => {
     fresh()
     const transport = await open({ deliveryLimit: 3 })
     const poison = envelope('poison')
@@ -448,7 +448,7 @@ describe('rabbitmq durability and broker faults', () => {
     await pollUntil(async () => (await transport.getDeadLetter(stuck.id)) !== undefined, 30_000)
     await connection.close()
     const letter = await transport.getDeadLetter(stuck.id)
-    console.log(`[rabbitmq] 74 delivery-limit: herald attempts=5, broker requeues before its limit=${requeues}`)
+    console.log(`[rabbitmq] delivery-limit: herald attempts=5, broker requeues before its limit=${requeues}`)
     expect(letter).toMatchObject({ reason: 'max_deliveries_exceeded', group: 'raw', topic: 'l.raw' })
     expect(requeues).toBeGreaterThanOrEqual(3)
   })

@@ -91,7 +91,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
   const commandTimeout = positive('commandTimeoutMs', options.commandTimeoutMs ?? 10_000)
   // RESP2: reply shapes (XREADGROUP, script results) stay plain arrays whatever the server supports.
   // socketTimeout: a connection that answers nothing for that long (a half-open network, a frozen server) is
-  // destroyed and reconnected; commandTimeout alone would fail each command and keep the dead socket (case 47).
+  // destroyed and reconnected; commandTimeout alone would fail each command and keep the dead socket (`half-open-connection-detected`).
   const redis = new Redis(options.url, {
     lazyConnect: true,
     maxRetriesPerRequest: 2,

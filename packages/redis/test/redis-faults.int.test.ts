@@ -63,7 +63,7 @@ describe('redis durability and broker faults', () => {
     return t
   }
 
-  it('refuses a server without AOF in strict mode, naming the setting; relaxed mode reports and goes on', async () => {
+  it('startup-durability-guards: refuses a server without AOF in strict mode, naming the setting; relaxed mode reports and goes on', async () => {
     const volatile = await server('volatile')
     await expect(createRedisTransport({ url: volatile.url })).rejects.toThrow(/appendonly yes/)
     const reported: unknown[] = []
@@ -99,18 +99,18 @@ describe('redis durability and broker faults', () => {
       { timeoutMs: 30_000 },
     )
     const check = history.check()
-    console.log(`[redis] 50 durability-profiles-matrix ${profile}: ${history.summary()} delivered=${seen}`)
+    console.log(`[redis] durability-profiles-matrix ${profile}: ${history.summary()} delivered=${seen}`)
     return { lost: check.lost.length, ok: history.counts.ok }
   }
 
-  it('50 durability-profiles-matrix: AOF always loses nothing on kill -9; everysec is measured; no AOF loses all (negative control)', async () => {
+  it('durability-profiles-matrix: AOF always loses nothing on kill -9; everysec is measured; no AOF loses all (negative control)', async () => {
     expect(await killAndCount('always')).toEqual({ lost: 0, ok: 1_000 })
     const everysec = await killAndCount('everysec')
-    console.log(`[redis] 50 everysec lost=${everysec.lost} (printed, not asserted)`)
+    console.log(`[redis] durability-profiles-matrix everysec lost=${everysec.lost} (printed, not asserted)`)
     expect(await killAndCount('volatile')).toEqual({ lost: 1_000, ok: 1_000 })
   })
 
-  it('42 broker-kill9-during-publish: 20 publishers, two kill -9s (AOF always); every acknowledged message is delivered', async () => {
+  it('broker-kill9-during-publish: 20 publishers, two kill -9s (AOF always); every acknowledged message is delivered', async () => {
     const s = await server('always')
     const history = createHistory()
     const consumers = [await open(s.url, { leaseMs: 2_000 }), await open(s.url, { leaseMs: 2_000 })]
@@ -149,7 +149,7 @@ describe('redis durability and broker faults', () => {
     await Promise.all(kills)
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 120_000 })
     const check = history.check()
-    console.log(`[redis] 42 broker-kill9-during-publish: ${history.summary()} retriedPublishes=${retried}`)
+    console.log(`[redis] broker-kill9-during-publish: ${history.summary()} retriedPublishes=${retried}`)
     expect(kills).toHaveLength(2)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
@@ -197,13 +197,13 @@ describe('redis durability and broker faults', () => {
     ).toBe(true)
   }
 
-  it('43 broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', () =>
-    restartDuringConsume('crash', '43 broker-kill9-during-consume'))
+  it('broker-kill9-during-consume: consumers reconnect on their own; nothing lost, duplicates bounded', () =>
+    restartDuringConsume('crash', 'broker-kill9-during-consume'))
 
-  it('44 broker-graceful-restart: the same with SIGTERM', () =>
-    restartDuringConsume('graceful', '44 broker-graceful-restart'))
+  it('broker-graceful-restart: the same with SIGTERM', () =>
+    restartDuringConsume('graceful', 'broker-graceful-restart'))
 
-  it('45 broker-paused: publishes during a SIGSTOP fail after the command timeout, are retried, and none is lost', async () => {
+  it('broker-paused: publishes during a SIGSTOP fail after the command timeout, are retried, and none is lost', async () => {
     const s = await server('always')
     const publisher = await open(s.url, { commandTimeoutMs: 500 })
     const consumer = await open(s.url, { commandTimeoutMs: 500, leaseMs: 5_000 })
@@ -247,7 +247,7 @@ describe('redis durability and broker faults', () => {
     const after = await consumer.checkHealth()
     const check = history.check()
     console.log(
-      `[redis] 45 broker-paused: ${history.summary()} timedOutPublishes=${timedOut} longestPublishMs=${longestMs} (commandTimeoutMs 500)`,
+      `[redis] broker-paused: ${history.summary()} timedOutPublishes=${timedOut} longestPublishMs=${longestMs} (commandTimeoutMs 500)`,
     )
     expect(duringPause.ok).toBe(false)
     expect(after.ok).toBe(true)
@@ -255,7 +255,7 @@ describe('redis durability and broker faults', () => {
     expect(check.unexpected).toEqual([])
   })
 
-  it('54 redis-retention-never-eats-pending: a message held pending survives 5,000 later ones', async () => {
+  it('redis-retention-never-eats-pending: a message held pending survives 5,000 later ones', async () => {
     const s = await server('always')
     const transport = await open(s.url)
     const history = createHistory()
@@ -285,12 +285,12 @@ describe('redis durability and broker faults', () => {
     await waitFor(() => history.isCompleted(held.id), history.onChange)
     await waitFor(async () => (await transport.listGroups())[0]?.depth === 0, history.onChange)
     const check = history.check()
-    console.log(`[redis] 54 redis-retention-never-eats-pending: ${history.summary()}`)
+    console.log(`[redis] redis-retention-never-eats-pending: ${history.summary()}`)
     expect(check.lost).toEqual([])
     expect(history.deliveriesOf(held.id)).toBe(1)
   })
 
-  it('46 connection-resets: every connection reset 10 times during a 10,000-message run; none lost', async () => {
+  it('connection-resets: every connection reset 10 times during a 10,000-message run; none lost', async () => {
     const s = await server('always')
     const proxy = await startFaultProxy({ port: s.port })
     const url = `redis://127.0.0.1:${proxy.port}`
@@ -319,7 +319,7 @@ describe('redis durability and broker faults', () => {
       await pollUntil(async () => proxy.openConnections() === 3)
       const check = run.history.check()
       console.log(
-        `[redis] 46 connection-resets: ${run.summary} connectionsAccepted=${proxy.acceptedConnections()} open=${proxy.openConnections()}`,
+        `[redis] connection-resets: ${run.summary} connectionsAccepted=${proxy.acceptedConnections()} open=${proxy.openConnections()}`,
       )
       expect(run.resets).toBe(10)
       expect(check.lost).toEqual([])
@@ -331,7 +331,7 @@ describe('redis durability and broker faults', () => {
     }
   })
 
-  it('47 half-open-connection-detected: a blackholed consumer times out its socket, its claims go to another, and it reconnects', async () => {
+  it('half-open-connection-detected: a blackholed consumer times out its socket, its claims go to another, and it reconnects', async () => {
     const s = await server('always')
     const proxy = await startFaultProxy({ port: s.port })
     try {
@@ -373,9 +373,7 @@ describe('redis durability and broker faults', () => {
       for (const e of after) history.ok(e.id)
       await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
       const check = history.check()
-      console.log(
-        `[redis] 47 half-open-connection-detected: ${history.summary()} handledBy=${JSON.stringify(handledBy)}`,
-      )
+      console.log(`[redis] half-open-connection-detected: ${history.summary()} handledBy=${JSON.stringify(handledBy)}`)
       expect(handledBy.direct).toBeGreaterThanOrEqual(5)
       expect(check.lost).toEqual([])
       expect(check.unexpected).toEqual([])

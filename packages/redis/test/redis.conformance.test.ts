@@ -21,7 +21,7 @@ describeTransport(
     // Each test gets its own key prefix on one server.
     const prefix = `conformance${++prefixes}`
     return {
-      // The default poll interval (500 ms): a retry due sooner wakes the blocked XREADGROUP (case 18 checks the
+      // The default poll interval (500 ms): a retry due sooner wakes the blocked XREADGROUP (`backoff-schedule` checks the
       // delays within ±20 ms of their jitter).
       create: () => createRedisTransport({ url, prefix }),
       // Poison goes in with the raw client, bypassing every check Herald's publisher makes.

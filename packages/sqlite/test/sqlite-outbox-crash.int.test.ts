@@ -32,7 +32,7 @@ describe('sqlite outbox and inbox under SIGKILL', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('66 outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent in order per key, effects once', async () => {
+  it('outbox-relay-crash-between-publish-and-mark: 10 SIGKILLs over 1,000 messages, all sent in order per key, effects once', async () => {
     const appPath = join(dir, 'app.db')
     const destinationPath = join(dir, 'queue.db')
     const app = openApp(appPath)
@@ -93,7 +93,7 @@ describe('sqlite outbox and inbox under SIGKILL', () => {
     await pollUntil(async () => count().ids === 1_000)
     const check = history.check()
     console.log(
-      `[sqlite] 66 outbox-relay-crash-between-publish-and-mark: ${history.summary()} crashes=${crashes} effects=${count().total}`,
+      `[sqlite] outbox-relay-crash-between-publish-and-mark: ${history.summary()} crashes=${crashes} effects=${count().total}`,
     )
     expect(crashes).toBe(10)
     expect(check.lost).toEqual([])
@@ -106,7 +106,7 @@ describe('sqlite outbox and inbox under SIGKILL', () => {
     }
   })
 
-  it('70 inbox-effectively-once-under-crash: 2,000 messages, consumers SIGKILLed 20 times, one effect per id', async () => {
+  it('inbox-effectively-once-under-crash: 2,000 messages, consumers SIGKILLed 20 times, one effect per id', async () => {
     const appPath = join(dir, 'app.db')
     const queuePath = join(dir, 'queue.db')
     const app = openApp(appPath)
@@ -149,7 +149,7 @@ describe('sqlite outbox and inbox under SIGKILL', () => {
       ids: number
     }
     console.log(
-      `[sqlite] 70 inbox-effectively-once-under-crash: messages=2000 deliveries=${deliveries} duplicates=${deliveries - 2_000} crashes=${crashes} effects=${effects.total} lost=${2_000 - effects.ids}`,
+      `[sqlite] inbox-effectively-once-under-crash: messages=2000 deliveries=${deliveries} duplicates=${deliveries - 2_000} crashes=${crashes} effects=${effects.total} lost=${2_000 - effects.ids}`,
     )
     expect(crashes).toBe(20)
     expect(deliveries).toBeGreaterThan(2_000)

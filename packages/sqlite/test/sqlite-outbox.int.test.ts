@@ -62,7 +62,7 @@ describe('sqlite inbox', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('69 inbox-idempotency: repeated deliveries of one id have one effect; a failed attempt leaves no record', async () => {
+  it('inbox-idempotency: repeated deliveries of one id have one effect; a failed attempt leaves no record', async () => {
     const inbox = createSqliteInbox({ db })
     const transport = createInMemoryTransport()
     const bus = createBus({ transport, service: 'orders', consumer: { maxInFlight: 10, immediateRetries: 0 } })
@@ -92,7 +92,7 @@ describe('sqlite inbox', () => {
     await transport.publish('order.placed', [flaky])
     await pollUntil(async () => rows(flaky.id) === 100, 30_000)
     expect(attempts.get(flaky.id)).toBe(2)
-    console.log(`[sqlite] 69 inbox-idempotency: deliveries=5 effects=${rows(envelope.id)} flakyAttempts=2`)
+    console.log(`[sqlite] inbox-idempotency: deliveries=5 effects=${rows(envelope.id)} flakyAttempts=2`)
 
     // An async handler cannot join a better-sqlite3 transaction: it is refused, and nothing is recorded.
     const asyncHandler = inbox.handler(async () => {})

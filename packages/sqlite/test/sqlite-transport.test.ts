@@ -13,7 +13,7 @@ describe('sqlite transport', () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  it('61 strict durability runs WAL with synchronous=FULL', async () => {
+  it('startup-durability-guards: strict durability runs WAL with synchronous=FULL', async () => {
     const transport = createSqliteTransport({ path: join(dir, 'a.db') })
     expect(await transport.checkHealth()).toEqual({
       ok: true,
@@ -23,7 +23,7 @@ describe('sqlite transport', () => {
     expect((await transport.checkHealth()).ok).toBe(false)
   })
 
-  it('61 strict durability refuses a database that cannot run WAL, naming the setting', () => {
+  it('startup-durability-guards: strict durability refuses a database that cannot run WAL, naming the setting', () => {
     let error: unknown
     try {
       createSqliteTransport({ path: ':memory:' })

@@ -8,7 +8,7 @@ import { createSqliteTransport } from '../src/index.js'
 
 const publisherWorker = fileURLToPath(new URL('./fixtures/publisher-worker.ts', import.meta.url))
 
-it('55b sqlite: 4 publisher processes x 2,500 messages on one file while a consumer polls, none skipped', async () => {
+it('sqlite-multiprocess-writers: 4 publisher processes x 2,500 messages on one file while a consumer polls, none skipped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-writers-'))
   const path = join(dir, 'herald.db')
   const consumer = createSqliteTransport({ path, pollIntervalMs: 5 })
@@ -30,7 +30,7 @@ it('55b sqlite: 4 publisher processes x 2,500 messages on one file while a consu
     expect(history.counts.ok).toBe(10_000)
     await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 60_000 })
     const check = history.check()
-    console.log(`[sqlite] 55b four-writer-processes: ${history.summary()}`)
+    console.log(`[sqlite] sqlite-multiprocess-writers: ${history.summary()}`)
     expect(check.lost).toEqual([])
     expect(check.unexpected).toEqual([])
   } finally {

@@ -6,7 +6,7 @@ import { coreCases } from './suite/core-cases.js'
 import { failureCases } from './suite/failure-cases.js'
 
 /**
- * The conformance suite every transport passes (RELIABILITY.md sections A–F as they apply). Each case prints
+ * The conformance suite every transport passes (docs/reliability.md lists its cases). Each case prints
  * the checker's line (`lost=0 unexpected=0 duplicates=…`) and asserts it. A transport's suite file is one call.
  */
 export function describeTransport(name: string, setup: HarnessFactory, features: TransportFeatures): void {

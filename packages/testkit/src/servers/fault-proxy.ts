@@ -18,7 +18,7 @@ export interface FaultProxy {
 }
 
 /**
- * A TCP proxy between a client and a server on loopback, for network faults on one machine (RELIABILITY.md §5):
+ * A TCP proxy between a client and a server on loopback, for network faults on one machine (docs/reliability.md):
  * reset every connection, or blackhole them. Recorded sockets only; nothing outside the test is touched.
  */
 export async function startFaultProxy(target: { host?: string; port: number }): Promise<FaultProxy> {

@@ -30,7 +30,8 @@ export interface RabbitMqServer {
   stop(): Promise<void>
 }
 
-const libDir = '/usr/lib/rabbitmq/bin'
+/** Debian's package puts the broker's scripts here; HERALD_RABBITMQ_BIN overrides. */
+const libDir = process.env.HERALD_RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin'
 
 /**
  * Starts a private `rabbitmq-server` (Debian's package) on free loopback ports in a temp dir, with its own epmd
@@ -39,7 +40,7 @@ const libDir = '/usr/lib/rabbitmq/bin'
 export async function startRabbitMq(): Promise<RabbitMqServer> {
   const server = join(libDir, 'rabbitmq-server')
   if (!existsSync(server))
-    throw new Error('rabbitmq-server not found: apt-get install -y rabbitmq-server (the system service may stay off)')
+    throw new Error('rabbitmq-server not found: apt-get install -y rabbitmq-server (or set HERALD_RABBITMQ_BIN)')
   const dir = mkdtempSync(join(tmpdir(), 'herald-rabbitmq-'))
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()]
   const node = `herald-${port}@localhost`

@@ -18,7 +18,7 @@ import { objectSchema } from './test-schema.js'
 
 const encoder = new TextEncoder()
 
-/** Cases through the typed bus: propagation, timeouts, bad input (RELIABILITY.md C), delays (D). */
+/** Cases through the typed bus: propagation, timeouts, bad input, delays (docs/reliability.md). */
 export function busCases(ctx: () => SuiteContext, features: TransportFeatures): void {
   const fast = { immediateRetries: 0, retry: { maxAttempts: 5, backoff: { initialMs: 20, maxMs: 100 } } }
 
@@ -49,7 +49,7 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     }
   }
 
-  it('15 correlation, causation and trace context flow from a message to what its handler publishes', async () => {
+  it('headers-trace-and-causation-propagate: correlation, causation and trace context flow from a message to what its handler publishes', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -85,10 +85,10 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
       expect(seen).toMatchObject({ correlationId: 'flow-1', causationId: orderId, trace: traceparent })
     expect(seenShipped.map((s) => s.attempt)).toEqual([1, 2])
     await bus.stop()
-    c.report('15 headers-trace-and-causation-propagate')
+    c.report('headers-trace-and-causation-propagate')
   })
 
-  it('25 handler-timeout aborts the attempt, retries, and a late finish settles nothing', async () => {
+  it('handler-timeout: aborts the attempt, retries, and a late finish settles nothing', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -112,10 +112,58 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     expect(aborted).toEqual([true])
     await bus.stop()
     expect(calls).toBe(2)
-    c.report('25 handler-timeout')
+    c.report('handler-timeout')
   })
 
-  it('26-33/36 bad input reaches the dead-letter queue after one delivery, with its reason, while good messages flow', async () => {
+  it('many-in-flight-no-process-warning: 500 handlers at once over 10,000 messages print no process warning', async () => {
+    const c = ctx()
+    const t = await c.open()
+    const p = c.unique('p')
+    const { shipped } = contracts(p)
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`)
+    process.on('warning', onWarning)
+    try {
+      const bus = createBus({ transport: t, service: `${p}-svc`, consumer: { ...fast, maxInFlight: 500 } })
+      const total = 10_000
+      let running = 0
+      let mostAtOnce = 0
+      let done = 0
+      const all = createLatch()
+      bus.on(shipped, async (message, context) => {
+        c.history.delivered(message.id)
+        running++
+        mostAtOnce = Math.max(mostAtOnce, running)
+        // Reading the signal is what a handler that passes it to fetch() does: it must not cost a listener.
+        if (context.signal.aborted) throw new Error('aborted early')
+        await new Promise((resolve) => setImmediate(resolve))
+        running--
+        c.history.completed(message.id)
+        if (++done === total) all.open()
+      })
+      await bus.start()
+      for (let sent = 0; sent < total; sent += 500) {
+        const ids = await Promise.all(
+          Array.from({ length: 500 }, (_, i) => bus.publish(shipped, { orderId: `o-${sent + i}` })),
+        )
+        for (const id of ids) {
+          c.history.attempted(id)
+          c.history.ok(id)
+        }
+      }
+      await all.wait
+      await bus.stop()
+      // Warnings are emitted on the next tick: let one pass before looking.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings).toEqual([])
+      expect(mostAtOnce).toBeGreaterThan(10)
+      c.report('many-in-flight-no-process-warning')
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
+  it('bad-input-dead-lettered: bad input reaches the dead-letter queue after one delivery, with its reason, while good messages flow', async () => {
     const c = ctx()
     const [t1, t2] = [await c.open(), await c.open()]
     const p = c.unique('p')
@@ -193,10 +241,10 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     expect(handled.filter((id) => id === 'from-v1')).toHaveLength(1)
     expect(handled).toHaveLength(good.length)
     await Promise.all(buses.map((b) => b.stop()))
-    c.report('26-33 bad-input')
+    c.report('bad-input')
   })
 
-  it('28/31 publish-side validation and size limits reject before anything is sent', async () => {
+  it('publish-side-validation: validation and size limits reject before anything is sent', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -221,10 +269,10 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     await c.waitUntil(() => received.length === 100, '100 normal messages')
     expect(received.some((id) => id.startsWith('xxx'))).toBe(false)
     await bus.stop()
-    c.report('28/31 publish-side rejection')
+    c.report('publish-side rejection')
   })
 
-  it('37/38 delayed messages are never early, and a short delay is not stuck behind a long one', async () => {
+  it('delay-never-early: delayed messages are never early, and a short delay is not stuck behind a long one', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -253,11 +301,11 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     for (const [id, at] of due) expect(arrivals.get(id)!, id).toBeGreaterThanOrEqual(at - 1)
     expect(arrivals.get('short')!).toBeLessThan(arrivals.get('long')!)
     await bus.stop()
-    c.report('37/38 delays')
+    c.report('delay-never-early')
   })
 
   if (features.persistent)
-    it('39 delayed-survives-restart: a delay published before a restart fires after it, not early', async () => {
+    it('delayed-survives-restart: a delay published before a restart fires after it, not early', async () => {
       const c = ctx()
       const p = c.unique('p')
       const { shipped } = contracts(p)
@@ -279,7 +327,7 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
       await c.waitUntil(() => arrivedAt > 0, 'the delayed message after restart')
       expect(arrivedAt).toBeGreaterThanOrEqual(due)
       await consumer.stop()
-      c.report('39 delayed-survives-restart')
+      c.report('delayed-survives-restart')
     })
 }
 

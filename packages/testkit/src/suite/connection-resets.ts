@@ -34,7 +34,7 @@ export interface ConnectionResetRun {
 }
 
 /**
- * RELIABILITY.md case 46: messages flow from `publisher` to a consumer (group `g`, `maxInFlight` 20) while every
+ * `connection-resets` (docs/reliability.md): messages flow from `publisher` to a consumer (group `g`, `maxInFlight` 20) while every
  * connection through the proxy is reset, once per 900 handled messages, `resets` times. Resolves once every
  * message is handled; the caller checks what its transport promises (losses, duplicates, connections).
  */

@@ -5,9 +5,9 @@ import { createLatch } from '../latch.js'
 import { pollUntil } from '../wait-for.js'
 import { type SuiteContext, scale } from './context.js'
 
-/** RELIABILITY.md section A: delivery, routing, groups, ordering, limits, churn. */
+/** Conformance (docs/reliability.md): delivery, routing, groups, ordering, limits, churn. */
 export function coreCases(ctx: () => SuiteContext, features: TransportFeatures): void {
-  it('1 roundtrip-fidelity: payloads (text or any bytes) and headers arrive byte-equal, once each', async () => {
+  it('roundtrip-fidelity: payloads (text or any bytes) and headers arrive byte-equal, once each', async () => {
     const c = ctx()
     const t = await c.open()
     const topic = c.unique('t')
@@ -42,10 +42,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
       expect(received.get(e.id)?.headers).toEqual(e.headers)
       expect(Buffer.from(received.get(e.id)?.body ?? []).equals(Buffer.from(e.body))).toBe(true)
     }
-    c.report('1 roundtrip-fidelity')
+    c.report('roundtrip-fidelity')
   })
 
-  it('2 publish-before-subscribe-is-kept; mandatory publish to an unbound topic fails definitely', async () => {
+  it('publish-before-subscribe-is-kept: mandatory publish to an unbound topic fails definitely', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, unbound, group] = [c.unique('t'), c.unique('u'), c.unique('g')]
@@ -61,10 +61,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     await c.consume(t, { group, patterns: [topic] })
     await c.consume(t, { group: c.unique('late'), patterns: [unbound] })
     await c.waitForCompleted(sent.map((e) => e.id))
-    c.report('2 publish-before-subscribe-is-kept')
+    c.report('publish-before-subscribe-is-kept')
   })
 
-  it('3 competing-consumers-exactly-one-per-group', async () => {
+  it('competing-consumers-exactly-one-per-group', async () => {
     const c = ctx()
     const [topic, group] = [c.unique('t'), c.unique('g')]
     const consumers = 10
@@ -85,10 +85,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     await c.waitForCompleted(sent.map((e) => e.id))
     expect(handledBy.size).toBe(sent.length)
     expect(perConsumer.filter((n) => n > 0).length, `handled per consumer: ${perConsumer}`).toBeGreaterThan(1)
-    c.report('3 competing-consumers-exactly-one-per-group')
+    c.report('competing-consumers-exactly-one-per-group')
   })
 
-  it('4 fan-out-across-groups: every group gets every message once', async () => {
+  it('fan-out-across-groups: every group gets every message once', async () => {
     const c = ctx()
     const t = await c.open()
     const topic = c.unique('t')
@@ -112,10 +112,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
       }
     await c.waitUntil(() => deliveries >= sent.length * groups.length, 'all groups to receive every message')
     for (const g of groups) expect(seen.get(g)!.size).toBe(sent.length)
-    c.report('4 fan-out-across-groups')
+    c.report('fan-out-across-groups')
   })
 
-  it('5 topic-pattern-routing: * is one word, # is zero or more', async () => {
+  it('topic-pattern-routing: * is one word, # is zero or more', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -151,10 +151,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     expect(got.get('g2')!.sort()).toEqual(['order', 'order.created', 'order.item.added'])
     expect(got.get('g3')).toEqual(['order.created'])
     expect(got.get('g4')).toEqual(['trip.event.started'])
-    c.report('5 topic-pattern-routing')
+    c.report('topic-pattern-routing')
   })
 
-  it('6 many-topics-in-parallel: no cross-topic delivery', async () => {
+  it('many-topics-in-parallel: no cross-topic delivery', async () => {
     const c = ctx()
     const t = await c.open()
     const leaks: string[] = []
@@ -170,10 +170,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
       }),
     )
     expect(leaks).toEqual([])
-    c.report('6 many-topics-in-parallel')
+    c.report('many-topics-in-parallel')
   })
 
-  it('7 per-key-order: one consumer with one handler at a time sees publish order', async () => {
+  it('per-key-order: one consumer with one handler at a time sees publish order', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -190,10 +190,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     })
     await c.waitForCompleted(sent.map((e) => e.id))
     expect(order).toEqual(sent.map((_, i) => i))
-    c.report('7 per-key-order')
+    c.report('per-key-order')
   })
 
-  it('8 in-flight-limit-blocks-delivery', async () => {
+  it('in-flight-limit-blocks-delivery', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -214,10 +214,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     latch.open()
     await c.waitForCompleted([first.id, second.id])
     expect(maxRunning).toBe(1)
-    c.report('8 in-flight-limit-blocks-delivery')
+    c.report('in-flight-limit-blocks-delivery')
   })
 
-  it('9 nack-redelivers with the attempt number counted', async () => {
+  it('nack-redelivers: with the attempt number counted', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -235,11 +235,11 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     await c.publishAll(t, topic, sent)
     await c.waitForCompleted(sent.map((e) => e.id))
     for (const e of sent) expect(attempts.get(e.id)).toEqual(nacked.has(e.id) ? [1, 2] : [1])
-    c.report('9 nack-redelivers', { duplicates: 2 })
+    c.report('nack-redelivers', { duplicates: 2 })
   })
 
   if (features.persistent)
-    it('10 subscriber-churn-loses-nothing', async () => {
+    it('subscriber-churn-loses-nothing', async () => {
       const c = ctx()
       const [topic, group] = [c.unique('t'), c.unique('g')]
       const publisher = await c.open()
@@ -256,10 +256,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
       }
       await c.consume(await c.open(), { group, patterns: [topic] })
       await c.waitForCompleted(sent.map((e) => e.id))
-      c.report('10 subscriber-churn-loses-nothing')
+      c.report('subscriber-churn-loses-nothing')
     })
 
-  it('11 concurrent-open-close leaves the group working', async () => {
+  it('concurrent-open-close: leaves the group working', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -274,10 +274,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     await c.publishAll(t, topic, sent)
     await c.consume(t, { group, patterns: [topic] })
     await c.waitForCompleted(sent.map((e) => e.id))
-    c.report('11 concurrent-open-close')
+    c.report('concurrent-open-close')
   })
 
-  it('12/62 close drains running handlers, starts no new one, and leaves the rest queued', async () => {
+  it('graceful-shutdown-drains: close drains running handlers, starts no new one, and leaves the rest queued', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -302,10 +302,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     expect(c.history.counts.completed).toBe(5)
     await c.consume(t, { group, patterns: [topic] })
     await c.waitForCompleted(sent.map((e) => e.id))
-    c.report('12 cancel-stops-delivery-and-returns-work')
+    c.report('cancel-stops-delivery-and-returns-work')
   })
 
-  it('13 parallel-publishers-no-loss', async () => {
+  it('parallel-publishers-no-loss', async () => {
     const c = ctx()
     const [topic, group] = [c.unique('t'), c.unique('g')]
     const t = await c.open()
@@ -323,10 +323,10 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     )
     await c.consume(t, { group, patterns: [topic], maxInFlight: 50 })
     await c.waitForCompleted(sent.map((e) => e.id))
-    c.report('13 parallel-publishers-no-loss')
+    c.report('parallel-publishers-no-loss')
   })
 
-  it('14 publisher-close-while-publishing: every publish settles ok or closed', async () => {
+  it('publisher-close-while-publishing: every publish settles ok or closed', async () => {
     const c = ctx()
     const [topic, group] = [c.unique('t'), c.unique('g')]
     const t = await c.open()
@@ -353,7 +353,7 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     if (features.persistent) {
       await c.consume(await c.open(), { group, patterns: [topic] })
       await c.waitForCompleted(okIds)
-      c.report('14 publisher-close-while-publishing')
+      c.report('publisher-close-while-publishing')
     }
   })
 

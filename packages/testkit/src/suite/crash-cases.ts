@@ -23,7 +23,7 @@ function envelope(text: string): Envelope {
 }
 
 /**
- * RELIABILITY.md cases 48, 49, 22 and 57 against a durable transport: consumers in child processes killed with
+ * `consumer-kill9-mid-batch`, `consumer-chaos-loop`, `crash-loop-poison-is-bounded` and `stuck-claim-released` (docs/reliability.md) against a durable transport: consumers in child processes killed with
  * SIGKILL mid-handler, or frozen with SIGSTOP while holding a claim. Each case prints the checker's line and asserts `lost=0 unexpected=0`.
  */
 export function describeConsumerCrashes(name: string, setup: () => Promise<CrashHarness>): void {
@@ -47,7 +47,7 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       ...extra,
     })
 
-    it('48 consumer-kill9-mid-batch: the killed consumer loses nothing; duplicates bounded by its in-flight window', async () => {
+    it('consumer-kill9-mid-batch: the killed consumer loses nothing; duplicates bounded by its in-flight window', async () => {
       const history = createHistory()
       const record = (e: WorkerEvent) => {
         if (e.event === 'delivered') history.delivered(e.id!)
@@ -80,7 +80,7 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       expect(check.duplicates).toBeLessThanOrEqual(10)
     })
 
-    it('49 consumer-chaos-loop: 4 consumers, one killed and replaced 20 times; nothing lost, duplicates bounded', async () => {
+    it('consumer-chaos-loop: 4 consumers, one killed and replaced 20 times; nothing lost, duplicates bounded', async () => {
       const total = 6_000
       const maxInFlight = 10
       const history = createHistory()
@@ -129,7 +129,7 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       expect(check.duplicates).toBeLessThanOrEqual(20 * maxInFlight)
     })
 
-    it('22 crash-loop-poison-is-bounded: a message that kills its consumer is dead-lettered after maxAttempts', async () => {
+    it('crash-loop-poison-is-bounded: a message that kills its consumer is dead-lettered after maxAttempts', async () => {
       const history = createHistory()
       await admin.declareGroup('crash-g', ['crash.t'])
       const poison = envelope('poison-pill')
@@ -176,7 +176,7 @@ export function describeConsumerCrashes(name: string, setup: () => Promise<Crash
       expect(check.unexpected).toEqual([])
     })
 
-    it('57 stuck-claim-released: a frozen consumer (SIGSTOP) holding a claim loses it when its lease ends', async () => {
+    it('stuck-claim-released: a frozen consumer (SIGSTOP) holding a claim loses it when its lease ends', async () => {
       await admin.declareGroup('crash-g', ['crash.t'])
       const history = createHistory()
       const stuck = envelope('hang-here')

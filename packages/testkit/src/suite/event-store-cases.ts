@@ -56,7 +56,8 @@ function event(spec: EventSpec = {}): EventToStore {
 
 /**
  * The conformance suite every event store passes: queries with exact boundaries, paging, optimistic concurrency
- * (RELIABILITY.md 71), replay and resume from a checkpoint (72), retention against checkpoints (73).
+ * (`event-store-expected-version`), replay and resume from a checkpoint (`event-store-replay-and-resume`), retention
+ * against checkpoints (`event-store-retention`); see docs/reliability.md.
  */
 export function describeEventStore(
   name: string,
@@ -152,7 +153,7 @@ export function describeEventStore(
       expect(pages).toBe(5)
     })
 
-    it('71 event-store-expected-version: of 10 concurrent appends expecting version 5, exactly one wins', async () => {
+    it('event-store-expected-version: of 10 concurrent appends expecting version 5, exactly one wins', async () => {
       const store = await open()
       const stream = `order-${uuidV7()}`
       const created = await store.appendToStream(stream, [event(), event(), event(), event(), event()], {
@@ -203,7 +204,7 @@ export function describeEventStore(
       expect(await store.readStream('no-such-stream')).toEqual([])
     })
 
-    it('72 event-store-replay-and-resume: replay by type and time in position order; a crashed projection resumes from its checkpoint', async () => {
+    it('event-store-replay-and-resume: replay by type and time in position order; a crashed projection resumes from its checkpoint', async () => {
       const store = await open()
       const all: EventToStore[] = []
       for (let i = 0; i < 10_000; i++) all.push(event({ type: types[i % 5]!, time: baseTime + i }))
@@ -263,7 +264,7 @@ export function describeEventStore(
       expect(await reopened.loadCheckpoint('paid-orders')).toBe(await reopened.headPosition())
     })
 
-    it('73 event-store-retention: deletes old events only up to the oldest checkpoint; past it, a reader gets ReplayGapError', async () => {
+    it('event-store-retention: deletes old events only up to the oldest checkpoint; past it, a reader gets ReplayGapError', async () => {
       const store = await open()
       const stream = `account-${uuidV7()}`
       await store.appendToStream(stream, [event(), event()])
@@ -296,7 +297,7 @@ export function describeEventStore(
       expect(fresh).toHaveLength(2)
     })
 
-    it('72 event-store-replay-and-resume: a projection process SIGKILLed half-way resumes from its checkpoint', async (context) => {
+    it('event-store-replay-and-resume: a projection process SIGKILLed half-way resumes from its checkpoint', async (context) => {
       const worker = harness.worker?.()
       if (worker === undefined) return context.skip()
       const store = await open()

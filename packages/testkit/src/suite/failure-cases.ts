@@ -6,9 +6,9 @@ import { createLatch } from '../latch.js'
 import { pollUntil } from '../wait-for.js'
 import { fastRetry, type SuiteContext, scale } from './context.js'
 
-/** RELIABILITY.md sections B and F: retries, backoff, dead letters, redrive, backpressure, shutdown. */
+/** Conformance (docs/reliability.md): retries, backoff, dead letters, redrive, backpressure, shutdown. */
 export function failureCases(ctx: () => SuiteContext, features: TransportFeatures): void {
-  it('16 retry-then-succeed: failing twice means three deliveries, attempts 1, 2, 3', async () => {
+  it('retry-then-succeed: failing twice means three deliveries, attempts 1, 2, 3', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -23,10 +23,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     await c.waitForCompleted(sent.map((e) => e.id))
     for (const e of sent) expect(attempts.get(e.id)).toEqual(flaky.has(e.id) ? [1, 2, 3] : [1])
     expect((await c.deadLetters(t).listDeadLetters({ group })).items).toEqual([])
-    c.report('16 retry-then-succeed', { duplicates: flaky.size * 2 })
+    c.report('retry-then-succeed', { duplicates: flaky.size * 2 })
   })
 
-  it('17 retry-exhaustion-dead-letters-with-reason, attempts and last error', async () => {
+  it('retry-exhaustion-dead-letters-with-reason: with its attempts and last error', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -52,10 +52,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
       expect(Buffer.from(letter.envelope.body).equals(Buffer.from(original.body))).toBe(true)
       c.history.deadLettered(letter.envelope.id)
     }
-    c.report('17 retry-exhaustion-dead-letters-with-reason', { duplicates: poison.size * 4 })
+    c.report('retry-exhaustion-dead-letters-with-reason', { duplicates: poison.size * 4 })
   })
 
-  it('18 backoff-schedule: redeliveries never early, jitter applied', async () => {
+  it('backoff-schedule: redeliveries never early, jitter applied', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -80,11 +80,11 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     }
     expect(new Set(gapsByAttempt[0]).size, 'jitter spreads the first redelivery').toBeGreaterThan(1)
     for (const e of sent) c.history.deadLettered(e.id)
-    c.report('18 backoff-schedule', { duplicates: 'any' })
+    c.report('backoff-schedule', { duplicates: 'any' })
   })
 
   if (features.persistent)
-    it('19/64 retry-state-survives-restart: attempts continue, delays hold', async () => {
+    it('retry-state-survives-restart: attempts continue, delays hold', async () => {
       const c = ctx()
       const [topic, group] = [c.unique('t'), c.unique('g')]
       const backoff = { initialMs: 300, factor: 1, maxMs: 300, jitter: 0 }
@@ -112,10 +112,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
       const letter = await store.getDeadLetter(message.id, group)
       expect(letter?.attempts).toBe(5)
       c.history.deadLettered(message.id)
-      c.report('19 retry-state-survives-restart', { duplicates: 4 })
+      c.report('retry-state-survives-restart', { duplicates: 4 })
     })
 
-  it('20 permanent-error-dead-letters-immediately', async () => {
+  it('permanent-error-dead-letters-immediately', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -130,10 +130,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     expect(await store.getDeadLetter(message.id)).toMatchObject({ attempts: 1, error: { message: 'bad state' } })
     expect(c.history.deliveriesOf(message.id)).toBe(1)
     c.history.deadLettered(message.id)
-    c.report('20 permanent-error-dead-letters-immediately')
+    c.report('permanent-error-dead-letters-immediately')
   })
 
-  it('21 dlq-inspect-redrive-purge: filters, disjoint pages, redrive keeps the id', async () => {
+  it('dlq-inspect-redrive-purge: filters, disjoint pages, redrive keeps the id', async () => {
     const c = ctx()
     const t = await c.open()
     const [topicA, topicB, group] = [c.unique('ta'), c.unique('tb'), c.unique('g')]
@@ -175,10 +175,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     expect((await store.listDeadLetters({ group, limit: 100 })).items).toHaveLength(13)
     expect(await store.purgeDeadLetters({ group })).toBe(13)
     for (const e of b) c.history.deadLettered(e.id)
-    c.report('21 dlq-inspect-redrive-purge', { duplicates: 15 })
+    c.report('dlq-inspect-redrive-purge', { duplicates: 15 })
   })
 
-  it('23 poison-does-not-block-others', async () => {
+  it('poison-does-not-block-others', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -192,10 +192,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     await c.waitForCompleted(good.map((e) => e.id))
     expect(c.history.deliveriesOf(poison.id)).toBeLessThan(10)
     c.history.completed(poison.id)
-    c.report('23 poison-does-not-block-others', { duplicates: 'any' })
+    c.report('poison-does-not-block-others', { duplicates: 'any' })
   })
 
-  it('60 slow-consumer-backpressure: concurrency never exceeds maxInFlight', async () => {
+  it('slow-consumer-backpressure: concurrency never exceeds maxInFlight', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -210,10 +210,10 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     await c.publishAll(t, topic, sent)
     await c.waitForCompleted(sent.map((e) => e.id))
     expect(highWater).toBe(10)
-    c.report('60 slow-consumer-backpressure')
+    c.report('slow-consumer-backpressure')
   })
 
-  it('60m consumer-memory-is-flat: after 100,000 messages a consumer holds nothing per message', async () => {
+  it('consumer-memory-is-flat: after 100,000 messages a consumer holds nothing per message', async () => {
     const c = ctx()
     const t = await c.open()
     const growth = await measureHeapGrowth(t, { messages: scale(100_000), group: c.unique('g') })
@@ -227,7 +227,7 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     expect(growth.bytesPerMessage).toBeLessThan(16)
   })
 
-  it('63 shutdown-timeout-abandons-without-loss: abandoned work is neither acked nor dead-lettered', async () => {
+  it('shutdown-timeout-abandons-without-loss: abandoned work is neither acked nor dead-lettered', async () => {
     const c = ctx()
     const t = await c.open()
     const [topic, group] = [c.unique('t'), c.unique('g')]
@@ -246,7 +246,7 @@ export function failureCases(ctx: () => SuiteContext, features: TransportFeature
     await c.consume(t, { group, patterns: [topic] })
     await c.waitForCompleted(sent.map((e) => e.id))
     expect((await c.deadLetters(t).listDeadLetters({ group })).items).toEqual([])
-    c.report('63 shutdown-timeout-abandons-without-loss', { duplicates: 5 })
+    c.report('shutdown-timeout-abandons-without-loss', { duplicates: 5 })
   })
 }
 

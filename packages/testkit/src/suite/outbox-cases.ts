@@ -31,7 +31,7 @@ const OrderPlaced = defineEvent('order.placed', {
   schema: objectSchema({ orderId: 'string', n: 'number' }),
 })
 
-/** RELIABILITY.md cases 65 and 67 for an outbox, relayed to the in-memory transport. */
+/** `outbox-atomicity` and `outbox-relay-concurrency-and-order` (docs/reliability.md) for an outbox, relayed to the in-memory transport. */
 export function describeOutbox(name: string, setup: () => Promise<OutboxHarness>): void {
   describe(`${name} outbox conformance`, () => {
     let harness: OutboxHarness
@@ -56,7 +56,7 @@ export function describeOutbox(name: string, setup: () => Promise<OutboxHarness>
       return started
     }
 
-    it('65 outbox-atomicity: of 100 transactions, the 70 that commit are delivered; the 30 rolled back never', async () => {
+    it('outbox-atomicity: of 100 transactions, the 70 that commit are delivered; the 30 rolled back never', async () => {
       const { transport, bus, start } = await destinationBus()
       const history = createHistory()
       bus.group('billing').on(OrderPlaced, async (message) => {
@@ -91,7 +91,7 @@ export function describeOutbox(name: string, setup: () => Promise<OutboxHarness>
       expect(check.definiteButDelivered).toEqual([])
     })
 
-    it('67 outbox-relay-concurrency-and-order: 3 relays, 5,000 events over 50 keys, each key in staging order', async () => {
+    it('outbox-relay-concurrency-and-order: 3 relays, 5,000 events over 50 keys, each key in staging order', async () => {
       // A destination that never holds the relays back (its mark is above the 5,000 events): this case is about
       // how the relays share the rows and keep each key's order. Paced by a one-at-a-time consumer instead, two
       // relays holding claims on every key can leave the third nothing to claim, which is fine but proves nothing.
