@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --json] [-- --transport NAME] [-- --bench NAME]`: for each benchmark, Herald's figure beside the raw client's,
- * measured in the same run (each side in its own process, so peak RSS is its own), with the ratio.
+ * `npm run bench [-- --json] [-- --transport NAME] [-- --bench NAME]`: for each benchmark, Herald's figure at the
+ * bus a user calls, the same at the transport under it, and the raw client's, measured in the same run (each side
+ * in its own process, so peak RSS is its own), with the ratios.
  */
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -18,9 +19,12 @@ const fromSources = import.meta.url.endsWith('.ts')
 const runCase = fileURLToPath(new URL(fromSources ? './run-case.ts' : './run-case.js', import.meta.url))
 const nodeArgs = fromSources ? ['--conditions=herald-source', '--import', 'tsx'] : []
 
-async function measure(index: number, side: 'herald' | 'raw'): Promise<Measurement & { peakRssMb: number }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgs, runCase, String(index), side], {
-    env: { ...process.env, ...serverEnv },
+type Side = 'bus' | 'transport' | 'raw'
+
+async function measure(index: number, side: Side): Promise<Measurement & { peakRssMb: number }> {
+  const which = side === 'raw' ? 'raw' : 'herald'
+  const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgs, runCase, String(index), which], {
+    env: { ...process.env, ...serverEnv, HERALD_BENCH_LEVEL: side === 'transport' ? 'transport' : 'bus' },
   })
   return JSON.parse(stdout.trim().split('\n').at(-1)!)
 }
@@ -44,18 +48,35 @@ if (redis) serverEnv.HERALD_BENCH_REDIS_URL = redis.url
 const rabbitmq = selected.some(({ c }) => c.transport === 'rabbitmq') ? await startRabbitMq() : undefined
 if (rabbitmq) serverEnv.HERALD_BENCH_RABBITMQ_URL = rabbitmq.url
 for (const { c, i } of selected) {
-  if (!args.json) process.stderr.write(`running ${c.bench} on ${c.transport} (Herald, then ${c.raw})...\n`)
-  const herald = await measure(i, 'herald')
+  if (!args.json) {
+    const sides = c.api ? 'Herald' : 'Herald at the bus, at the transport'
+    process.stderr.write(`running ${c.bench} on ${c.transport} (${sides}, then ${c.raw})...\n`)
+  }
+  const herald = await measure(i, 'bus')
+  const atTransport = c.api ? undefined : await measure(i, 'transport')
   const raw = await measure(i, 'raw')
   const line = {
     bench: c.bench,
     transport: c.transport,
+    // What Herald's figure is measured at: the bus a user calls, or the one user API the case is about.
+    level: c.api ? `api: ${c.api}` : 'bus',
     herald_per_s: Math.round(herald.perSecond),
     raw_per_s: Math.round(raw.perSecond),
     ratio: round(herald.perSecond / raw.perSecond),
+    ...(atTransport === undefined
+      ? {}
+      : {
+          transport_per_s: Math.round(atTransport.perSecond),
+          transport_ratio: round(atTransport.perSecond / raw.perSecond),
+          bus_vs_transport: round(herald.perSecond / atTransport.perSecond),
+        }),
     ...(herald.p50Ms === undefined ? {} : { p50_ms: herald.p50Ms, p99_ms: herald.p99Ms }),
+    ...(atTransport?.p50Ms === undefined
+      ? {}
+      : { transport_p50_ms: atTransport.p50Ms, transport_p99_ms: atTransport.p99Ms }),
     ...(raw.p50Ms === undefined ? {} : { raw_p50_ms: raw.p50Ms, raw_p99_ms: raw.p99Ms }),
     herald_peak_rss_mb: herald.peakRssMb,
+    ...(atTransport === undefined ? {} : { transport_peak_rss_mb: atTransport.peakRssMb }),
     raw_peak_rss_mb: raw.peakRssMb,
     // Memory over a long run: RSS at the end less RSS at the first tenth of the messages.
     ...(c.once ? { herald_rss_growth_mb: herald.rssGrowthMb, raw_rss_growth_mb: raw.rssGrowthMb } : {}),
@@ -65,9 +86,13 @@ for (const { c, i } of selected) {
     const latency =
       line.p50_ms === undefined ? '' : `  p50 ${line.p50_ms} ms, p99 ${line.p99_ms} ms (raw p99 ${line.raw_p99_ms} ms)`
     const growth = c.once ? `, RSS growth after the first tenth ${herald.rssGrowthMb} MB vs ${raw.rssGrowthMb} MB` : ''
+    const transportLevel =
+      atTransport === undefined
+        ? ''
+        : `  [transport level ${line.transport_per_s}/s = ${line.transport_ratio}x raw; bus/transport ${line.bus_vs_transport}]`
     process.stdout.write(
       `${c.bench} ${c.transport}: Herald ${line.herald_per_s}/s vs ${c.raw} ${line.raw_per_s}/s = ${line.ratio}x${latency}  ` +
-        `peak RSS ${line.herald_peak_rss_mb} MB vs ${line.raw_peak_rss_mb} MB${growth}\n`,
+        `peak RSS ${line.herald_peak_rss_mb} MB vs ${line.raw_peak_rss_mb} MB${growth}${transportLevel}\n`,
     )
   }
 }

@@ -1,4 +1,42 @@
-import { type Envelope, sleep, type Transport, uuidV7 } from '@herald/core'
+import { type Bus, createBus, defineEvent, type Envelope, sleep, type Transport, uuidV7 } from '@herald/core'
+import { z } from 'zod'
+
+/**
+ * Which API Herald's side is measured at: `bus`, what a user calls (`createBus`, a zod contract, `bus.publish`,
+ * `bus.on`, default consumer options), or `transport`, the port under it (ready envelopes into
+ * `transport.publish`, a bare handler on `transport.subscribe`). `npm run bench` runs both; the transport figure
+ * says what the bus itself costs.
+ */
+export type Level = 'bus' | 'transport'
+export const level: Level = process.env.HERALD_BENCH_LEVEL === 'transport' ? 'transport' : 'bus'
+
+/** The bus-level message: a zod contract, as a user writes one. `n` is a counter or a send timestamp. */
+export const Tick = defineEvent('bench.tick', { schema: z.object({ n: z.number() }) })
+
+/** A bus over `transport` with the bench's one consumer, `maxInFlight` 100 as the transport-level side uses. */
+export async function benchBus(
+  transport: Transport,
+  onTick: ((n: number) => void) | undefined,
+  maxInFlight = 100,
+): Promise<Bus> {
+  const bus = createBus({ transport, service: 'bench' })
+  if (onTick) {
+    bus.group('bench', { maxInFlight }).on(Tick, async (message) => {
+      onTick(message.data.n)
+    })
+  }
+  await bus.start()
+  return bus
+}
+
+/** `total` publishes through the bus in windows of `window` concurrent calls, each window awaited. */
+export async function publishBusInWindows(bus: Bus, total: number, window: number): Promise<void> {
+  for (let sent = 0; sent < total; sent += window) {
+    const batch: Promise<string>[] = []
+    for (let i = 0; i < window; i++) batch.push(bus.publish(Tick, { n: 1 }))
+    await Promise.all(batch)
+  }
+}
 /** One side of one benchmark, measured in its own process. */
 export interface Measurement {
   readonly perSecond: number
@@ -81,6 +119,7 @@ export async function publishInWindows(transport: Transport, total: number, wind
  * published in windows of `window` concurrent publishes; the clock runs from the first publish to the last handled.
  */
 export async function heraldThroughput(transport: Transport, total: number, window: number): Promise<Measurement> {
+  if (level === 'bus') return busThroughput(transport, total, window)
   const done = counter(total)
   const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async () => {
     done.hit()
@@ -89,6 +128,19 @@ export async function heraldThroughput(transport: Transport, total: number, wind
   await publishInWindows(transport, total, window)
   await done.done
   await sub.close()
+  const seconds = (performance.now() - started) / 1_000
+  await transport.close()
+  return { perSecond: total / seconds, rssGrowthMb: done.rssGrowthMb }
+}
+
+/** The same at the bus level. */
+async function busThroughput(transport: Transport, total: number, window: number): Promise<Measurement> {
+  const done = counter(total)
+  const bus = await benchBus(transport, () => done.hit())
+  const started = performance.now()
+  await publishBusInWindows(bus, total, window)
+  await done.done
+  await bus.stop()
   const seconds = (performance.now() - started) / 1_000
   await transport.close()
   return { perSecond: total / seconds, rssGrowthMb: done.rssGrowthMb }
@@ -124,6 +176,7 @@ export function sinceSent(body: Uint8Array): number {
 
 /** Herald's latency at a fixed rate: publish call to handler start, p50 and p99, over `total` messages. */
 export async function heraldLatency(transport: Transport, total: number, ratePerSecond: number): Promise<Measurement> {
+  if (level === 'bus') return busLatency(transport, total, ratePerSecond)
   const samples: number[] = []
   const done = counter(total)
   await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
@@ -138,6 +191,25 @@ export async function heraldLatency(transport: Transport, total: number, ratePer
   })
   await done.done
   const perSecond = total / ((performance.now() - started) / 1_000)
+  await transport.close()
+  return { perSecond, ...latencies(samples) }
+}
+
+/** The same at the bus level: the send time travels as the contract's `n`. */
+async function busLatency(transport: Transport, total: number, ratePerSecond: number): Promise<Measurement> {
+  const samples: number[] = []
+  const done = counter(total)
+  const bus = await benchBus(transport, (sentAt) => {
+    samples.push(performance.now() - sentAt)
+    done.hit()
+  })
+  const started = performance.now()
+  await atFixedRate(total, ratePerSecond, async (bodies) => {
+    await Promise.all(bodies.map(() => bus.publish(Tick, { n: performance.now() })))
+  })
+  await done.done
+  const perSecond = total / ((performance.now() - started) / 1_000)
+  await bus.stop()
   await transport.close()
   return { perSecond, ...latencies(samples) }
 }

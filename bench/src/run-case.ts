@@ -1,10 +1,11 @@
 /**
- * Child entry: runs one side of one benchmark after a warm-up, three times, and prints the median run (by rate)
+ * Child entry (`HERALD_BENCH_LEVEL=bus|transport`): runs one side of one benchmark after a warm-up, three times, and prints the median run (by rate)
  * as JSON. Disk-bound figures vary from run to run on a shared machine; the median damps that.
  */
 import { benchCases } from './cases.js'
 import type { Measurement } from './measure.js'
 
+// The level is read when measure.js loads: `transport` is Herald's side at the transport level (main.ts sets it).
 const [index, side] = process.argv.slice(2)
 const benchCase = benchCases[Number(index)]
 if (!benchCase || (side !== 'herald' && side !== 'raw')) throw new Error(`usage: run-case <index> herald|raw`)

@@ -1,29 +1,17 @@
 import { EventEmitter } from 'node:events'
 import { createInMemoryTransport, uuidV7 } from '@herald/core'
-import { type BenchSide, counter, publishInWindows } from '../measure.js'
+import { type BenchSide, counter, heraldThroughput } from '../measure.js'
 
 const window = 1_000
 const encoder = new TextEncoder()
 
 async function handle(_payload: unknown): Promise<void> {}
 
-/** Herald's in-memory transport, end to end: publish, route, deliver to an async handler, ack. */
+/** Herald on its in-memory transport, end to end: publish, route, deliver to an async handler, ack. */
 export const heraldInMemoryOver =
   (messages: number): BenchSide =>
-  async () => {
-    const transport = createInMemoryTransport()
-    const done = counter(messages)
-    await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: 100 }, async (envelope) => {
-      await handle(envelope)
-      done.hit()
-    })
-    const started = performance.now()
-    await publishInWindows(transport, messages, window)
-    await done.done
-    const seconds = (performance.now() - started) / 1_000
-    await transport.close()
-    return { perSecond: messages / seconds, rssGrowthMb: done.rssGrowthMb }
-  }
+  () =>
+    heraldThroughput(createInMemoryTransport(), messages, window)
 
 /** The baseline: an EventEmitter whose listener awaits an async handler, each emit awaited. */
 export const rawEventEmitterOver =

@@ -4,10 +4,13 @@ import amqp from 'amqplib'
 import {
   atFixedRate,
   type BenchSide,
+  benchBus,
   counter,
   heraldLatency,
   heraldThroughput,
   latencies,
+  level,
+  publishBusInWindows,
   publishInWindows,
   sinceSent,
 } from '../measure.js'
@@ -150,8 +153,10 @@ export const rawRabbitMqLatency: BenchSide = async () => {
 export const heraldRabbitMqPublish: BenchSide = async () => {
   const transport = await heraldTransport('pub')
   await transport.declareGroup('bench', ['bench.#'])
+  const bus = level === 'bus' ? await benchBus(transport, undefined) : undefined
   const started = performance.now()
-  await publishInWindows(transport, messages, window)
+  if (bus) await publishBusInWindows(bus, messages, window)
+  else await publishInWindows(transport, messages, window)
   const seconds = (performance.now() - started) / 1_000
   await transport.deleteGroup('bench')
   await transport.close()
@@ -176,12 +181,17 @@ export const heraldRabbitMqConsume: BenchSide = async () => {
   await publishInWindows(transport, messages, window)
   const done = counter(messages)
   const started = performance.now()
-  const sub = await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: prefetch }, async () => {
-    done.hit()
-  })
+  // The queue holds `bench.tick` envelopes with the body `{"n":1}`: valid data for the bus's contract too.
+  const sub =
+    level === 'bus'
+      ? await benchBus(transport, () => done.hit(), prefetch)
+      : await transport.subscribe({ group: 'bench', patterns: ['bench.#'], maxInFlight: prefetch }, async () => {
+          done.hit()
+        })
   await done.done
   const seconds = (performance.now() - started) / 1_000
-  await sub.close()
+  if ('stop' in sub) await sub.stop()
+  else await sub.close()
   await transport.deleteGroup('bench')
   await transport.close()
   return { perSecond: messages / seconds }
