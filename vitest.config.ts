@@ -10,6 +10,7 @@ const needServers = [
   'packages/redis/test/**/*.test.ts',
   'packages/rabbitmq/test/**/*.test.ts',
   'packages/observability/test/prometheus.int.test.ts',
+  'packages/cli/test/cli-transports.int.test.ts',
   'packages/*/test/**/*.browser.int.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
 ]

@@ -4,6 +4,7 @@ import { registerDashboardCommand } from './commands/dashboard.js'
 import { registerDlqCommands } from './commands/dlq.js'
 import { registerEventCommands } from './commands/events.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
+import { registerStatsCommands } from './commands/stats.js'
 import { registerTopicCommands } from './commands/topics.js'
 import { formatTable, type Output, processOutput } from './output.js'
 import { defaultTransportUrl, openEventStore, openTransport } from './transport-url.js'
@@ -57,6 +58,7 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
   registerEventCommands(program, withEventStore, withTransport, output)
   registerTopicCommands(program, withTransport, output)
+  registerStatsCommands(program, withTransport, output)
   registerDashboardCommand(
     program,
     async () => ({

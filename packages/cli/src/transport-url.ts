@@ -16,7 +16,13 @@ type Target =
   | { readonly kind: 'sqlite'; readonly path: string }
   | { readonly kind: 'postgres'; readonly connectionString: string; readonly schema?: string }
   | { readonly kind: 'redis'; readonly url: string; readonly prefix?: string }
-  | { readonly kind: 'rabbitmq'; readonly url: string; readonly exchange?: string; readonly namespace?: string }
+  | {
+      readonly kind: 'rabbitmq'
+      readonly url: string
+      readonly exchange?: string
+      readonly namespace?: string
+      readonly managementUrl?: string
+    }
   | { readonly kind: 'memory' }
 
 /** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
@@ -47,17 +53,18 @@ function parseUrl(url: string): Target {
     }
     case 'amqp':
     case 'amqps': {
-      // `exchange` and `namespace` are Herald's: take them off before the URL reaches amqplib.
+      // `exchange`, `namespace` and `management` are Herald's: take them off before the URL reaches amqplib.
       const parsed = new URL(url)
       const exchange = parsed.searchParams.get('exchange') ?? undefined
       const namespace = parsed.searchParams.get('namespace') ?? undefined
-      parsed.searchParams.delete('exchange')
-      parsed.searchParams.delete('namespace')
+      const managementUrl = parsed.searchParams.get('management') ?? undefined
+      for (const name of ['exchange', 'namespace', 'management']) parsed.searchParams.delete(name)
       return {
         kind: 'rabbitmq',
         url: parsed.toString(),
         ...(exchange === undefined ? {} : { exchange }),
         ...(namespace === undefined ? {} : { namespace }),
+        ...(managementUrl === undefined ? {} : { managementUrl }),
       }
     }
     case 'memory':
@@ -72,7 +79,9 @@ function parseUrl(url: string): Target {
 
 /**
  * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema),
- * `redis://…` (`?prefix=` picks Herald's key prefix), `amqp://…` (`?exchange=`, `?namespace=`) or `memory:`. Read from `--transport`, else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
+ * `redis://…` (`?prefix=` picks Herald's key prefix), `amqp://…` (`?exchange=`, `?namespace=`,
+ * `?management=http://user:pass@host:15672` for the broker's management API) or `memory:`. Read from `--transport`,
+ * else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
  */
 export async function openTransport(url: string): Promise<Transport> {
   const target = parseUrl(url)

@@ -92,6 +92,35 @@ describe('herald CLI on SQLite', () => {
     expect(await transport.getDeadLetter(id)).toBeUndefined()
   })
 
+  it('redrives 2,500 dead letters a page at a time, with progress, leaving other groups alone', async () => {
+    const total = 2_500
+    const failing = async () => {
+      throw new PermanentError('card declined')
+    }
+    const billing = await transport.subscribe({ group: 'billing', patterns: ['order.#'], maxInFlight: 100 }, failing)
+    const shipping = await transport.subscribe({ group: 'shipping', patterns: ['order.#'], maxInFlight: 100 }, failing)
+    const body = new TextEncoder().encode('{}')
+    for (let i = 0; i < total; i += 500)
+      await transport.publish(
+        'order.created',
+        Array.from({ length: 500 }, (_, n) => ({ id: `m-${i + n}`, headers: { type: 'order.created' }, body })),
+      )
+    const deadIn = async (group: string) =>
+      (await transport.listGroups()).find((g) => g.group === group)?.deadLetters ?? 0
+    await pollUntil(async () => (await deadIn('billing')) === total && (await deadIn('shipping')) === total)
+    await billing.close()
+    await shipping.close()
+
+    const io = capture()
+    expect(await runCli(['-t', url, 'dlq', 'redrive', '--group', 'billing', '--json'], { output: io.output })).toBe(0)
+    expect(JSON.parse(io.out[0]!)).toEqual({ redriven: total })
+    // Progress on stderr, ending with the whole count.
+    expect(io.err.at(-1)).toMatch(/^redrive \[#+\] 2500\/2500 100% \d+\/s, done$/)
+    const groups = await transport.listGroups()
+    expect(groups.find((g) => g.group === 'billing')).toMatchObject({ depth: total, deadLetters: 0 })
+    expect(groups.find((g) => g.group === 'shipping')).toMatchObject({ depth: 0, deadLetters: total })
+  })
+
   it('tail prints what is published while it runs', async () => {
     const stop = createLatch()
     const io = capture()

@@ -6,7 +6,7 @@ import {
   type InputOf,
   type MessageContract,
   upcast,
-  validateData,
+  validateNow,
 } from './contract.js'
 import { type Envelope, HeaderNames } from './envelope.js'
 import { ConfigurationError, poisonError } from './errors.js'
@@ -15,7 +15,7 @@ import { type Message, toMessage } from './message.js'
 import { attempts } from './middleware/attempts.js'
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.js'
 import { sendPrepared } from './send-prepared.js'
-import type { Delivery, Handler, Subscription, Transport } from './transport.js'
+import type { Delivery, Handler, PublishOptions, Subscription, Transport } from './transport.js'
 import { uuidV7 } from './uuid-v7.js'
 
 export interface PublishMessageOptions {
@@ -160,6 +160,88 @@ function resolveConsumer(
   return { ...merged, retry: resolveRetryPolicy(retryInput) }
 }
 
+const noOptions: PublishMessageOptions = Object.freeze({})
+
+/** The four ways a bus publishes, made once rather than per message. */
+const publishOptionSets: readonly PublishOptions[] = [
+  Object.freeze({ mandatory: false, withinHandler: false }),
+  Object.freeze({ mandatory: true, withinHandler: false }),
+  Object.freeze({ mandatory: false, withinHandler: true }),
+  Object.freeze({ mandatory: true, withinHandler: true }),
+]
+
+function publishOptionsFor(mandatory: boolean, withinHandler: boolean): PublishOptions {
+  return publishOptionSets[(mandatory ? 1 : 0) + (withinHandler ? 2 : 0)]!
+}
+
+// The CloudEvents `time` of the current millisecond, formatted once per millisecond rather than once per message.
+let clockMs = Number.NaN
+let clockIso = ''
+function isoNow(): string {
+  const now = Date.now()
+  if (now !== clockMs) {
+    clockMs = now
+    clockIso = new Date(now).toISOString()
+  }
+  return clockIso
+}
+
+interface Producer {
+  produce(
+    contract: MessageContract,
+    data: unknown,
+    options: PublishMessageOptions,
+    parent: Message<unknown> | undefined,
+  ): Promise<string>
+  prepare(
+    contract: MessageContract,
+    data: unknown,
+    options: PublishMessageOptions,
+    parent: Message<unknown> | undefined,
+  ): Promise<PreparedMessage>
+}
+
+/**
+ * A handler's context. Its fields are read from the delivery only when the handler reads them (a delivery's signal
+ * is made on first read), and its functions are made on first read too, bound, so `const { publish } = context`
+ * works as well as `context.publish(...)`.
+ */
+class Context implements HandlerContext {
+  constructor(
+    readonly delivery: Delivery,
+    readonly parent: Message<unknown>,
+    readonly producer: Producer,
+  ) {}
+
+  get group(): string {
+    return this.delivery.group
+  }
+
+  get topic(): string {
+    return this.delivery.topic
+  }
+
+  get attempt(): number {
+    return this.delivery.attempt
+  }
+
+  get signal(): AbortSignal {
+    return this.delivery.signal
+  }
+
+  get publish(): HandlerContext['publish'] {
+    return (contract, data, o = noOptions) => this.producer.produce(contract, data, o, this.parent)
+  }
+
+  get send(): HandlerContext['send'] {
+    return (contract, data, o = noOptions) => this.producer.produce(contract, data, o, this.parent)
+  }
+
+  get prepare(): HandlerContext['prepare'] {
+    return (contract, data, o = noOptions) => this.producer.prepare(contract, data, o, this.parent)
+  }
+}
+
 /** Creates a bus. Nothing is subscribed until `start()`. */
 export function createBus(options: BusOptions): Bus {
   const { transport } = options
@@ -174,33 +256,45 @@ export function createBus(options: BusOptions): Bus {
   let started = false
   let stopping: Promise<void> | undefined
 
-  async function prepare(
+  /** Validates, encodes and wraps a message. Synchronous unless the schema validates asynchronously. */
+  function prepareNow(
     contract: MessageContract,
     data: unknown,
     publishOptions: PublishMessageOptions,
     parent: Message<unknown> | undefined,
-  ): Promise<PreparedMessage> {
-    const value = await validateData(contract, data)
+  ): PreparedMessage | Promise<PreparedMessage> {
+    const value = validateNow(contract, data)
+    if (value instanceof Promise) return value.then((valid) => build(contract, valid, publishOptions, parent))
+    return build(contract, value, publishOptions, parent)
+  }
+
+  function build(
+    contract: MessageContract,
+    value: unknown,
+    publishOptions: PublishMessageOptions,
+    parent: Message<unknown> | undefined,
+  ): PreparedMessage {
     const body = codec.encode(value)
     const id = publishOptions.id ?? uuidV7()
-    const headers: Record<string, string> = {
-      ...publishOptions.headers,
-      [HeaderNames.specVersion]: '1.0',
-      [HeaderNames.type]: contract.type,
-      [HeaderNames.source]: options.service,
-      [HeaderNames.time]: new Date().toISOString(),
-      [HeaderNames.dataContentType]: codec.contentType,
-      [HeaderNames.schemaVersion]: String(contract.version),
-      [HeaderNames.kind]: contract.kind,
-      [HeaderNames.correlationId]: publishOptions.correlationId ?? parent?.correlationId ?? id,
-    }
+    // The caller's headers first: Herald's own names below always win.
+    const headers: Record<string, string> = publishOptions.headers === undefined ? {} : { ...publishOptions.headers }
+    headers[HeaderNames.specVersion] = '1.0'
+    headers[HeaderNames.type] = contract.type
+    headers[HeaderNames.source] = options.service
+    headers[HeaderNames.time] = isoNow()
+    headers[HeaderNames.dataContentType] = codec.contentType
+    headers[HeaderNames.schemaVersion] = String(contract.version)
+    headers[HeaderNames.kind] = contract.kind
+    headers[HeaderNames.correlationId] = publishOptions.correlationId ?? parent?.correlationId ?? id
     const causationId = publishOptions.causationId ?? parent?.id
     if (causationId !== undefined) headers[HeaderNames.causationId] = causationId
     if (publishOptions.partitionKey !== undefined) headers[HeaderNames.partitionKey] = publishOptions.partitionKey
     if (publishOptions.subject !== undefined) headers[HeaderNames.subject] = publishOptions.subject
-    for (const name of [HeaderNames.traceParent, HeaderNames.traceState]) {
-      const inherited = parent?.headers[name]
-      if (inherited !== undefined && headers[name] === undefined) headers[name] = inherited
+    if (parent !== undefined) {
+      for (const name of [HeaderNames.traceParent, HeaderNames.traceState]) {
+        const inherited = parent.headers[name]
+        if (inherited !== undefined && headers[name] === undefined) headers[name] = inherited
+      }
     }
     const deliverAt =
       publishOptions.deliverAt !== undefined
@@ -208,44 +302,58 @@ export function createBus(options: BusOptions): Bus {
         : publishOptions.delayMs !== undefined
           ? Date.now() + publishOptions.delayMs
           : undefined
-    return {
-      topic: contract.topic,
-      envelope: { id, headers, body },
-      mandatory: contract.kind === 'command',
-      ...(deliverAt === undefined ? {} : { deliverAt }),
+    const envelope: Envelope = { id, headers, body }
+    const mandatory = contract.kind === 'command'
+    return deliverAt === undefined
+      ? { topic: contract.topic, envelope, mandatory }
+      : { topic: contract.topic, envelope, mandatory, deliverAt }
+  }
+
+  function prepare(
+    contract: MessageContract,
+    data: unknown,
+    publishOptions: PublishMessageOptions,
+    parent: Message<unknown> | undefined,
+  ): Promise<PreparedMessage> {
+    try {
+      return Promise.resolve(prepareNow(contract, data, publishOptions, parent))
+    } catch (err) {
+      return Promise.reject(err)
     }
   }
 
-  async function produce(
+  function produce(
     contract: MessageContract,
     data: unknown,
     publishOptions: PublishMessageOptions,
     parent: Message<unknown> | undefined,
   ): Promise<string> {
-    const prepared = await prepare(contract, data, publishOptions, parent)
-    await sendPrepared(transport, prepared, { withinHandler: parent !== undefined })
+    try {
+      const prepared = prepareNow(contract, data, publishOptions, parent)
+      if (prepared instanceof Promise) return prepared.then((ready) => deliver(contract, ready, parent !== undefined))
+      return deliver(contract, prepared, parent !== undefined)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  function deliver(contract: MessageContract, prepared: PreparedMessage, withinHandler: boolean): Promise<string> {
     const { topic, envelope } = prepared
+    const sent =
+      prepared.deliverAt === undefined
+        ? transport.publish(topic, [envelope], publishOptionsFor(prepared.mandatory, withinHandler))
+        : sendPrepared(transport, prepared, { withinHandler })
     const audit = options.audit
     if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {
-      await audit.store.append([{ topic, envelope }])
+      return sent.then(() => audit.store.append([{ topic, envelope }])).then(() => envelope.id)
     }
-    return envelope.id
+    return sent.then(() => envelope.id)
   }
 
-  function contextFor(delivery: Delivery, parent: Message<unknown>): HandlerContext {
-    return {
-      group: delivery.group,
-      topic: delivery.topic,
-      attempt: delivery.attempt,
-      signal: delivery.signal,
-      publish: (contract, data, o = {}) => produce(contract, data, o, parent),
-      send: (contract, data, o = {}) => produce(contract, data, o, parent),
-      prepare: (contract, data, o = {}) => prepare(contract, data, o, parent),
-    }
-  }
+  const producer: Producer = { produce, prepare }
 
   function dispatcherFor(state: GroupState): Handler {
-    return async (envelope, delivery) => {
+    return (envelope, delivery) => {
       if (typeof envelope.id !== 'string' || envelope.id.length === 0) {
         throw poisonError('ENVELOPE_INVALID', 'envelope_invalid', 'Envelope has no id')
       }
@@ -269,9 +377,16 @@ export function createBus(options: BusOptions): Bus {
           `Header "${HeaderNames.schemaVersion}" is "${versionHeader}", not an integer >= 1`,
         )
       }
-      const data = await validateData(registration.contract, upcast(registration.contract, raw, version))
+      const { contract, handler } = registration
+      const data = validateNow(contract, version === contract.version ? raw : upcast(contract, raw, version))
+      if (data instanceof Promise) {
+        return data.then((valid) => {
+          const message = toMessage(envelope, valid)
+          return handler(message, new Context(delivery, message, producer))
+        })
+      }
       const message = toMessage(envelope, data)
-      await registration.handler(message, contextFor(delivery, message))
+      return handler(message, new Context(delivery, message, producer))
     }
   }
 
@@ -302,9 +417,9 @@ export function createBus(options: BusOptions): Bus {
 
   const bus: Bus = {
     transport,
-    publish: (contract, data, o = {}) => produce(contract, data, o, undefined),
-    send: (contract, data, o = {}) => produce(contract, data, o, undefined),
-    prepare: (contract, data, o = {}) => prepare(contract, data, o, undefined),
+    publish: (contract, data, o = noOptions) => produce(contract, data, o, undefined),
+    send: (contract, data, o = noOptions) => produce(contract, data, o, undefined),
+    prepare: (contract, data, o = noOptions) => prepare(contract, data, o, undefined),
     on(contract, handler) {
       group(options.service).on(contract, handler)
       return bus

@@ -24,8 +24,12 @@ export interface GroupInfo {
   /** Messages waiting or being handled. */
   readonly depth: number
   readonly deadLetters: number
+  /** Of `depth`, messages claimed by a consumer whose outcome is not stored yet. Absent where the transport cannot tell. */
+  readonly inFlight?: number
   /** Of `depth`, messages not yet due: delayed publishes and retries waiting for their backoff. Absent where the transport cannot tell per group. */
   readonly scheduled?: number
+  /** Messages acknowledged per second, where the store measures it (RabbitMQ's management API). */
+  readonly ackedPerS?: number
   /** How long the oldest message that is due has been waiting (0 when none): the group's consumer lag in time. Absent where the transport cannot tell. */
   readonly oldestDueAgeMs?: number
 }
@@ -38,6 +42,30 @@ export interface TopologyAdmin {
   unbindGroup(group: string, patterns: readonly string[]): Promise<void>
   /** Removes the group's bindings and its waiting messages. */
   deleteGroup(group: string): Promise<void>
+}
+
+/** Where one group's messages wait, and what is bound to it. */
+export interface GroupTopology {
+  readonly group: string
+  readonly patterns: readonly string[]
+  /** The queue, stream or table rows that hold the group's messages, in the transport's own names. */
+  readonly queue: string
+}
+
+/** What is bound to what on a transport, in its own names: for operators, `herald topology` and the dashboard. */
+export interface TopologyDescription {
+  readonly transport: string
+  /** Where messages are published: an exchange, a table, a set of streams. */
+  readonly entry: string
+  readonly groups: readonly GroupTopology[]
+  /** Where delayed messages and retries wait until due. */
+  readonly delays: string
+  /** Where dead letters are kept. */
+  readonly deadLetters: string
+}
+
+export interface TopologyDescriber {
+  describeTopology(): Promise<TopologyDescription>
 }
 
 export interface HealthReport {
@@ -63,6 +91,9 @@ export function isDeadLetterStore(transport: Transport): transport is Transport 
 }
 export function isTopologyAdmin(transport: Transport): transport is Transport & TopologyAdmin {
   return hasMethods(transport, ['declareGroup', 'listGroups', 'unbindGroup', 'deleteGroup'])
+}
+export function isTopologyDescriber(transport: Transport): transport is Transport & TopologyDescriber {
+  return hasMethods(transport, ['describeTopology'])
 }
 export function isHealthCheck(transport: Transport): transport is Transport & HealthCheck {
   return hasMethods(transport, ['checkHealth'])

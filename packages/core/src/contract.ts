@@ -89,7 +89,21 @@ function toIssues(issues: ReadonlyArray<StandardSchemaV1.Issue>): ValidationIssu
 
 /** Validates `data` against the contract's schema; throws `ValidationError` with every issue's path. */
 export async function validateData<C extends MessageContract>(contract: C, data: unknown): Promise<DataOf<C>> {
-  const result = await contract.schema['~standard'].validate(data)
+  return validateNow(contract, data)
+}
+
+/**
+ * The same, without a promise when the schema validates synchronously (zod, valibot and arktype do for schemas
+ * without async refinements): a validated message costs no microtask. Throws `ValidationError` at once, or
+ * returns a promise that rejects with it.
+ */
+export function validateNow<C extends MessageContract>(contract: C, data: unknown): DataOf<C> | Promise<DataOf<C>> {
+  const result = contract.schema['~standard'].validate(data)
+  if (result instanceof Promise) return result.then((settled) => checked(contract, settled))
+  return checked(contract, result)
+}
+
+function checked<C extends MessageContract>(contract: C, result: StandardSchemaV1.Result<unknown>): DataOf<C> {
   if (result.issues !== undefined) throw new ValidationError(contract.type, toIssues(result.issues))
   return result.value as DataOf<C>
 }

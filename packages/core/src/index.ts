@@ -14,14 +14,18 @@ export {
 export {
   type DeadLetterStore,
   type GroupInfo,
+  type GroupTopology,
   type HealthCheck,
   type HealthReport,
   isDeadLetterStore,
   isHealthCheck,
   isScheduler,
   isTopologyAdmin,
+  isTopologyDescriber,
   type Scheduler,
   type TopologyAdmin,
+  type TopologyDescriber,
+  type TopologyDescription,
 } from './capabilities.js'
 export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
 export {

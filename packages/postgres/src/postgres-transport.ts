@@ -18,6 +18,7 @@ import {
   type Settlement,
   succeeded,
   type TopologyAdmin,
+  type TopologyDescriber,
   type Transport,
   TransportClosedError,
   toBuffer,
@@ -68,6 +69,7 @@ export type PostgresTransport = Transport &
   Scheduler &
   DeadLetterStore &
   TopologyAdmin &
+  TopologyDescriber &
   HealthCheck &
   TransactionalPublisher
 
@@ -333,6 +335,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         depth: number
         dead: number
         scheduled: number
+        in_flight: number
         oldest_due: number | null
       }>({ ...sql.listGroups, values: [now] })
       return result.rows.map((row) => ({
@@ -340,9 +343,25 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         patterns: row.patterns,
         depth: row.depth,
         deadLetters: row.dead,
+        inFlight: row.in_flight,
         scheduled: row.scheduled,
         oldestDueAgeMs: row.oldest_due === null ? 0 : Math.max(0, now - row.oldest_due),
       }))
+    },
+
+    async describeTopology() {
+      const groups = await transport.listGroups()
+      return {
+        transport: 'postgres',
+        entry: `${schema}.queue: publish inserts one row per bound group (routed in SQL by ${schema}.bindings)`,
+        groups: groups.map((g) => ({
+          group: g.group,
+          patterns: g.patterns,
+          queue: `${schema}.queue rows with group_name = '${g.group}'`,
+        })),
+        delays: `${schema}.queue rows whose visible_at is in the future (delays and retry backoff)`,
+        deadLetters: `${schema}.dead_letters`,
+      }
     },
 
     async unbindGroup(group, patterns) {

@@ -101,6 +101,8 @@ export function statements(s: string, notifyChannel: string | undefined) {
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name)::int AS depth,
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.lease_token IS NULL
             AND q.visible_at > $1)::int AS scheduled,
+         (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.lease_token IS NOT NULL
+            AND q.visible_at > $1)::int AS in_flight,
          (SELECT min(q.enqueued_at) FROM ${s}.queue q WHERE q.group_name = b.group_name
             AND q.visible_at <= $1)::float8 AS oldest_due,
          (SELECT count(*) FROM ${s}.dead_letters d WHERE d.group_name = b.group_name)::int AS dead

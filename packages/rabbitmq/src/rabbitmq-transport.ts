@@ -11,6 +11,7 @@ import {
   type Scheduler,
   type Settlement,
   type TopologyAdmin,
+  type TopologyDescriber,
   type Transport,
   TransportClosedError,
 } from '@herald/core'
@@ -18,12 +19,14 @@ import type { Channel, ConsumeMessage, Options } from 'amqplib'
 import { attemptOf, carriedHeaders, copyOptions, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
 import { type BrokerConnection, type Generation, type Outgoing, openBrokerConnection } from './connection.js'
 import { createDeadLetterBrowser } from './dead-letters.js'
+import { createManagementClient, vhostOf } from './management.js'
 import {
   declareGroupQueue,
   declareInfrastructure,
   delayEntry,
   delayedQueueKey,
   delayedTopicKey,
+  delayLevels,
   maxDelayMs,
   namesFor,
   type QueueType,
@@ -53,11 +56,22 @@ export interface RabbitMqTransportOptions {
   readonly heartbeatSeconds?: number
   /** Delay before reconnecting after a lost connection, doubling per failed attempt up to `maxMs`. */
   readonly reconnect?: { readonly initialMs?: number; readonly maxMs?: number }
+  /**
+   * The broker's management HTTP API, `http://user:pass@host:15672` (the `rabbitmq_management` plugin). With it,
+   * `listGroups` and `describeTopology` show every group bound to the exchange, from any process, with in-flight
+   * counts and ack rates; without it, AMQP can only tell about the groups declared through this transport.
+   */
+  readonly managementUrl?: string
   /** Errors the transport survived (connection loss, a failed ack): the message comes back from the broker. */
   readonly onError?: (err: unknown) => void
 }
 
-export type RabbitMqTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+export type RabbitMqTransport = Transport &
+  Scheduler &
+  DeadLetterStore &
+  TopologyAdmin &
+  TopologyDescriber &
+  HealthCheck
 
 interface Delivered extends PulledMessage {
   readonly message: ConsumeMessage
@@ -103,6 +117,28 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
   // Groups declared through this transport: re-declared on every reconnect, listed by `listGroups`.
   const groups = new Map<string, Set<string>>()
   const queueToGroup = new Map<string, string>()
+  const management =
+    options.managementUrl === undefined
+      ? undefined
+      : createManagementClient(options.managementUrl, vhostOf(options.url), publishTimeoutMs)
+
+  /**
+   * Groups and their patterns: from the broker's bindings on the exchange when the management API is configured
+   * (every process's groups), with those declared here; otherwise only those declared here.
+   */
+  async function knownGroups(): Promise<[string, string[]][]> {
+    const all = new Map<string, Set<string>>()
+    for (const [group, patterns] of groups) all.set(group, new Set(patterns))
+    if (management !== undefined) {
+      for (const [queue, keys] of await management.queuesBoundTo(names.exchange)) {
+        const group = queueToGroup.get(queue) ?? queue
+        const known = all.get(group) ?? new Set()
+        for (const key of keys) known.add(key)
+        all.set(group, known)
+      }
+    }
+    return [...all].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([g, p]) => [g, [...p].sort()])
+  }
   const attached = new Set<Attached>()
   const channelCloses = new Set<Promise<void>>()
   let closed = false
@@ -377,11 +413,37 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
       assertOpen()
       const dead = await deadLetters.countByGroup()
       const result: GroupInfo[] = []
-      for (const [group, patterns] of groups) {
-        const depth = await withChannel(async (channel) => (await channel.checkQueue(queueFor(group))).messageCount)
-        result.push({ group, patterns: [...patterns], depth, deadLetters: dead.get(group) ?? 0 })
+      for (const [group, patterns] of await knownGroups()) {
+        const queue = queueFor(group)
+        // AMQP counts ready messages exactly and at once; the management API adds the unacknowledged ones and the
+        // ack rate, as of its last statistics sample (every 5 s by default).
+        const ready = await withChannel(async (channel) => (await channel.checkQueue(queue)).messageCount)
+        const figures = await management?.queue(queue)
+        result.push({
+          group,
+          patterns,
+          depth: ready + (figures?.unacknowledged ?? 0),
+          deadLetters: dead.get(group) ?? 0,
+          ...(figures === undefined ? {} : { inFlight: figures.unacknowledged }),
+          ...(figures?.ackedPerS === undefined ? {} : { ackedPerS: figures.ackedPerS }),
+        })
       }
       return result
+    },
+
+    async describeTopology() {
+      assertOpen()
+      return {
+        transport: 'rabbitmq',
+        entry: `topic exchange "${names.exchange}"`,
+        groups: (await knownGroups()).map(([group, patterns]) => ({
+          group,
+          patterns,
+          queue: `queue "${queueFor(group)}"`,
+        })),
+        delays: `${delayLevels} TTL levels: exchanges and queues "${names.delayExchange(0)}" … "${names.delayExchange(delayLevels - 1)}" (2^k ms each), then exchange "${names.delayedExchange}"`,
+        deadLetters: `queue "${names.deadLetterQueue}"`,
+      }
     },
 
     async unbindGroup(group, patterns) {

@@ -17,6 +17,7 @@ import {
   type Scheduler,
   succeeded,
   type TopologyAdmin,
+  type TopologyDescriber,
   type Transport,
   TransportClosedError,
   toBuffer,
@@ -54,7 +55,7 @@ export interface RedisTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type RedisTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+export type RedisTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & TopologyDescriber & HealthCheck
 
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
@@ -275,7 +276,8 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
             for (let i = 0; i + 1 < row.length; i += 2) map.set(String(row[i]), row[i + 1])
             return map
           })
-          const lastRead = fields.find((f) => f.get('name') === 'herald')?.get('last-delivered-id')
+          const own = fields.find((f) => f.get('name') === 'herald')
+          const lastRead = own?.get('last-delivered-id')
           const next =
             lastRead === undefined ? [] : await redis.xrange(streamKey(group), `(${String(lastRead)}`, '+', 'COUNT', 1)
           const dueSince = [
@@ -288,11 +290,29 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
             patterns,
             depth: (length ?? 0) + (delayed ?? 0),
             deadLetters: dead.get(group) ?? 0,
+            // Entries delivered to a consumer and not acknowledged (the group's pending entries list).
+            inFlight: Number(own?.get('pending') ?? 0),
             scheduled: notDue ?? 0,
             oldestDueAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
           }
         }),
       )
+    },
+
+    async describeTopology() {
+      assertOpen()
+      const current = await loadBindings()
+      return {
+        transport: 'redis',
+        entry: `publish runs a script that XADDs to the stream of every group bound in ${prefix}:bindings`,
+        groups: [...current.byGroup].sort().map(([group, patterns]) => ({
+          group,
+          patterns: [...patterns],
+          queue: `stream ${streamKey(group)}, consumer group "herald"`,
+        })),
+        delays: `sorted sets ${prefix}:d:<group> (due time as score), moved to the stream when due`,
+        deadLetters: `stream ${prefix}:dlq`,
+      }
     },
 
     async unbindGroup(group, patterns) {

@@ -14,6 +14,7 @@ import {
   type Scheduler,
   type Settlement,
   type TopologyAdmin,
+  type TopologyDescriber,
   type Transport,
   TransportClosedError,
   toBuffer,
@@ -41,7 +42,7 @@ export interface SqliteTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type SqliteTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & HealthCheck
+export type SqliteTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & TopologyDescriber & HealthCheck
 
 interface EncodedRow {
   readonly id: string
@@ -234,10 +235,26 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
           patterns,
           depth: row?.depth ?? 0,
           deadLetters: dead.get(group) ?? 0,
+          inFlight: row?.in_flight ?? 0,
           scheduled: row?.scheduled ?? 0,
           oldestDueAgeMs: row?.oldest_due == null ? 0 : Math.max(0, now - row.oldest_due),
         }
       })
+    },
+
+    async describeTopology() {
+      assertOpen()
+      return {
+        transport: 'sqlite',
+        entry: `${options.path}: publish inserts one herald_queue row per bound group, in the publishing transaction`,
+        groups: [...bindings.patternsByGroup()].map(([group, patterns]) => ({
+          group,
+          patterns,
+          queue: `herald_queue rows with group_name = '${group}'`,
+        })),
+        delays: 'herald_queue rows whose visible_at is in the future (delays and retry backoff)',
+        deadLetters: 'herald_dead_letters',
+      }
     },
 
     async unbindGroup(group, patterns) {

@@ -26,7 +26,7 @@ export interface Statements {
   >
   readonly groupDepths: Database.Statement<
     { now: number },
-    { group_name: string; depth: number; scheduled: number; oldest_due: number | null }
+    { group_name: string; depth: number; in_flight: number; scheduled: number; oldest_due: number | null }
   >
   readonly groupDeadLetters: Database.Statement<[], { group_name: string; count: number }>
 }
@@ -87,9 +87,10 @@ export function prepareStatements(db: Database.Database): Statements {
     // Scheduled: unclaimed and not yet due. Due: visible now (never claimed, retried and due, or its lease ran out).
     groupDepths: db.prepare<
       { now: number },
-      { group_name: string; depth: number; scheduled: number; oldest_due: number | null }
+      { group_name: string; depth: number; in_flight: number; scheduled: number; oldest_due: number | null }
     >(
       `SELECT group_name, COUNT(*) AS depth,
+         SUM(CASE WHEN lease_token IS NOT NULL AND visible_at > @now THEN 1 ELSE 0 END) AS in_flight,
          SUM(CASE WHEN lease_token IS NULL AND visible_at > @now THEN 1 ELSE 0 END) AS scheduled,
          MIN(CASE WHEN visible_at <= @now THEN enqueued_at END) AS oldest_due
        FROM herald_queue GROUP BY group_name`,

@@ -18,13 +18,15 @@ export function registerDashboardCommand(
     .option('-p, --port <port>', 'port to listen on', '8080')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--token <token>', 'access token (env HERALD_DASHBOARD_TOKEN; default: a new random one, printed)')
-    .action(async (flags: { port: string; host: string; token?: string }) => {
+    .option('--json', 'print {"url": …} once listening')
+    .action(async (flags: { port: string; host: string; token?: string; json?: boolean }) => {
       const token = flags.token ?? env.HERALD_DASHBOARD_TOKEN ?? randomBytes(24).toString('base64url')
       const { transport, eventStore } = await open()
       const app = await createDashboard({ transport, token, ...(eventStore === undefined ? {} : { eventStore }) })
       try {
         const address = await app.listen({ port: Number(flags.port), host: flags.host })
-        output.out(`Herald dashboard: ${address}/?token=${token}`)
+        const url = `${address}/?token=${token}`
+        output.out(flags.json ? JSON.stringify({ url }) : `Herald dashboard: ${url}`)
         await untilInterrupted()
       } finally {
         await app.close()

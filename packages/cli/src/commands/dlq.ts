@@ -9,6 +9,7 @@ import {
 } from '@herald/core'
 import type { Command } from 'commander'
 import { formatTable, type Output } from '../output.js'
+import { createProgress } from '../progress.js'
 
 export interface FilterFlags {
   readonly group?: string
@@ -85,6 +86,47 @@ function details(letter: DeadLetter) {
 
 type WithTransport = <T>(run: (transport: Transport) => Promise<T>) => Promise<T>
 
+const batchSize = 1_000
+
+/**
+ * Redrives or purges what `filter` selects a page at a time, each page by (group, ids), with progress on stderr.
+ * Counts the selection first and stops there: dead letters that arrive meanwhile (a redriven message failing
+ * again) are left for the next run, so the command always ends.
+ */
+async function inBatches(
+  dead: DeadLetterStore,
+  filter: DeadLetterFilter,
+  label: string,
+  output: Output,
+  act: (selection: DeadLetterFilter) => Promise<number>,
+): Promise<number> {
+  let total = 0
+  for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
+    const page = await dead.listDeadLetters({ ...filter, limit: batchSize, ...(cursor ? { cursor } : {}) })
+    total += page.items.length
+    cursor = page.nextCursor
+  }
+  const progress = createProgress(output, label, total)
+  let done = 0
+  let seen = 0
+  for (let cursor: string | undefined, first = true; (first || cursor !== undefined) && seen < total; first = false) {
+    const page = await dead.listDeadLetters({ ...filter, limit: batchSize, ...(cursor ? { cursor } : {}) })
+    cursor = page.nextCursor
+    const items = page.items.slice(0, total - seen)
+    seen += items.length
+    const byGroup = new Map<string, string[]>()
+    for (const letter of items) {
+      const ids = byGroup.get(letter.group)
+      if (ids === undefined) byGroup.set(letter.group, [letter.envelope.id])
+      else ids.push(letter.envelope.id)
+    }
+    for (const [group, ids] of byGroup) done += await act({ ...filter, group, ids })
+    progress.update(done)
+  }
+  if (total >= batchSize) progress.finish(done)
+  return done
+}
+
 export function registerDlqCommands(program: Command, withTransport: WithTransport, output: Output): void {
   const dlq = program.command('dlq').description('inspect and act on dead letters')
   const filterOptions = (command: Command) =>
@@ -139,7 +181,10 @@ export function registerDlqCommands(program: Command, withTransport: WithTranspo
     .option('--json', 'print {"redriven": n}')
     .action((ids: string[], flags: FilterFlags & { json?: boolean }) =>
       withTransport(async (transport) => {
-        const count = await store(transport).redriveDeadLetters(toFilter(ids, flags, true))
+        const dead = store(transport)
+        const count = await inBatches(dead, toFilter(ids, flags, true), 'redrive', output, (selection) =>
+          dead.redriveDeadLetters(selection),
+        )
         output.out(flags.json ? JSON.stringify({ redriven: count }) : `redriven ${count} dead letter(s)`)
       }),
     )
@@ -149,7 +194,10 @@ export function registerDlqCommands(program: Command, withTransport: WithTranspo
     .option('--json', 'print {"purged": n}')
     .action((ids: string[], flags: FilterFlags & { json?: boolean }) =>
       withTransport(async (transport) => {
-        const count = await store(transport).purgeDeadLetters(toFilter(ids, flags, true))
+        const dead = store(transport)
+        const count = await inBatches(dead, toFilter(ids, flags, true), 'purge', output, (selection) =>
+          dead.purgeDeadLetters(selection),
+        )
         output.out(flags.json ? JSON.stringify({ purged: count }) : `purged ${count} dead letter(s)`)
       }),
     )

@@ -8,6 +8,7 @@ import {
 } from '@herald/core'
 import type { Command } from 'commander'
 import { formatTable, type Output } from '../output.js'
+import { createProgress } from '../progress.js'
 import { parseTime } from './dlq.js'
 
 type WithEventStore = <T>(run: (store: EventStore) => Promise<T>) => Promise<T>
@@ -73,12 +74,6 @@ function summary(event: StoredEvent) {
 }
 
 /** `[#####.....] 1200/5000 24%` */
-export function progressBar(done: number, total: number, width = 30): string {
-  const fraction = total === 0 ? 1 : Math.min(1, done / total)
-  const filled = Math.round(fraction * width)
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${Math.round(fraction * 100)}%`
-}
-
 export function registerEventCommands(
   program: Command,
   withEventStore: WithEventStore,
@@ -115,7 +110,8 @@ export function registerEventCommands(
     .description('publish stored events again, same ids and topics, to every group bound to them')
     .option('--all', 'replay every stored event (required when no filter is given)')
     .option('--dry-run', 'count what would be replayed, publish nothing')
-    .action((flags: FilterFlags & { all?: boolean; dryRun?: boolean }) =>
+    .option('--json', 'print {"replayed": n} (or {"wouldReplay": n})')
+    .action((flags: FilterFlags & { all?: boolean; dryRun?: boolean; json?: boolean }) =>
       withEventStore((store) =>
         withTransport(async (transport) => {
           const filter = toFilter(flags)
@@ -128,16 +124,19 @@ export function registerEventCommands(
           const total = await countMatching(store, filter)
           let published = 0
           if (!flags.dryRun) {
+            const progress = createProgress(output, 'replay', total)
             await replayEvents(
               store,
               async (event) => {
                 await transport.publish(event.topic, [event.envelope])
                 published++
               },
-              { filter, onProgress: (p) => output.err(`replay ${progressBar(p.handled, total)}`) },
+              { filter, onProgress: (p) => progress.update(p.handled) },
             )
+            progress.finish(published)
           }
-          output.out(flags.dryRun ? `would replay ${total} events` : `replayed ${published} events`)
+          if (flags.json) output.out(JSON.stringify(flags.dryRun ? { wouldReplay: total } : { replayed: published }))
+          else output.out(flags.dryRun ? `would replay ${total} events` : `replayed ${published} events`)
         }),
       ),
     )

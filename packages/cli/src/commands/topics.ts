@@ -40,11 +40,13 @@ export function registerTopicCommands(program: Command, withTransport: WithTrans
     .command('create <topic>')
     .description('bind a topic or pattern (trip.event.*, order.#) to a group, creating the group if needed')
     .requiredOption('-g, --group <group>', 'the group (queue) that receives it')
-    .action((topic: string, flags: { group: string }) =>
+    .option('--json', 'print {"topic": …, "groups": […]}')
+    .action((topic: string, flags: { group: string; json?: boolean }) =>
       withTransport(async (transport) => {
         assertTopicPattern(topic)
         await admin(transport).declareGroup(flags.group, [topic])
-        output.out(`bound ${topic} to group ${flags.group}`)
+        if (flags.json) output.out(JSON.stringify({ topic, bound: [flags.group] }))
+        else output.out(`bound ${topic} to group ${flags.group}`)
       }),
     )
 
@@ -52,7 +54,8 @@ export function registerTopicCommands(program: Command, withTransport: WithTrans
     .command('delete <topic>')
     .description('unbind a topic or pattern from one group, or from every group bound to it; queued work stays')
     .option('-g, --group <group>', 'only this group')
-    .action((topic: string, flags: { group?: string }) =>
+    .option('--json', 'print {"topic": …, "unbound": […]}')
+    .action((topic: string, flags: { group?: string; json?: boolean }) =>
       withTransport(async (transport) => {
         const topology = admin(transport)
         const bound = (await topology.listGroups())
@@ -61,7 +64,8 @@ export function registerTopicCommands(program: Command, withTransport: WithTrans
         if (bound.length === 0)
           throw new Error(`no group${flags.group ? ` "${flags.group}"` : ''} is bound to ${topic}`)
         for (const group of bound) await topology.unbindGroup(group, [topic])
-        output.out(`unbound ${topic} from ${bound.join(', ')}`)
+        if (flags.json) output.out(JSON.stringify({ topic, unbound: bound }))
+        else output.out(`unbound ${topic} from ${bound.join(', ')}`)
       }),
     )
 

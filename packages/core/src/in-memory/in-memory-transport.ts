@@ -1,4 +1,11 @@
-import type { DeadLetterStore, GroupInfo, HealthCheck, Scheduler, TopologyAdmin } from '../capabilities.js'
+import type {
+  DeadLetterStore,
+  GroupInfo,
+  HealthCheck,
+  Scheduler,
+  TopologyAdmin,
+  TopologyDescriber,
+} from '../capabilities.js'
 import { pullConsumerOptions } from '../consumer/consumer-set.js'
 import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
@@ -35,6 +42,7 @@ export type InMemoryTransport = Transport &
   Scheduler &
   DeadLetterStore &
   TopologyAdmin &
+  TopologyDescriber &
   HealthCheck & {
     /** Puts an envelope straight into a group's queue, bypassing the publisher: for poison-input tests. */
     injectRaw(group: string, topic: string, envelope: Envelope): void
@@ -81,6 +89,9 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   const routes = new Map<string, GroupState[]>()
   const groups = new Map<string, GroupState>()
   const deadLetters: DeadLetter[] = []
+  // Each dead letter's place in arrival order: the listing cursor, stable while others are redriven or purged.
+  const deadLetterSeq = new WeakMap<DeadLetter, number>()
+  let lastDeadLetterSeq = 0
   const subscriptions = new Set<Subscription>()
   const timers = new Set<ReturnType<typeof setTimeout>>()
   let closed = false
@@ -205,8 +216,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
               enqueue(group, queued)
             })
             return
-          case 'dead-letter':
-            deadLetters.push({
+          case 'dead-letter': {
+            const letter: DeadLetter = {
               envelope: queued.envelope,
               topic: queued.topic,
               group: name,
@@ -216,7 +227,10 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
               firstFailedAt: queued.firstFailedAt ?? now,
               lastFailedAt: now,
               deadLetteredAt: now,
-            })
+            }
+            deadLetterSeq.set(letter, ++lastDeadLetterSeq)
+            deadLetters.push(letter)
+          }
         }
       },
       waitForWork(signal) {
@@ -309,9 +323,24 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         patterns: [...g.patterns.keys()],
         depth: g.ready.length + g.inFlight + g.scheduled,
         deadLetters: deadLetters.filter((d) => d.group === name).length,
+        inFlight: g.inFlight,
         scheduled: g.scheduled,
         oldestDueAgeMs: g.ready.length === 0 ? 0 : Math.max(0, now - (g.ready.peek()?.dueSince ?? now)),
       }))
+    },
+
+    async describeTopology() {
+      return {
+        transport: 'in-memory',
+        entry: 'this process: publish routes to every group whose patterns match',
+        groups: [...groups.entries()].map(([name, g]) => ({
+          group: name,
+          patterns: [...g.patterns.keys()],
+          queue: `in-process queue "${name}"`,
+        })),
+        delays: 'in-process timers (lost with the process)',
+        deadLetters: 'an in-process list (lost with the process)',
+      }
     },
 
     async unbindGroup(name, patterns) {
@@ -335,11 +364,15 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
       const limit = query.limit ?? 50
-      const offset = query.cursor === undefined ? 0 : Number(query.cursor)
-      const selected = deadLetters.filter((d) => matchesDeadLetterFilter(d, query))
-      const items = selected.slice(offset, offset + limit)
-      const next = offset + limit
-      return next < selected.length ? { items, nextCursor: String(next) } : { items }
+      const after = query.cursor === undefined ? 0 : Number(query.cursor)
+      const selected = deadLetters.filter(
+        (d) => (deadLetterSeq.get(d) ?? 0) > after && matchesDeadLetterFilter(d, query),
+      )
+      const items = selected.slice(0, limit)
+      const last = items.at(-1)
+      return selected.length > limit && last !== undefined
+        ? { items, nextCursor: String(deadLetterSeq.get(last)) }
+        : { items }
     },
 
     async getDeadLetter(id, group) {

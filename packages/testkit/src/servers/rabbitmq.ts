@@ -10,6 +10,8 @@ const run = promisify(execFile)
 export interface RabbitMqServer {
   /** `amqp://guest:guest@127.0.0.1:<port>` */
   readonly url: string
+  /** `http://guest:guest@127.0.0.1:<port>`: the management HTTP API, when started with `management: true`. */
+  readonly managementUrl: string | undefined
   readonly port: number
   /** kill -9 of the Erlang VM: whatever the broker had not written to disk is gone. */
   crash(): Promise<void>
@@ -37,7 +39,7 @@ const libDir = process.env.HERALD_RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin'
  * Starts a private `rabbitmq-server` (Debian's package) on free loopback ports in a temp dir, with its own epmd
  * and Erlang cookie. Takes about 5 s: start it once per test file and give each test its own names.
  */
-export async function startRabbitMq(): Promise<RabbitMqServer> {
+export async function startRabbitMq(options: { readonly management?: boolean } = {}): Promise<RabbitMqServer> {
   const server = join(libDir, 'rabbitmq-server')
   if (!existsSync(server))
     throw new Error('rabbitmq-server not found: apt-get install -y rabbitmq-server (or set HERALD_RABBITMQ_BIN)')
@@ -45,9 +47,15 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
   const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()]
   const node = `herald-${port}@localhost`
   mkdirSync(join(dir, 'log'))
-  writeFileSync(join(dir, 'enabled_plugins'), '[].\n')
+  // The management plugin (Debian's package ships it) is the only way a client can list queues and bindings.
+  const managementPort = options.management ? await freePort() : undefined
+  writeFileSync(join(dir, 'enabled_plugins'), managementPort === undefined ? '[].\n' : '[rabbitmq_management].\n')
   // The broker's own defaults suit a test box except the disk alarm (50 MB free) and the 1-minute boot wait.
-  writeFileSync(join(dir, 'rabbitmq.conf'), 'disk_free_limit.absolute = 1MB\nloopback_users = none\n')
+  const management =
+    managementPort === undefined
+      ? ''
+      : `management.tcp.port = ${managementPort}\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 100\n`
+  writeFileSync(join(dir, 'rabbitmq.conf'), `disk_free_limit.absolute = 1MB\nloopback_users = none\n${management}`)
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOME: dir,
@@ -145,6 +153,7 @@ export async function startRabbitMq(): Promise<RabbitMqServer> {
   await start()
   return {
     url: `amqp://guest:guest@127.0.0.1:${port}`,
+    managementUrl: managementPort === undefined ? undefined : `http://guest:guest@127.0.0.1:${managementPort}`,
     port,
     crash: () => serial(() => vmExit('SIGKILL')),
     restart: () =>

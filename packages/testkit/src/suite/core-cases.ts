@@ -302,7 +302,7 @@ export function coreCases(ctx: () => SuiteContext, features: TransportFeatures):
     expect(c.history.counts.completed).toBe(5)
     await c.consume(t, { group, patterns: [topic] })
     await c.waitForCompleted(sent.map((e) => e.id))
-    c.report('cancel-stops-delivery-and-returns-work')
+    c.report('graceful-shutdown-drains')
   })
 
   it('parallel-publishers-no-loss', async () => {
