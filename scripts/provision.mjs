@@ -23,6 +23,12 @@ const needs = [
   },
   { pkg: 'prometheus', env: 'HERALD_PROMETHEUS', find: file('/usr/bin/prometheus'), for: 'metrics scrape test' },
   { pkg: 'chromium', env: 'HERALD_CHROMIUM', find: file('/usr/bin/chromium'), for: 'dashboard browser test' },
+  {
+    pkg: 'faketime',
+    env: 'HERALD_LIBFAKETIME',
+    find: file('/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'),
+    for: 'consumers on skewed clocks',
+  },
 ]
 
 function file(path) {

@@ -9,7 +9,7 @@ import {
   validateNow,
 } from './contract.js'
 import { type Envelope, HeaderNames } from './envelope.js'
-import { ConfigurationError, poisonError } from './errors.js'
+import { ConfigurationError, InvalidHeaderError, poisonError } from './errors.js'
 import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
 import { attempts } from './middleware/attempts.js'
@@ -186,6 +186,33 @@ function isoNow(): string {
   return clockIso
 }
 
+// CR and LF split a header line in text protocols and stored rows; NUL ends a C string in brokers and drivers.
+const unsafe = /[\r\n\0]/
+
+function checkText(field: string, value: unknown): void {
+  if (typeof value !== 'string') throw new InvalidHeaderError(field, `must be a string, not ${typeof value}`)
+  if (unsafe.test(value)) throw new InvalidHeaderError(field, 'contains CR, LF or NUL')
+}
+
+/** What a caller passes that becomes a header: no CR, LF or NUL, and an id that is not empty. */
+function checkPublishOptions(o: PublishMessageOptions): void {
+  if (o.id !== undefined) {
+    checkText('id', o.id)
+    if (o.id.length === 0) throw new InvalidHeaderError('id', 'is empty')
+  }
+  if (o.correlationId !== undefined) checkText('correlationId', o.correlationId)
+  if (o.causationId !== undefined) checkText('causationId', o.causationId)
+  if (o.partitionKey !== undefined) checkText('partitionKey', o.partitionKey)
+  if (o.subject !== undefined) checkText('subject', o.subject)
+  if (o.headers !== undefined) {
+    for (const name in o.headers) {
+      if (name.length === 0 || unsafe.test(name))
+        throw new InvalidHeaderError(`header name ${JSON.stringify(name)}`, 'is empty or contains CR, LF or NUL')
+      checkText(`header "${name}"`, o.headers[name])
+    }
+  }
+}
+
 interface Producer {
   produce(
     contract: MessageContract,
@@ -246,6 +273,7 @@ class Context implements HandlerContext {
 export function createBus(options: BusOptions): Bus {
   const { transport } = options
   if (!options.service) throw new ConfigurationError('service', 'is required: it names the source and default group')
+  if (unsafe.test(options.service)) throw new ConfigurationError('service', 'must not contain CR, LF or NUL')
   const codec = options.codec ?? createJsonCodec()
   const baseConsumer = options.consumer ?? {}
   // Validated now, so a bad default fails at construction rather than at start().
@@ -274,6 +302,7 @@ export function createBus(options: BusOptions): Bus {
     publishOptions: PublishMessageOptions,
     parent: Message<unknown> | undefined,
   ): PreparedMessage {
+    checkPublishOptions(publishOptions)
     const body = codec.encode(value)
     const id = publishOptions.id ?? uuidV7()
     // The caller's headers first: Herald's own names below always win.

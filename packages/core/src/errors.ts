@@ -9,6 +9,7 @@ export type HeraldErrorCode =
   | 'UNSUPPORTED_VERSION'
   | 'UPCAST_FAILED'
   | 'MESSAGE_TOO_LARGE'
+  | 'HEADER_INVALID'
   | 'NO_ROUTE'
   | 'PERMANENT'
   | 'HANDLER_TIMEOUT'
@@ -94,6 +95,17 @@ export class ValidationError extends HeraldError {
     })
     this.name = 'ValidationError'
     this.issues = issues
+  }
+}
+
+/**
+ * A header name or value, or an id, subject or key that travels as one, holds a character no broker can carry
+ * safely (CR, LF or NUL) or is empty where a value is needed. Nothing was sent.
+ */
+export class InvalidHeaderError extends HeraldError {
+  constructor(field: string, problem: string) {
+    super('HEADER_INVALID', `${field} ${problem}`, { details: { field } })
+    this.name = 'InvalidHeaderError'
   }
 }
 

@@ -71,6 +71,7 @@ export {
   HandlerTimeoutError,
   HeraldError,
   type HeraldErrorCode,
+  InvalidHeaderError,
   isHeraldError,
   MessageTooLargeError,
   NoRouteError,

@@ -331,7 +331,13 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       if (members.length > 0) multi.srem(`${prefix}:bindings`, ...members)
       await multi
         .incr(`${prefix}:v`)
-        .del(streamKey(group), `${prefix}:d:${group}`, `${prefix}:dd:${group}`, `${prefix}:db:${group}`)
+        .del(
+          streamKey(group),
+          `${prefix}:d:${group}`,
+          `${prefix}:dd:${group}`,
+          `${prefix}:db:${group}`,
+          `${prefix}:a:${group}`,
+        )
         .exec()
       await loadBindings()
     },

@@ -6,13 +6,35 @@ import type { Redis } from 'ioredis'
  *
  * Layout for prefix P: `P:v` bindings version, `P:bindings` set of "group\npattern", `P:q:<group>` the group's
  * stream (consumer group `herald`), `P:d:<group>` its delayed messages (sorted set of tokens by due time),
- * `P:dd:<group>` and `P:db:<group>` their fields and bodies, `P:dlq` the dead-letter stream.
- * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), a (deliveries before this entry;
- * absent when none), and after a failure ff (first failure, epoch ms) and le (last error JSON).
+ * `P:dd:<group>` and `P:db:<group>` their fields and bodies, `P:a:<group>` deliveries made before an entry was
+ * (re)added (stream entry id → count; absent when none), `P:dlq` the dead-letter stream.
+ * A stream entry is: i (message id), t (topic), h (headers JSON), b (body), and after a failure ff (first failure,
+ * epoch ms), le (last error JSON) and r (its count is in `P:a:<group>`). The count lives in Herald's own hash, not
+ * in the entry, so a field written by another client can never change how often a message is tried.
+ *
+ * Every script that moves an entry writes its destination before it acks and deletes the source: Redis does not
+ * roll a failed script back, so a failure part-way leaves the entry where it was (it is delivered again), never
+ * nowhere. Due times are judged by the server's clock (TIME), never a consumer's.
  */
 
 /** Shared Lua: is entry `id` of stream `key` pending for `consumer`? (A lost lease means another took it.) */
 const owns = `
+local function servernow()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- An entry's fields, with what a damaged entry lacks filled in so that it can still be moved or dead-lettered.
+local function movable(key, id)
+  local e = redis.call('XRANGE', key, id, id)
+  if #e == 0 then return nil end
+  local f, m = e[1][2], {}
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  m.i = m.i or id
+  m.t = m.t or ''
+  m.h = m.h or '{}'
+  m.b = m.b or ''
+  return m
+end
 local function owns(key, id, consumer)
   local p = redis.call('XPENDING', key, 'herald', id, id, 1, consumer)
   return #p == 1
@@ -67,11 +89,11 @@ return routed
 `
 
 /**
- * Moves a group's due delayed messages into its stream. ARGV: prefix, group, now, limit. Returns the ms until
- * the next one is due (-1 when none is waiting).
+ * Moves a group's due delayed messages into its stream, by the server's clock. ARGV: prefix, group, (unused),
+ * limit. Returns the ms until the next one is due (-1 when none is waiting).
  */
-export const moveDueLua = `
-local P, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+export const moveDueLua = `${owns}
+local P, group, now = ARGV[1], ARGV[2], servernow()
 local zkey, dkey, bkey = P .. ':d:' .. group, P .. ':dd:' .. group, P .. ':db:' .. group
 local due = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, token in ipairs(due) do
@@ -79,11 +101,13 @@ for _, token in ipairs(due) do
   local body = redis.call('HGET', bkey, token)
   if data and body then
     local m = cjson.decode(data)
+    local counted = tonumber(m.a) or 0
     local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body }
-    if m.a and m.a ~= '0' then table.insert(args, 'a'); table.insert(args, m.a) end
+    if counted > 0 then table.insert(args, 'r'); table.insert(args, '1') end
     if m.ff then table.insert(args, 'ff'); table.insert(args, m.ff) end
     if m.le then table.insert(args, 'le'); table.insert(args, m.le) end
-    redis.call('XADD', unpack(args))
+    local added = redis.call('XADD', unpack(args))
+    if counted > 0 then redis.call('HSET', P .. ':a:' .. group, added, counted) end
   end
   redis.call('ZREM', zkey, token)
   redis.call('HDEL', dkey, token)
@@ -97,7 +121,7 @@ return math.max(0, tonumber(next[2]) - now)
 /**
  * Takes back entries idle past the lease (their consumer died or froze) and returns them with their delivery
  * counts. ARGV: prefix, group, consumer, min idle ms, count. Entries deleted meanwhile are acked.
- * Returns a flat list: id, delivery count, field list, ...
+ * Returns a flat list: id, delivery count, field list, deliveries before the entry, ...
  */
 export const reclaimLua = `${owns}
 local key = ARGV[1] .. ':q:' .. ARGV[2]
@@ -108,6 +132,7 @@ for _, e in ipairs(r[2]) do
   table.insert(out, e[1])
   table.insert(out, p[1][4])
   table.insert(out, e[2])
+  table.insert(out, redis.call('HGET', ARGV[1] .. ':a:' .. ARGV[2], e[1]) or '0')
 end
 if r[3] then for _, id in ipairs(r[3]) do redis.call('XACK', key, 'herald', id) end end
 return out
@@ -129,6 +154,7 @@ end
 if #owned > 0 then
   redis.call('XACK', key, 'herald', unpack(owned))
   redis.call('XDEL', key, unpack(owned))
+  redis.call('HDEL', ARGV[1] .. ':a:' .. ARGV[2], unpack(owned))
 end
 return #owned
 `
@@ -143,23 +169,32 @@ return 1
 `
 
 /**
- * Retry later: the entry leaves the stream for the delayed set with its delivery count kept.
- * ARGV: prefix, group, consumer, entry id, deliveries so far, due time, now, error JSON, token.
+ * Retry later: the entry leaves the stream for the delayed set with its delivery count kept, due `delay` ms from
+ * now by the server's clock. ARGV: prefix, group, consumer, entry id, deliveries so far, delay ms, (unused),
+ * error JSON, token. Returns the due time (server epoch ms), or 0 when the entry was not this consumer's.
  */
 export const retryLua = `${owns}
 local P, group = ARGV[1], ARGV[2]
 local key = P .. ':q:' .. group
 if not owns(key, ARGV[4], ARGV[3]) then return 0 end
-local f = fields(key, ARGV[4])
+local f = movable(key, ARGV[4])
+if f then
+  local now = servernow()
+  local due = now + math.max(0, tonumber(ARGV[6]) or 0)
+  local token = ARGV[9]
+  redis.call('HSET', P .. ':dd:' .. group, token,
+    cjson.encode({ i = f.i, t = f.t, h = f.h, a = tostring(tonumber(ARGV[5]) or 0), ff = f.ff or tostring(now),
+      le = ARGV[8] }))
+  redis.call('HSET', P .. ':db:' .. group, token, f.b)
+  redis.call('ZADD', P .. ':d:' .. group, due, token)
+  redis.call('XACK', key, 'herald', ARGV[4])
+  redis.call('XDEL', key, ARGV[4])
+  redis.call('HDEL', P .. ':a:' .. group, ARGV[4])
+  return due
+end
 redis.call('XACK', key, 'herald', ARGV[4])
-redis.call('XDEL', key, ARGV[4])
-if not f then return 0 end
-local token = ARGV[9]
-redis.call('ZADD', P .. ':d:' .. group, tonumber(ARGV[6]), token)
-redis.call('HSET', P .. ':dd:' .. group, token,
-  cjson.encode({ i = f.i, t = f.t, h = f.h, a = ARGV[5], ff = f.ff or ARGV[7], le = ARGV[8] }))
-redis.call('HSET', P .. ':db:' .. group, token, f.b)
-return 1
+redis.call('HDEL', P .. ':a:' .. group, ARGV[4])
+return 0
 `
 
 /**
@@ -168,15 +203,21 @@ return 1
  */
 export const releaseLua = `${owns}
 local key = ARGV[1] .. ':q:' .. ARGV[2]
+local counts = ARGV[1] .. ':a:' .. ARGV[2]
 if not owns(key, ARGV[4], ARGV[3]) then return 0 end
-local f = fields(key, ARGV[4])
+local f = movable(key, ARGV[4])
+if f then
+  local counted = tonumber(ARGV[5]) or 0
+  local args = { key, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b }
+  if counted > 0 then table.insert(args, 'r'); table.insert(args, '1') end
+  if f.ff then table.insert(args, 'ff'); table.insert(args, f.ff) end
+  if f.le then table.insert(args, 'le'); table.insert(args, f.le) end
+  local added = redis.call('XADD', unpack(args))
+  if counted > 0 then redis.call('HSET', counts, added, counted) end
+end
 redis.call('XACK', key, 'herald', ARGV[4])
 redis.call('XDEL', key, ARGV[4])
-if not f then return 0 end
-local args = { key, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'a', ARGV[5] }
-if f.ff then table.insert(args, 'ff'); table.insert(args, f.ff) end
-if f.le then table.insert(args, 'le'); table.insert(args, f.le) end
-redis.call('XADD', unpack(args))
+redis.call('HDEL', counts, ARGV[4])
 return 1
 `
 
@@ -188,12 +229,14 @@ export const deadLetterLua = `${owns}
 local P, group = ARGV[1], ARGV[2]
 local key = P .. ':q:' .. group
 if not owns(key, ARGV[4], ARGV[3]) then return 0 end
-local f = fields(key, ARGV[4])
+local f = movable(key, ARGV[4])
+if f then
+  redis.call('XADD', P .. ':dlq', '*', 'g', group, 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'r', ARGV[5],
+    'n', tostring(tonumber(ARGV[6]) or 0), 'ff', f.ff or ARGV[7], 'lf', ARGV[7], 'at', ARGV[7], 'e', ARGV[8])
+end
 redis.call('XACK', key, 'herald', ARGV[4])
 redis.call('XDEL', key, ARGV[4])
-if not f then return 0 end
-redis.call('XADD', P .. ':dlq', '*', 'g', group, 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'r', ARGV[5],
-  'n', ARGV[6], 'ff', f.ff or ARGV[7], 'lf', ARGV[7], 'at', ARGV[7], 'e', ARGV[8])
+redis.call('HDEL', P .. ':a:' .. group, ARGV[4])
 return 1
 `
 

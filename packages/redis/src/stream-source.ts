@@ -13,8 +13,15 @@ import { type Fields, idRange, text, toFields } from './stream-entries.js'
 
 export interface RedisPulled extends PulledMessage {
   readonly entryId: string
-  /** Deliveries before this entry was (re)added: retries carry their count along. */
+  /** Deliveries before this entry was (re)added: retries carry their count along, in Herald's own hash. */
   readonly base: number
+}
+
+/** A stored delivery count: a whole number from 0, else 0 (Herald wrote it, but never trusts a malformed one). */
+function count(value: string | null): number {
+  if (value === null) return 0
+  const n = Number(value)
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0
 }
 
 /** What a group's consumer needs from its transport. */
@@ -94,8 +101,8 @@ export function createStreamSource(
   }, leaseMs / 3)
   renewTimer.unref()
 
-  function pulled(entryId: string, fields: Fields, deliveries: number): RedisPulled {
-    const base = Number(text(fields, 'a') ?? '0')
+  function pulled(entryId: string, fields: Fields, deliveries: number, counted: string | null): RedisPulled {
+    const base = count(counted)
     held.add(entryId)
     return {
       entryId,
@@ -119,6 +126,7 @@ export function createStreamSource(
         await run('release', [prefix, group, consumer, entryId, message.attempt - 1])
         break
       case 'retry':
+        // The server's clock decides when it is due; this consumer's only decides when to look.
         nextDueAt = Math.min(nextDueAt, now + settlement.delayMs)
         wakeReaderAt(now + settlement.delayMs)
         await run('retry', [
@@ -127,8 +135,8 @@ export function createStreamSource(
           consumer,
           entryId,
           message.attempt,
-          now + settlement.delayMs,
-          now,
+          settlement.delayMs,
+          0,
           JSON.stringify(settlement.error),
           uuidV7(),
         ])
@@ -159,9 +167,9 @@ export function createStreamSource(
         lastReclaim = now
         const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
         const taken: RedisPulled[] = []
-        for (let i = 0; i + 2 < flat.length; i += 3) {
+        for (let i = 0; i + 3 < flat.length; i += 4) {
           const fields = toFields(flat[i + 2] as Buffer[])
-          taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1]))))
+          taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1])), String(flat[i + 3])))
         }
         if (taken.length > 0) return taken
       }
@@ -184,8 +192,15 @@ export function createStreamSource(
         .finally(() => {
           blockEndsAt = 0
         })) as [Buffer, [Buffer, Buffer[]][]][] | null
-      const entries = reply?.[0]?.[1] ?? []
-      return entries.map(([id, list]) => pulled(id.toString(), toFields(list), 1))
+      const entries = (reply?.[0]?.[1] ?? []).map(([id, list]) => ({ id: id.toString(), fields: toFields(list) }))
+      // Entries re-added after earlier deliveries (retries, hand-backs) carry `r`: their count is in Herald's hash.
+      const recounted = entries.filter((e) => e.fields.has('r')).map((e) => e.id)
+      const counts = new Map<string, string | null>()
+      if (recounted.length > 0) {
+        const values = await redis.hmget(`${prefix}:a:${group}`, ...recounted)
+        for (let i = 0; i < recounted.length; i++) counts.set(recounted[i]!, values[i] ?? null)
+      }
+      return entries.map((e) => pulled(e.id, e.fields, 1, counts.get(e.id) ?? null))
     },
     settle(message, settlement: Settlement) {
       if (settlement.kind !== 'ack') return settleByScript(message, settlement)

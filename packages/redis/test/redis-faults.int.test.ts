@@ -1,16 +1,21 @@
 import { fileURLToPath } from 'node:url'
-import { type Envelope, sleep, uuidV7 } from '@herald/core'
+import { createBus, defineEvent, type Envelope, sleep, uuidV7 } from '@herald/core'
 import {
   createHistory,
   describeConsumerCrashes,
+  fakeClock,
+  objectSchema,
   pollUntil,
   type RedisProfile,
   type RedisServer,
   runThroughConnectionResets,
+  spawnConsumer,
   startFaultProxy,
   startRedis,
+  type WorkerEvent,
   waitFor,
 } from '@herald/testkit'
+import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createRedisTransport, type RedisTransport } from '../src/index.js'
 
@@ -380,6 +385,161 @@ describe('redis durability and broker faults', () => {
     } finally {
       await Promise.all(transports.splice(0).map((t) => t.close()))
       await proxy.close()
+    }
+  })
+})
+
+describe('redis bookkeeping written by another client', () => {
+  it('malformed-bookkeeping-never-loses: entries missing fields are dead-lettered with a reason; forged delivery counts change nothing', async () => {
+    const url = shared!.url
+    const prefix = `forged${++prefixes}`
+    const transport = await createRedisTransport({ url, prefix, pollIntervalMs: 20, onError: () => {} })
+    const raw = new Redis(url)
+    try {
+      const history = createHistory()
+      const calls = new Map<string, number[]>()
+      const Tested = defineEvent('test.redis', { schema: objectSchema({ text: 'string' }) })
+      const bus = createBus({
+        transport,
+        service: 'g',
+        consumer: {
+          immediateRetries: 0,
+          retry: { maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10, factor: 1, jitter: 0 } },
+        },
+      })
+      // `fails-once` fails on its first call, `always-fails` on every call.
+      bus.on(Tested, async (message, context) => {
+        history.delivered(message.id)
+        calls.set(message.id, [...(calls.get(message.id) ?? []), context.attempt])
+        const { text } = message.data
+        if (text === 'always-fails' || (text === 'fails-once' && context.attempt === 1)) throw new Error(text)
+        history.completed(message.id)
+      })
+      await bus.start()
+      const stream = `${prefix}:q:g`
+      const headers = JSON.stringify({ type: 'test.redis' })
+      const add = async (id: string, fields: string[]) => {
+        history.attempted(id)
+        await raw.xadd(stream, '*', 'i', id, 't', 'test.redis', ...fields)
+        history.ok(id)
+      }
+      const body = (text: string) => JSON.stringify({ text })
+      // Missing bookkeeping: each must reach the dead-letter queue (the old scripts deleted them, then failed).
+      const noHeaders = uuidV7()
+      await add(noHeaders, ['b', body('no headers')])
+      const noBody = uuidV7()
+      await add(noBody, ['h', headers])
+      // Forged counts: NaN with a failing handler; 999 (was dead-lettered unrun); -20 (ran 23 times, not 3).
+      const notANumber = uuidV7()
+      await add(notANumber, ['h', headers, 'b', body('fails-once'), 'a', 'NaN', 'r', '1'])
+      const huge = uuidV7()
+      await add(huge, ['h', headers, 'b', body('fine'), 'a', '999', 'r', '1'])
+      const negative = uuidV7()
+      await add(negative, ['h', headers, 'b', body('always-fails'), 'a', '-20'])
+      // And normal traffic around them.
+      const normal: string[] = []
+      for (let i = 0; i < 50; i++) {
+        const id = await bus.publish(Tested, { text: `n-${i}` })
+        history.attempted(id)
+        history.ok(id)
+        normal.push(id)
+      }
+
+      const deadLetters = async () => (await transport.listDeadLetters({ limit: 100 })).items
+      await pollUntil(async () => (await deadLetters()).length === 3 && normal.every((id) => history.isCompleted(id)))
+      const dead = new Map((await deadLetters()).map((l) => [l.envelope.id, l]))
+      for (const id of dead.keys()) history.deadLettered(id)
+      expect(dead.get(noHeaders)).toMatchObject({ reason: 'envelope_invalid', attempts: 1 })
+      expect(dead.get(noBody)).toMatchObject({ reason: 'decode_error', attempts: 1 })
+      expect(dead.get(negative)).toMatchObject({ reason: 'handler_error', attempts: 3 })
+      expect(calls.get(negative)).toEqual([1, 2, 3])
+      expect(calls.get(huge)).toEqual([1])
+      expect(calls.get(notANumber)).toEqual([1, 2])
+      // Nothing is left anywhere else: not in the stream, not pending, not delayed.
+      await pollUntil(async () => (await raw.xlen(stream)) === 0)
+      expect(await raw.zcard(`${prefix}:d:g`)).toBe(0)
+      await bus.stop()
+      const check = history.check()
+      console.log(`[redis] malformed-bookkeeping-never-loses: ${history.summary()}`)
+      expect(check.lost).toEqual([])
+      expect(check.unexpected).toEqual([])
+    } finally {
+      raw.disconnect()
+      await transport.close()
+    }
+  })
+})
+
+describe('redis consumers on skewed clocks', () => {
+  const factory = { module: factoryModule, exportName: 'createRedisTransport' }
+
+  it('consumer-clock-skew: delays and retry backoff are judged by the server clock, never a consumer running an hour ahead or behind', async () => {
+    const url = shared!.url
+    const prefix = `skew${++prefixes}`
+    const options = { url, prefix, pollIntervalMs: 50, leaseMs: 5_000 }
+    const publisher = await createRedisTransport(options)
+    // Herald's own clock: when each delivery reached this process, which runs on the machine's clock.
+    const delivered = new Map<string, { attempt: number; at: number }[]>()
+    const record = (event: WorkerEvent) => {
+      if (event.event !== 'delivered' || event.id === undefined) return
+      delivered.set(event.id, [...(delivered.get(event.id) ?? []), { attempt: event.attempt ?? 0, at: Date.now() }])
+    }
+    const workers = [
+      spawnConsumer({ ...factory, options, group: 'delays', patterns: ['delay.#'] }, record, fakeClock('+1h')),
+      spawnConsumer({ ...factory, options, group: 'delays', patterns: ['delay.#'] }, record, fakeClock('-1h')),
+      // Retries: a consumer an hour behind fails first attempts; a normal one (this machine's clock) takes over.
+      spawnConsumer(
+        {
+          ...factory,
+          options,
+          group: 'retries',
+          patterns: ['retry.#'],
+          failFirstAttempt: true,
+          retry: { maxAttempts: 5, backoff: { initialMs: 2_000, maxMs: 2_000, factor: 1, jitter: 0 } },
+        },
+        record,
+        fakeClock('-1h'),
+      ),
+      spawnConsumer(
+        {
+          ...factory,
+          options,
+          group: 'retries',
+          patterns: ['retry.#'],
+          failFirstAttempt: true,
+          retry: { maxAttempts: 5, backoff: { initialMs: 2_000, maxMs: 2_000, factor: 1, jitter: 0 } },
+        },
+        record,
+      ),
+    ]
+    try {
+      await Promise.all(workers.map((w) => w.ready))
+      const delayMs = 3_000
+      const delayed = Array.from({ length: 20 }, (_, i) => envelope(`delayed-${i}`))
+      const publishedAt = Date.now()
+      await publisher.schedule('delay.tick', delayed, publishedAt + delayMs)
+      const retried = Array.from({ length: 20 }, (_, i) => envelope(`retried-${i}`))
+      await publisher.publish('retry.tick', retried)
+      await pollUntil(
+        async () =>
+          delayed.every((e) => delivered.has(e.id)) && retried.every((e) => (delivered.get(e.id)?.length ?? 0) >= 2),
+        60_000,
+      )
+      // Never early by the server's clock (less a little for the line to travel to this process), and not an
+      // hour late either.
+      const early = delayed.filter((e) => delivered.get(e.id)![0]!.at < publishedAt + delayMs - 20)
+      expect(early.map((e) => delivered.get(e.id)![0]!.at - publishedAt)).toEqual([])
+      const gaps = retried.map((e) => {
+        const [first, second] = delivered.get(e.id)!
+        return second!.at - first!.at
+      })
+      expect(gaps.filter((gap) => gap < 2_000 - 20)).toEqual([])
+      console.log(
+        `[redis] consumer-clock-skew: delayed=${delayed.length} earliest=${Math.min(...delayed.map((e) => delivered.get(e.id)![0]!.at - publishedAt))}ms (delay ${delayMs}) shortestBackoff=${Math.min(...gaps)}ms (backoff 2000)`,
+      )
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()))
+      await publisher.close()
     }
   })
 })

@@ -26,6 +26,7 @@ export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wai
 export {
   type ConsumerWorker,
   type ConsumerWorkerConfig,
+  fakeClock,
   spawnConsumer,
   type WorkerEvent,
 } from './worker/spawn-consumer.js'

@@ -244,7 +244,7 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
     c.report('bad-input')
   })
 
-  it('publish-side-validation: validation and size limits reject before anything is sent', async () => {
+  it('publish-side-validation: invalid data, oversized messages and CR/LF/NUL in headers are refused before anything is sent', async () => {
     const c = ctx()
     const t = await c.open()
     const p = c.unique('p')
@@ -265,11 +265,28 @@ export function busCases(ctx: () => SuiteContext, features: TransportFeatures): 
       publishTracked(c, bus.publish(shipped, { orderId: `ok-${i}` })),
     )
     expect(isHeraldError(await oversized, 'MESSAGE_TOO_LARGE')).toBe(true)
+    // CR, LF and NUL would split a header line or end a C string downstream: refused, nothing sent.
+    const unsafe: [string, Record<string, unknown>][] = [
+      ['header value with CRLF', { headers: { 'x-note': 'a\r\nx-injected: 1' } }],
+      ['header value with NUL', { headers: { 'x-note': 'a\u0000b' } }],
+      ['header name with LF', { headers: { 'x-a\nb': 'v' } }],
+      ['empty header name', { headers: { '': 'v' } }],
+      ['subject with CR', { subject: 'a\rb' }],
+      ['correlation id with LF', { correlationId: 'c\n1' }],
+      ['causation id with NUL', { causationId: 'c\u00001' }],
+      ['partition key with LF', { partitionKey: 'k\n' }],
+      ['message id with CRLF', { id: 'm\r\n1' }],
+      ['empty message id', { id: '' }],
+    ]
+    for (const [what, options] of unsafe) {
+      const refused = await bus.publish(shipped, { orderId: `unsafe ${what}` }, options).catch((e: unknown) => e)
+      expect(isHeraldError(refused, 'HEADER_INVALID'), what).toBe(true)
+    }
     await Promise.all(normal)
     await c.waitUntil(() => received.length === 100, '100 normal messages')
-    expect(received.some((id) => id.startsWith('xxx'))).toBe(false)
+    expect(received.some((id) => id.startsWith('xxx') || id.startsWith('unsafe'))).toBe(false)
     await bus.stop()
-    c.report('publish-side rejection')
+    c.report('publish-side-validation')
   })
 
   it('delay-never-early: delayed messages are never early, and a short delay is not stuck behind a long one', async () => {

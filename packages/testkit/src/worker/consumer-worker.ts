@@ -36,6 +36,7 @@ await transport.subscribe(
     }
     if (config.crashAtDelivery !== undefined && deliveries === config.crashAtDelivery)
       process.kill(process.pid, 'SIGKILL')
+    if (config.failFirstAttempt && delivery.attempt === 1) throw new Error('first attempt fails')
     if (config.hangOnBodyContaining !== undefined && body.includes(config.hangOnBodyContaining)) {
       await new Promise((done) => delivery.signal.addEventListener('abort', done, { once: true }))
       return

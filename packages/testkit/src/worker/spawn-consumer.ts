@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { RetryPolicyInput } from '@herald/core'
@@ -21,6 +22,8 @@ export interface ConsumerWorkerConfig {
   readonly crashAtDelivery?: number
   /** Work time of each handler, so a run lasts long enough to be killed many times. Default: none. */
   readonly handlerDelayMs?: number
+  /** Fail (throw) on a message's first attempt, so it is retried. */
+  readonly failFirstAttempt?: boolean
 }
 
 export interface WorkerEvent {
@@ -40,13 +43,33 @@ export interface ConsumerWorker {
 
 const workerPath = fileURLToPath(new URL('./consumer-worker.ts', import.meta.url))
 
-/** Starts a consumer in a child process; every event line goes to `onEvent`. */
-export function spawnConsumer(config: ConsumerWorkerConfig, onEvent: (event: WorkerEvent) => void): ConsumerWorker {
+const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
+
+/**
+ * The environment that runs a child process on a wall clock `offset` away from the machine's (`+1h`, `-30m`,
+ * libfaketime's syntax), through Debian's `faketime` package. The monotonic clock stays real, as it would on a
+ * host whose wall clock is wrong.
+ */
+export function fakeClock(offset: string): Record<string, string> {
+  if (!existsSync(libfaketime)) throw new Error('libfaketime not found: apt-get install -y faketime (npm test does)')
+  return { LD_PRELOAD: libfaketime, FAKETIME: offset, DONT_FAKE_MONOTONIC: '1', FAKETIME_DONT_RESET: '1' }
+}
+
+/**
+ * Starts a consumer in a child process; every event line goes to `onEvent`. `env` adds to the child's environment
+ * (e.g. {@link fakeClock} to run it on a skewed clock).
+ */
+export function spawnConsumer(
+  config: ConsumerWorkerConfig,
+  onEvent: (event: WorkerEvent) => void,
+  env: Readonly<Record<string, string>> = {},
+): ConsumerWorker {
   const child = spawn(
     process.execPath,
     ['--conditions=herald-source', '--import', 'tsx', workerPath, JSON.stringify(config)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
     },
   )
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
