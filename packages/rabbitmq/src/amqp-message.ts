@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import type { ErrorInfo } from '@herald/core'
-import { type DeadLetter, type DeadLetterReason, type Envelope, HeaderNames, uuidV7 } from '@herald/core'
+import { type DeadLetter, type DeadLetterReason, type Envelope, HeaderNames } from '@herald/core'
 import type { Message, Options } from 'amqplib'
 
 /**
@@ -54,6 +55,26 @@ function headerText(value: unknown): string | undefined {
   return undefined
 }
 
+/**
+ * The id of a message that carries none (a plain client's, without `message-id`): derived from what the message
+ * is (its properties' identity, its headers and its body), so every delivery and every copy of it has the same id.
+ * Two identical messages without ids share it; give messages a `message-id` to tell them apart.
+ */
+function derivedId(message: Message): string {
+  const props = message.properties
+  const hash = createHash('sha256')
+  hash.update(JSON.stringify([props.type ?? '', props.appId ?? '', props.timestamp ?? '', props.correlationId ?? '']))
+  const headers = Object.entries(props.headers ?? {})
+    .filter(([name]) => !name.startsWith('x-'))
+    .map(([name, value]) => [name, headerText(value) ?? ''])
+    .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0))
+  hash.update(JSON.stringify(headers))
+  hash.update(message.content)
+  const hex = hash.digest('hex')
+  // Shaped as a UUID (version 8: vendor-defined), so it fits wherever an id goes.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
+}
+
 /** Herald's view of a delivered AMQP message. A plain client's message gets its id and type from the properties. */
 export function envelopeFrom(message: Message): Envelope {
   const raw = (message.properties.headers ?? {}) as Record<string, unknown>
@@ -63,7 +84,7 @@ export function envelopeFrom(message: Message): Envelope {
     const text = headerText(value)
     if (text !== undefined) headers[name.slice(cePrefix.length)] = text
   }
-  const id = headers.id ?? headerText(message.properties.messageId) ?? uuidV7()
+  const id = headers.id ?? headerText(message.properties.messageId) ?? derivedId(message)
   delete headers.id
   const props = message.properties
   if (headers[HeaderNames.type] === undefined && typeof props.type === 'string') headers[HeaderNames.type] = props.type
@@ -87,17 +108,67 @@ export function xNumber(message: Message, name: string): number | undefined {
   return Number.isFinite(value) ? value : undefined
 }
 
-/** The topic a message was published to: its first routing key unless a retry carried it in a header. */
-export function topicOf(message: Message): string {
-  return xHeader(message, X.topic) ?? message.fields.routingKey
+/**
+ * The topic a message was published to: its routing key, unless it is a copy Herald sent on through its own
+ * delay exchanges (a retry, a delayed publish, a redrive), which carries the topic in a header. `ownCopy` says
+ * which, from the exchange the broker says it came through: a header alone proves nothing.
+ */
+export function topicOf(message: Message, ownCopy: boolean): string {
+  return (ownCopy ? xHeader(message, X.topic) : undefined) ?? message.fields.routingKey
 }
 
-/** Failed attempts recorded in Herald's header plus the broker's count of deliveries that ended without an ack. */
-export function attemptOf(message: Message): number {
-  const done = xNumber(message, X.attempts) ?? 0
-  const brokerCount = xNumber(message, 'x-delivery-count')
-  const returned = brokerCount ?? (message.fields.redelivered ? 1 : 0)
+function count(value: number | undefined): number {
+  return value !== undefined && Number.isSafeInteger(value) && value >= 0 ? value : 0
+}
+
+/**
+ * The delivery number: failed attempts carried by Herald's own copy (see `topicOf`) plus the deliveries the broker
+ * saw end without an outcome. `x-delivery-count` is the quorum queue's own count only on a redelivery: on a first
+ * delivery the header, if any, came from the publisher and is ignored.
+ */
+export function attemptOf(message: Message, ownCopy: boolean): number {
+  const done = ownCopy ? count(xNumber(message, X.attempts)) : 0
+  const redelivered = message.fields.redelivered === true
+  const returned = redelivered ? Math.max(1, count(xNumber(message, 'x-delivery-count'))) : 0
   return done + returned + 1
+}
+
+/** The largest header table amqplib can encode (its scratch buffer), and the longest short-string property. */
+const maxHeaderTableBytes = 65_536
+const maxShortString = 255
+const shortStrings = [
+  'messageId',
+  'type',
+  'correlationId',
+  'contentType',
+  'contentEncoding',
+  'appId',
+  'replyTo',
+] as const
+
+/**
+ * Why amqplib could not encode a message with these options (it would throw on every try), or undefined. Checked
+ * before anything is sent, so such a message fails at once instead of being retried until the publish times out.
+ */
+export function encodingProblem(options: Options.Publish): string | undefined {
+  for (const name of shortStrings) {
+    const value = options[name]
+    if (typeof value === 'string' && Buffer.byteLength(value) > maxShortString)
+      return `property ${name} takes ${Buffer.byteLength(value)} bytes; AMQP allows ${maxShortString}`
+  }
+  let bytes = 4
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    const nameBytes = Buffer.byteLength(name)
+    if (nameBytes > maxShortString) return `a header name takes ${nameBytes} bytes; AMQP allows ${maxShortString}`
+    // Name length, name, type tag, then a long string (length and bytes) or at most 8 bytes for anything else.
+    bytes +=
+      2 +
+      nameBytes +
+      (typeof value === 'string' ? 4 + Buffer.byteLength(value) : Buffer.isBuffer(value) ? 4 + value.length : 9)
+  }
+  if (bytes > maxHeaderTableBytes)
+    return `its headers take ${bytes} bytes encoded; the AMQP client can send at most ${maxHeaderTableBytes}`
+  return undefined
 }
 
 export function parseError(text: string | undefined): ErrorInfo | undefined {
@@ -153,10 +224,10 @@ export function deadLetterFrom(message: Message, groupOfQueue: (queue: string) =
 }
 
 /** Publish options for a copy of `message` (a retry, a dead letter, a redrive): same properties, these headers. */
-export function copyOptions(message: Message, headers: Record<string, string | number>): Options.Publish {
+export function copyOptions(message: Message, headers: Record<string, string | number>, id: string): Options.Publish {
   const props = message.properties
-  const result: Options.Publish = { persistent: true, headers }
-  if (props.messageId !== undefined) result.messageId = props.messageId
+  // A copy carries the id the message was handled under, derived or not, so a dead letter keeps it.
+  const result: Options.Publish = { persistent: true, headers, messageId: props.messageId ?? id }
   if (props.contentType !== undefined) result.contentType = props.contentType
   if (props.type !== undefined) result.type = props.type
   if (props.correlationId !== undefined) result.correlationId = props.correlationId

@@ -1,4 +1,10 @@
-import { BrokerBlockedError, NoRouteError, PublishIndeterminateError, TransportClosedError } from '@herald/core'
+import {
+  BrokerBlockedError,
+  InvalidHeaderError,
+  NoRouteError,
+  PublishIndeterminateError,
+  TransportClosedError,
+} from '@herald/core'
 import amqp, { type ChannelModel, type ConfirmChannel, type Message, type Options } from 'amqplib'
 
 /** One message for the broker: where it goes and how. */
@@ -233,7 +239,16 @@ export async function openBrokerConnection(options: BrokerConnectionOptions): Pr
                 },
               )
             } catch (err) {
-              return finish(new ChannelLost(String(err)))
+              // amqplib throws before it writes anything (and before it counts a confirm) when it cannot encode
+              // the message. Sending it again would throw again: this call fails, the rest go on.
+              end(
+                call,
+                new InvalidHeaderError(
+                  `message ${message.options.messageId ?? ''}`,
+                  `cannot be encoded: ${String(err)}`,
+                ),
+              )
+              continue
             }
             if (!more) {
               // The socket buffer is full: wait for it to drain rather than buffering without bound.

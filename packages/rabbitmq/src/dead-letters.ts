@@ -15,7 +15,8 @@ export interface DeadLetterBrowserOptions {
   readonly openChannel: () => Promise<Channel>
   readonly publish: (messages: readonly Outgoing[]) => Promise<void>
   readonly groupOfQueue: (queue: string) => string
-  readonly queueFor: (group: string) => string
+  /** Where a redriven copy goes: through Herald's own delayed exchange to the group's queue. */
+  readonly redriveTo: (group: string) => { readonly exchange: string; readonly routingKey: string }
 }
 
 interface Held {
@@ -94,7 +95,11 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
   }
 
   function redriveOptions(held: Held): Options.Publish {
-    return copyOptions(held.message, { ...carriedHeaders(held.message), [X.topic]: held.letter.topic })
+    return copyOptions(
+      held.message,
+      { ...carriedHeaders(held.message), [X.topic]: held.letter.topic },
+      held.letter.envelope.id,
+    )
   }
 
   return {
@@ -126,8 +131,7 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
           const batch = chosen.slice(i, i + 500)
           await options.publish(
             batch.map((h) => ({
-              exchange: '',
-              routingKey: options.queueFor(h.letter.group),
+              ...options.redriveTo(h.letter.group),
               content: h.message.content,
               options: redriveOptions(h),
               topic: h.letter.topic,

@@ -4,8 +4,10 @@ import {
   createConsumerSet,
   type DeadLetterStore,
   type Envelope,
+  type ErrorInfo,
   type GroupInfo,
   type HealthCheck,
+  InvalidHeaderError,
   type PulledMessage,
   type PullSource,
   type Scheduler,
@@ -16,7 +18,16 @@ import {
   TransportClosedError,
 } from '@herald/core'
 import type { Channel, ConsumeMessage, Options } from 'amqplib'
-import { attemptOf, carriedHeaders, copyOptions, envelopeFrom, publishOptions, topicOf, X } from './amqp-message.js'
+import {
+  attemptOf,
+  carriedHeaders,
+  copyOptions,
+  encodingProblem,
+  envelopeFrom,
+  publishOptions,
+  topicOf,
+  X,
+} from './amqp-message.js'
 import { type BrokerConnection, type Generation, type Outgoing, openBrokerConnection } from './connection.js'
 import { createDeadLetterBrowser } from './dead-letters.js'
 import { createManagementClient, vhostOf } from './management.js'
@@ -185,21 +196,25 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
 
   function outgoing(topic: string, envelope: Envelope, mandatory: boolean, delayMs: number): Outgoing {
     const content = Buffer.from(envelope.body.buffer, envelope.body.byteOffset, envelope.body.byteLength)
-    if (delayMs <= 0)
-      return {
-        exchange: names.exchange,
-        routingKey: topic,
-        content,
-        options: publishOptions(envelope, {}, mandatory),
-        topic,
-      }
-    return {
-      exchange: delayEntry(names),
-      routingKey: delayedTopicKey(delayMs, topic),
-      content,
-      options: publishOptions(envelope, { [X.topic]: topic }),
-      topic,
-    }
+    const options =
+      delayMs <= 0 ? publishOptions(envelope, {}, mandatory) : publishOptions(envelope, { [X.topic]: topic })
+    const problem = encodingProblem(options)
+    if (problem !== undefined) throw new InvalidHeaderError(`message ${envelope.id}`, `cannot be sent: ${problem}`)
+    if (delayMs <= 0) return { exchange: names.exchange, routingKey: topic, content, options, topic }
+    return { exchange: delayEntry(names), routingKey: delayedTopicKey(delayMs, topic), content, options, topic }
+  }
+
+  /** The exchanges only Herald publishes to: its delay levels and the exchange they end in. */
+  const ownExchanges = new Set([
+    names.delayedExchange,
+    ...Array.from({ length: delayLevels }, (_, l) => names.delayExchange(l)),
+  ])
+
+  /** Where Herald sends its own copies of a group's message: through its delay exchanges, so they are known. */
+  function ownCopyTo(queue: string, delay: number): { exchange: string; routingKey: string } {
+    return delay === 0
+      ? { exchange: names.delayedExchange, routingKey: delayedQueueKey(0, queue) }
+      : { exchange: delayEntry(names), routingKey: delayedQueueKey(delay, queue) }
   }
 
   function delayFor(deliverAt: number): number {
@@ -210,11 +225,34 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
 
   /** The copy of a delivered message that a retry or a dead letter sends on. */
   function moved(delivered: Delivered, extra: Record<string, string | number>): Options.Publish {
-    return copyOptions(delivered.message, {
-      ...carriedHeaders(delivered.message),
-      [X.topic]: delivered.topic,
-      ...extra,
-    })
+    return copyOptions(
+      delivered.message,
+      { ...carriedHeaders(delivered.message), [X.topic]: delivered.topic, ...extra },
+      delivered.envelope.id,
+    )
+  }
+
+  /**
+   * A dead letter's copy when the message's own headers leave no room for Herald's: the other headers are left
+   * out (the body, id, type and topic are kept), and the dead letter's error says so.
+   */
+  function slimmed(delivered: Delivered, extra: Record<string, string | number>, problem: string): Options.Publish {
+    const kept: Record<string, string | number> = {}
+    for (const name of ['cloudEvents:id', 'cloudEvents:type', 'cloudEvents:source', 'cloudEvents:time']) {
+      const value = delivered.message.properties.headers?.[name]
+      if (typeof value === 'string' && value.length <= 1_000) kept[name] = value
+    }
+    const why = `the message's other headers were left out: ${problem}`
+    const error = extra[X.error] === '' ? undefined : (JSON.parse(String(extra[X.error])) as ErrorInfo)
+    const noted: ErrorInfo = {
+      name: error?.name ?? 'HeadersDropped',
+      message: `${error?.message ?? ''} (${why})`.slice(0, 4_000),
+    }
+    return copyOptions(
+      delivered.message,
+      { ...kept, [X.topic]: delivered.topic, ...extra, [X.error]: JSON.stringify(noted) },
+      delivered.envelope.id,
+    )
   }
 
   function failureHeaders(delivered: Delivered, now: number): Record<string, string | number> {
@@ -239,30 +277,31 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
           [X.attempts]: delivered.attempt,
           [X.error]: JSON.stringify(settlement.error),
         })
+        const problem = encodingProblem(options)
+        if (problem !== undefined) {
+          // The retry's copy could never be sent: dead-letter now rather than fail to settle on every try.
+          const error = { name: 'InvalidHeaderError', message: `cannot be retried: ${problem}` }
+          return settle(delivered, queue, { kind: 'dead-letter', reason: 'too_large', error })
+        }
         await connection.publish([
-          delay === 0
-            ? { exchange: '', routingKey: queue, content: message.content, options, topic: delivered.topic }
-            : {
-                exchange: delayEntry(names),
-                routingKey: delayedQueueKey(delay, queue),
-                content: message.content,
-                options,
-                topic: delivered.topic,
-              },
+          { ...ownCopyTo(queue, delay), content: message.content, options, topic: delivered.topic },
         ])
         channel.ack(message)
         return
       }
       case 'dead-letter': {
         const attempts = settlement.reason === 'max_deliveries_exceeded' ? delivered.attempt - 1 : delivered.attempt
-        const options = moved(delivered, {
+        const extra = {
           ...failureHeaders(delivered, now),
           [X.attempts]: attempts,
           [X.group]: queueToGroup.get(queue) ?? queue,
           [X.reason]: settlement.reason,
           [X.deadLetteredAt]: now,
           [X.error]: settlement.error === undefined ? '' : JSON.stringify(settlement.error),
-        })
+        }
+        const full = moved(delivered, extra)
+        const problem = encodingProblem(full)
+        const options = problem === undefined ? full : slimmed(delivered, extra, problem)
         await connection.publish([
           {
             exchange: '',
@@ -316,7 +355,16 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         await next.consume(queue, (message) => {
           if (message === null) return // cancelled by the broker (queue deleted)
           const envelope = envelopeFrom(message)
-          buffer.push({ envelope, topic: topicOf(message), attempt: attemptOf(message), message, channel: next })
+          // Herald's bookkeeping headers count only on its own copies, which come through its delay exchanges
+          // (the broker names the exchange a message came through; a publisher cannot).
+          const own = ownExchanges.has(message.fields.exchange)
+          buffer.push({
+            envelope,
+            topic: topicOf(message, own),
+            attempt: attemptOf(message, own),
+            message,
+            channel: next,
+          })
           wake()
         })
       },
@@ -478,7 +526,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
     openChannel: async () => (await connection.current()).model.createChannel(),
     publish: (messages) => connection.publish(messages),
     groupOfQueue: (queue) => queueToGroup.get(queue) ?? queue,
-    queueFor,
+    redriveTo: (group) => ownCopyTo(queueFor(group), 0),
   })
 
   return transport
