@@ -41,7 +41,8 @@ export function statements(s: string, notifyChannel: string | undefined) {
     ),
     claim: named(
       'claim',
-      `UPDATE ${s}.queue q SET attempts = q.attempts + 1, lease_token = $2, visible_at = ${nowMs} + $3
+      // A negative count (written around Herald) counts as 0.
+      `UPDATE ${s}.queue q SET attempts = GREATEST(q.attempts, 0) + 1, lease_token = $2, visible_at = ${nowMs} + $3
        FROM (SELECT seq FROM ${s}.queue WHERE group_name = $1 AND visible_at <= ${nowMs}
              ORDER BY visible_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED) c
        WHERE q.seq = c.seq
@@ -70,7 +71,7 @@ export function statements(s: string, notifyChannel: string | undefined) {
     ),
     release: named(
       'release',
-      `UPDATE ${s}.queue SET visible_at = ${nowMs}, lease_token = NULL, attempts = attempts - 1
+      `UPDATE ${s}.queue SET visible_at = ${nowMs}, lease_token = NULL, attempts = GREATEST(attempts - 1, 0)
        WHERE seq = $1 AND lease_token = $2`,
     ),
     deadLetter: named(

@@ -59,7 +59,9 @@ export function prepareStatements(db: Database.Database): Statements {
       { token: string; leaseUntil: number; group: string; now: number; limit: number },
       { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
     >(
-      `UPDATE herald_queue SET attempts = attempts + 1, lease_token = @token, visible_at = @leaseUntil
+      // A count that is not a whole number from 0 (written around Herald) counts as 0.
+      `UPDATE herald_queue SET lease_token = @token, visible_at = @leaseUntil,
+         attempts = (CASE WHEN typeof(attempts) = 'integer' AND attempts > 0 THEN attempts ELSE 0 END) + 1
        WHERE seq IN (SELECT seq FROM herald_queue WHERE group_name = @group AND visible_at <= @now
                      ORDER BY visible_at, seq LIMIT @limit)
        RETURNING seq, message_id, topic, headers, body, attempts`,
@@ -73,7 +75,7 @@ export function prepareStatements(db: Database.Database): Statements {
        last_error = ? WHERE seq = ? AND lease_token = ?`,
     ),
     release: db.prepare<[number, number, string]>(
-      'UPDATE herald_queue SET visible_at = ?, lease_token = NULL, attempts = attempts - 1 WHERE seq = ? AND lease_token = ?',
+      'UPDATE herald_queue SET visible_at = ?, lease_token = NULL, attempts = MAX(attempts - 1, 0) WHERE seq = ? AND lease_token = ?',
     ),
     deadLetter: db.prepare<{ seq: number; token: string; reason: string; now: number; error: string | null }>(
       `INSERT INTO herald_dead_letters (group_name, message_id, topic, headers, body, reason, attempts,

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isHeraldError, uuidV7 } from '@herald/core'
-import { createLatch } from '@herald/testkit'
+import { createLatch, pollUntil as waitFor } from '@herald/testkit'
+import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createSqliteTransport } from '../src/index.js'
 
@@ -36,6 +37,37 @@ describe('sqlite transport', () => {
     return relaxed.close()
   })
 
+  it('forged-stored-attempts: a row written around Herald with a negative or non-numeric count is tried maxAttempts times', async () => {
+    const path = join(dir, 'forged.db')
+    const transport = createSqliteTransport({ path, pollIntervalMs: 10 })
+    const calls = new Map<string, number[]>()
+    const sub = await transport.subscribe(
+      {
+        group: 'g',
+        patterns: ['t.#'],
+        retry: { maxAttempts: 3, backoff: { initialMs: 5, maxMs: 5, factor: 1, jitter: 0 } },
+      },
+      async (envelope, delivery) => {
+        calls.set(envelope.id, [...(calls.get(envelope.id) ?? []), delivery.attempt])
+        throw new Error('always fails')
+      },
+    )
+    const raw = new Database(path)
+    const insert = raw.prepare(
+      `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at, attempts)
+       VALUES ('g', ?, 't.x', '{}', x'7b7d', ?, ?, ?)`,
+    )
+    insert.run('negative', Date.now(), Date.now(), -20)
+    insert.run('text', Date.now(), Date.now(), 'many')
+    raw.close()
+    await waitFor(async () => (await transport.listDeadLetters()).items.length === 2)
+    expect(calls.get('negative')).toEqual([1, 2, 3])
+    expect(calls.get('text')).toEqual([1, 2, 3])
+    expect((await transport.getDeadLetter('negative'))?.attempts).toBe(3)
+    await sub.close()
+    await transport.close()
+  })
+
   it('routes by bindings another connection declared, and wakes on work published elsewhere', async () => {
     const path = join(dir, 'shared.db')
     const consumerSide = createSqliteTransport({ path, pollIntervalMs: 10 })
@@ -54,7 +86,15 @@ describe('sqlite transport', () => {
     expect(ids).toEqual([id])
     await consumerSide.close()
     expect(await publisherSide.listGroups()).toEqual([
-      { group: 'billing', patterns: ['order.#'], depth: 0, deadLetters: 0, scheduled: 0, oldestDueAgeMs: 0 },
+      {
+        group: 'billing',
+        patterns: ['order.#'],
+        depth: 0,
+        deadLetters: 0,
+        inFlight: 0,
+        scheduled: 0,
+        oldestDueAgeMs: 0,
+      },
     ])
     await publisherSide.close()
   })
