@@ -11,7 +11,7 @@ import {
 } from '@herald/core'
 import { WebSocket, WebSocketServer } from 'ws'
 import { UserHistory } from './history.js'
-import { type GatewayUser, TokenError, verifyToken } from './token.js'
+import { type GatewayUser, TokenError, type VerifiedToken, verifyToken } from './token.js'
 
 /** Where an event goes: one user (kept for resume), or every connected user of a role (live only). */
 export type Target = { readonly user: string } | { readonly role: string }
@@ -92,7 +92,7 @@ interface Connection {
 }
 
 /** Close codes a client can act on. */
-export const CloseCodes = { goingAway: 1001, tooSlow: 4008 } as const
+export const CloseCodes = { goingAway: 1001, tokenExpired: 4001, tooSlow: 4008 } as const
 
 function positiveInteger(name: string, value: number): number {
   if (!(Number.isInteger(value) && value > 0)) throw new ConfigurationError(name, 'must be a positive integer')
@@ -133,7 +133,6 @@ export function createGateway(options: GatewayOptions): Gateway {
   const byUser = new Map<string, Set<Connection>>()
   const all = new Set<Connection>()
   const group = options.bus.group(options.group, options.consumer)
-  const attached: Server[] = []
   let framesSent = 0
   let slowClosed = 0
   let refused = 0
@@ -209,7 +208,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
-  function accept(socket: WebSocket, user: GatewayUser, lastEventId: string | undefined): void {
+  function accept(socket: WebSocket, token: VerifiedToken, lastEventId: string | undefined): void {
+    const user: GatewayUser = { id: token.id, role: token.role }
     // Replay and registration happen in one turn, so no event falls between them or arrives twice.
     const { frames, gap } = history.since(user.id, lastEventId)
     const replay = frames.map((kept) => kept.frame)
@@ -225,16 +225,29 @@ export function createGateway(options: GatewayOptions): Gateway {
         send(connection, JSON.stringify({ kind: 'reply', ok: false, error: 'binary frames are not accepted' }))
       else void answer(connection, data.toString())
     })
-    socket.on('close', () => unregister(connection))
+    // A connection lives no longer than its token: the client reconnects with a fresh one and resumes.
+    const expiry = setTimeout(
+      () => socket.close(CloseCodes.tokenExpired, 'token expired: reconnect with a new token'),
+      Math.max(0, token.expiresAt - Date.now()),
+    )
+    expiry.unref()
+    socket.on('close', () => {
+      clearTimeout(expiry)
+      unregister(connection)
+    })
     socket.on('error', () => unregister(connection))
   }
 
-  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async function onUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway')
-    if (url.pathname !== path) return
+    if (url.pathname !== path) {
+      // Another listener on this server may own that path; with none, the client gets an answer, not a hang.
+      if (server.listenerCount('upgrade') <= 1) refuse(socket, 404, 'no WebSocket endpoint here')
+      return
+    }
     socket.on('error', () => socket.destroy())
     const token = tokenOf(req, url)
-    let user: GatewayUser
+    let user: VerifiedToken
     try {
       if (token === undefined) throw new TokenError('token missing')
       user = await verifyToken(options.secret, token)
@@ -249,7 +262,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       accept(ws, user, typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined),
     )
   }
-  const upgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head)
+  const listeners = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>()
 
   const pinger = setInterval(
     () => {
@@ -287,8 +300,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         deliver(target, message.id, message.correlationId, frame)
     },
     attach(server) {
-      server.on('upgrade', upgradeListener)
-      attached.push(server)
+      const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(server, req, socket, head)
+      listeners.set(server, listener)
+      server.on('upgrade', listener)
     },
     flowOf(userId, eventId) {
       const kept = history.find(userId, eventId)
@@ -299,7 +313,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (closed) return
       closed = true
       clearInterval(pinger)
-      for (const server of attached) server.off('upgrade', upgradeListener)
+      for (const [server, listener] of listeners) server.off('upgrade', listener)
       const closing = [...all].map(
         (connection) =>
           new Promise<void>((done) => {

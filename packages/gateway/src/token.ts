@@ -40,16 +40,30 @@ export async function signToken(secret: string, user: GatewayUser, options: Toke
     .sign(keyOf(secret))
 }
 
-/** Verifies signature, algorithm, issuer and expiry; throws `TokenError` with a reason fit for a 401 body. */
-export async function verifyToken(secret: string, token: string): Promise<GatewayUser> {
+/** A verified token's user and when it stops being valid. */
+export interface VerifiedToken extends GatewayUser {
+  /** Epoch ms of the token's `exp`: a connection it opened is closed then. */
+  readonly expiresAt: number
+}
+
+/**
+ * Verifies signature, algorithm, issuer and expiry (`exp` is required: a token that never expires is refused);
+ * throws `TokenError` with a reason fit for a 401 body.
+ */
+export async function verifyToken(secret: string, token: string): Promise<VerifiedToken> {
   try {
-    const { payload } = await jwtVerify(token, keyOf(secret), { algorithms: ['HS256'], issuer })
-    if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.role !== 'string')
-      throw new TokenError('token names no user or role')
-    return { id: payload.sub, role: payload.role }
+    const { payload } = await jwtVerify(token, keyOf(secret), {
+      algorithms: ['HS256'],
+      issuer,
+      requiredClaims: ['exp', 'sub'],
+    })
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('token names no user')
+    if (typeof payload.role !== 'string' || payload.role.trim() === '') throw new TokenError('token names no role')
+    return { id: payload.sub, role: payload.role, expiresAt: (payload.exp as number) * 1_000 }
   } catch (err) {
     if (err instanceof TokenError) throw err
     if (err instanceof errors.JWTExpired) throw new TokenError('token expired')
+    if (err instanceof errors.JWTClaimValidationFailed) throw new TokenError(`token has no "${err.claim}" claim`)
     throw new TokenError('token invalid')
   }
 }

@@ -133,6 +133,37 @@ describe('@herald/gateway', () => {
     expect(ok.socket.readyState).toBe(WebSocket.OPEN)
   })
 
+  it('refuses a token without exp and one with an empty role; closes a live socket when its token expires', async () => {
+    const { url, gateway, bus } = await startGateway(newTransport(), 'gateway-a')
+    const key = new TextEncoder().encode(secret)
+    const noExp = await new SignJWT({ role: 'rider' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('r1')
+      .setIssuer('herald-gateway')
+      .sign(key)
+    const emptyRole = await new SignJWT({ role: ' ' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('r1')
+      .setIssuer('herald-gateway')
+      .setExpirationTime('1h')
+      .sign(key)
+    await expect(connect(url, noExp)).rejects.toThrow('refused: 401')
+    await expect(connect(url, emptyRole)).rejects.toThrow('refused: 401')
+    expect(gateway.stats().refused).toBe(2)
+    // A token good for one more second: the socket opens, then closes with 4001 when the token ends.
+    const shortLived = await signToken(secret, { id: 'r1', role: 'rider' }, { ttlSeconds: 1 })
+    const client = await connect(url, shortLived)
+    expect(await client.closed).toBe(CloseCodes.tokenExpired)
+    // Nothing reaches it after that.
+    await bus.publish(RideUpdate, { riderId: 'r1', n: 1 })
+    expect(client.events()).toEqual([])
+  })
+
+  it('answers an upgrade on an unknown path with 404 instead of leaving it hanging', async () => {
+    const { url } = await startGateway(newTransport(), 'gateway-a')
+    await expect(connect(url.replace('/ws', '/elsewhere'), await token('r1'))).rejects.toThrow('refused: 404')
+  })
+
   it('delivers each event to the user it names and a broadcast to every user of the role, no one else', async () => {
     const { url, bus } = await startGateway(newTransport(), 'gateway-a')
     const alice = await connect(url, await token('alice'))
