@@ -119,6 +119,18 @@ describe('herald CLI on SQLite', () => {
     const groups = await transport.listGroups()
     expect(groups.find((g) => g.group === 'billing')).toMatchObject({ depth: total, deadLetters: 0 })
     expect(groups.find((g) => g.group === 'shipping')).toMatchObject({ depth: 0, deadLetters: total })
+    // An id alone that shipping and (before the redrive) billing both dead-lettered must name its group.
+    await transport.subscribe({ group: 'billing', patterns: ['order.#'] }, failing)
+    await pollUntil(async () => (await deadIn('billing')) === total)
+    const ambiguous = capture()
+    expect(await runCli(['-t', url, 'dlq', 'purge', 'm-7'], { output: ambiguous.output })).toBe(1)
+    expect(ambiguous.err[0]).toMatch(/m-7 was dead-lettered by billing, shipping: name one with --group/)
+    const one = capture()
+    expect(
+      await runCli(['-t', url, 'dlq', 'purge', 'm-7', '--group', 'shipping', '--json'], { output: one.output }),
+    ).toBe(0)
+    expect(JSON.parse(one.out[0]!)).toEqual({ purged: 1 })
+    expect(await transport.getDeadLetter('m-7', 'billing')).toBeDefined()
   })
 
   it('tail prints what is published while it runs', async () => {
@@ -203,7 +215,15 @@ describe('herald CLI on SQLite', () => {
     await printed.wait
     const link = io.out[0]!.replace('Herald dashboard: ', '')
     expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=cli-token-0123456789abcdef$/)
-    expect((await fetch(link)).status).toBe(200)
+    // The link logs a browser in: a session cookie, and a redirect to the same page without the token.
+    const login = await fetch(link, { redirect: 'manual' })
+    expect(login.status).toBe(303)
+    expect(login.headers.get('location')).toBe('/')
+    const cookie = login.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('herald_dashboard_session='))!
+      .split(';')[0]!
+    expect((await fetch(new URL('/dead-letters', link), { headers: { cookie } })).status).toBe(200)
     expect((await fetch(new URL('/dead-letters', link))).status).toBe(401)
     stop.open()
     expect(await serving).toBe(0)

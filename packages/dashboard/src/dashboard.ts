@@ -1,12 +1,14 @@
 import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import {
   assertTopicPattern,
   type DeadLetterFilter,
   type DeadLetterReason,
   type EventStore,
   isDeadLetterStore,
+  isHeraldError,
   isTopologyAdmin,
   type Transport,
   uuidV7,
@@ -15,7 +17,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createMetricsSampler, lineChart, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
-import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, tailPage } from './pages.js'
+import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, removedRow, tailPage } from './pages.js'
+import { createSessions, readCookie, type Session } from './session.js'
 
 export interface DashboardOptions {
   readonly transport: Transport
@@ -29,10 +32,15 @@ export interface DashboardOptions {
   readonly metrics?: MetricsSource
   /** How often the charts sample the metrics. Default 5 s. */
   readonly sampleIntervalMs?: number
+  /** How long a browser stays logged in after opening the token link. Default 8 h. */
+  readonly sessionTtlMs?: number
 }
 
-const cookieName = 'herald_dashboard'
+const cookieName = 'herald_dashboard_session'
+/** Readable by the page's own script (never by another site's), which sends it back as `x-csrf-token`. */
+const csrfCookieName = 'herald_dashboard_csrf'
 const htmxPath = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js')
+const scriptPath = fileURLToPath(new URL('../assets/dashboard.js', import.meta.url))
 
 function sameToken(given: string | undefined, expected: Buffer): boolean {
   if (given === undefined) return false
@@ -40,25 +48,36 @@ function sameToken(given: string | undefined, expected: Buffer): boolean {
   return bytes.length === expected.length && timingSafeEqual(bytes, expected)
 }
 
-function cookieToken(header: string | undefined): string | undefined {
-  for (const part of (header ?? '').split(';')) {
-    const [name, ...value] = part.trim().split('=')
-    if (name === cookieName) return decodeURIComponent(value.join('='))
-  }
-  return undefined
+/** No inline script, no framing, no referrer: set on every response. */
+const securityHeaders = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
 }
 
 function page(reply: FastifyReply, body: SafeHtml, status = 200): FastifyReply {
   return reply
     .code(status)
     .header('content-type', 'text/html; charset=utf-8')
-    .header(
-      'content-security-policy',
-      "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'",
-    )
-    .header('x-content-type-options', 'nosniff')
+    .header('cache-control', 'no-store')
     .send(body.value)
 }
+
+function text(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(`${body}\n`)
+}
+
+/** A request from this dashboard's own pages: the browser says so (`Sec-Fetch-Site`), or its `Origin` matches. */
+function sameOrigin(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site']
+  if (typeof site === 'string') return site === 'same-origin'
+  const origin = request.headers.origin
+  return typeof origin === 'string' && origin === `${request.protocol}://${request.headers.host}`
+}
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** Reads a form or query field that may be repeated. */
 function list(value: unknown): string[] {
@@ -67,12 +86,31 @@ function list(value: unknown): string[] {
 }
 
 function filterFrom(fields: Record<string, unknown>): DeadLetterFilter {
-  const filter: { ids?: string[]; group?: string; reason?: DeadLetterReason } = {}
-  const ids = list(fields.ids)
-  if (ids.length > 0) filter.ids = ids
+  const filter: { group?: string; reason?: DeadLetterReason } = {}
   if (typeof fields.group === 'string' && fields.group !== '') filter.group = fields.group
   if (typeof fields.reason === 'string' && fields.reason !== '') filter.reason = fields.reason as DeadLetterReason
   return filter
+}
+
+/**
+ * The dead letters a form selected, by (group, id): one message dead-lettered by two groups is two dead letters,
+ * and acting on one leaves the other. Each `selected` value is a JSON `[group, id]`; anything else is refused.
+ */
+function selectionFrom(fields: Record<string, unknown>): Map<string, string[]> | undefined {
+  const byGroup = new Map<string, string[]>()
+  for (const value of list(fields.selected)) {
+    let pair: unknown
+    try {
+      pair = JSON.parse(value)
+    } catch {
+      return undefined
+    }
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((p) => typeof p === 'string' && p !== ''))
+      return undefined
+    const [group, id] = pair as [string, string]
+    byGroup.set(group, [...(byGroup.get(group) ?? []), id])
+  }
+  return byGroup
 }
 
 /**
@@ -85,23 +123,58 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
   const transport = options.transport
   const maxTails = options.maxTails ?? 20
   let tails = 0
+  const sessionTtlMs = options.sessionTtlMs ?? 8 * 3_600_000
+  const sessions = createSessions(options.token, sessionTtlMs)
+  const sessionOf = new WeakMap<FastifyRequest, Session>()
   const app = Fastify({ logger: false })
   await app.register(import('@fastify/formbody').then((m) => m.default))
 
+  app.addHook('onSend', async (_request, reply, payload) => {
+    for (const [name, value] of Object.entries(securityHeaders)) reply.header(name, value)
+    return payload
+  })
+
+  // Who is asking: an API client with the token as a bearer (no cookie, so no cross-site risk), a browser with a
+  // signed session, or a browser opening the token link, which swaps it for a session and a clean URL.
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.headers.authorization
-    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined
-    const query = (request.query as Record<string, unknown>).token
-    if (sameToken(bearer, expected) || sameToken(cookieToken(request.headers.cookie), expected)) return
-    if (typeof query === 'string' && sameToken(query, expected)) {
-      // A link with the token logs in once; the cookie keeps it out of later URLs and referrers.
-      reply.header(
-        'set-cookie',
-        `${cookieName}=${encodeURIComponent(options.token)}; HttpOnly; SameSite=Strict; Path=/`,
-      )
+    if (sameToken(auth?.startsWith('Bearer ') ? auth.slice(7) : undefined, expected)) return
+    const now = Date.now()
+    const session = sessions.verify(readCookie(request.headers.cookie, cookieName), now)
+    if (session !== undefined) {
+      sessionOf.set(request, session)
       return
     }
-    return reply.code(401).header('content-type', 'text/plain').send('Herald dashboard: a valid token is required\n')
+    const query = (request.query as Record<string, unknown>).token
+    if (request.method === 'GET' && typeof query === 'string' && sameToken(query, expected)) {
+      const issued = sessions.issue(now)
+      const maxAge = Math.floor(sessionTtlMs / 1_000)
+      reply.header('set-cookie', [
+        `${cookieName}=${issued.value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`,
+        `${csrfCookieName}=${issued.session.csrf}; SameSite=Strict; Path=/; Max-Age=${maxAge}`,
+      ])
+      const clean = new URL(request.url, 'http://dashboard')
+      clean.searchParams.delete('token')
+      return reply.code(303).header('location', `${clean.pathname}${clean.search}`).send()
+    }
+    return text(reply, 401, 'Herald dashboard: a valid token is required')
+  })
+
+  // A state-changing request from a browser comes from this dashboard's own pages, with the session's CSRF token.
+  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (safeMethods.has(request.method)) return
+    const session = sessionOf.get(request)
+    if (session === undefined) return
+    if (!sameOrigin(request)) return text(reply, 403, 'refused: the request did not come from this dashboard')
+    const given = request.headers['x-csrf-token'] ?? (request.body as Record<string, unknown> | undefined)?.csrf
+    if (!sessions.checkCsrf(session, given)) return text(reply, 403, 'refused: missing or wrong CSRF token; reload')
+  })
+
+  app.setErrorHandler(async (error, _request, reply) => {
+    if (isHeraldError(error, 'CONFIGURATION')) return text(reply, 400, error.message)
+    const status = (error as { statusCode?: number }).statusCode
+    if (status !== undefined && status >= 400 && status < 500) return text(reply, status, (error as Error).message)
+    return text(reply, 500, 'internal error')
   })
 
   app.get('/assets/htmx.min.js', async (_request, reply) =>
@@ -109,6 +182,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
       .header('content-type', 'text/javascript')
       .header('cache-control', 'max-age=3600')
       .send(readFileSync(htmxPath)),
+  )
+  app.get('/assets/dashboard.js', async (_request, reply) =>
+    reply.header('content-type', 'text/javascript').header('cache-control', 'no-cache').send(readFileSync(scriptPath)),
   )
 
   app.get('/', async (request, reply) => {
@@ -187,19 +263,23 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     })
   })
 
-  // Redrive and purge need an explicit selection: ids, or `all` with the filter fields.
+  // Redrive and purge need an explicit selection: (group, id) pairs, or `all` with the filter fields.
   for (const action of ['redrive', 'purge'] as const) {
     app.post(`/dead-letters/${action}`, async (request, reply) => {
       if (!isDeadLetterStore(transport)) return reply.code(404).send()
       const body = (request.body ?? {}) as Record<string, unknown>
-      const filter = filterFrom(body)
-      if (filter.ids === undefined && body.all !== 'true')
-        return reply.code(400).header('content-type', 'text/plain').send('select dead letters first\n')
-      const count =
-        action === 'redrive' ? await transport.redriveDeadLetters(filter) : await transport.purgeDeadLetters(filter)
-      return reply
-        .header('content-type', 'text/html; charset=utf-8')
-        .send(`${action === 'redrive' ? 'Redrove' : 'Purged'} ${count} dead letter${count === 1 ? '' : 's'}.`)
+      const act = (filter: DeadLetterFilter) =>
+        action === 'redrive' ? transport.redriveDeadLetters(filter) : transport.purgeDeadLetters(filter)
+      const selection = selectionFrom(body)
+      if (selection === undefined) return text(reply, 400, 'the selection is malformed')
+      let count = 0
+      if (selection.size > 0) for (const [group, ids] of selection) count += await act({ group, ids })
+      else if (body.all === 'true') count = await act(filterFrom(body))
+      else return text(reply, 400, 'select dead letters first')
+      const done = `${action === 'redrive' ? 'Redrove' : 'Purged'} ${count} dead letter${count === 1 ? '' : 's'}.`
+      // The rows acted on leave the table (htmx out-of-band swaps).
+      const gone = [...selection].flatMap(([group, ids]) => ids.map((id) => removedRow(group, id)))
+      return page(reply, html`${done}${gone}`)
     })
   }
 

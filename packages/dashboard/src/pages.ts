@@ -19,6 +19,7 @@ export function layout(title: string, body: SafeHtml): SafeHtml {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>${trusted(style)}</style>
 <script src="/assets/htmx.min.js"></script>
+<script src="/assets/dashboard.js" defer></script>
 </head>
 <body>
 <header><strong>Herald</strong>
@@ -36,29 +37,22 @@ export function tailPage(pattern: string): SafeHtml {
 <form method="get" action="/"><label>Pattern <input name="pattern" value="${pattern}"></label> <button>Follow</button></form>
 <p class="muted">Messages published to <code>${pattern}</code> while this page is open, newest first.</p>
 <table><thead><tr><th>time</th><th>topic</th><th>type</th><th>id</th><th>payload</th></tr></thead>
-<tbody id="tail"></tbody></table>
-<script>
-const rows = document.getElementById('tail')
-const source = new EventSource('/tail/stream?pattern=' + encodeURIComponent(${jsonString(pattern)}))
-source.addEventListener('message', (e) => {
-  const m = JSON.parse(e.data)
-  const tr = document.createElement('tr')
-  for (const text of [m.time, m.topic, m.type, m.id, m.body]) {
-    const td = document.createElement('td')
-    td.textContent = text
-    tr.appendChild(td)
-  }
-  tr.dataset.id = m.id
-  rows.prepend(tr)
-  while (rows.children.length > 500) rows.lastChild.remove()
-})
-</script>`,
+<tbody id="tail" data-pattern="${pattern}"></tbody></table>`,
   )
 }
 
-/** A JSON string literal safe inside a <script> element. */
-function jsonString(value: string): SafeHtml {
-  return trusted(JSON.stringify(value).replace(/</g, '\\u003c'))
+/** A dead letter's place in the page: one (group, id), as a row id and as a form value. */
+function rowId(group: string, id: string): string {
+  return `dl-${Buffer.from(JSON.stringify([group, id])).toString('base64url')}`
+}
+
+function selectionValue(group: string, id: string): string {
+  return JSON.stringify([group, id])
+}
+
+/** An htmx out-of-band swap that takes a redriven or purged dead letter's row off the page. */
+export function removedRow(group: string, id: string): SafeHtml {
+  return html`<tr id="${rowId(group, id)}" hx-swap-oob="delete"></tr>`
 }
 
 function decode(body: Uint8Array): string {
@@ -71,12 +65,12 @@ function when(ms: number): string {
 
 export function deadLetterRows(letters: readonly DeadLetter[]): SafeHtml {
   return html`${letters.map(
-    (l) => html`<tr data-id="${l.envelope.id}">
-<td><input type="checkbox" name="ids" value="${l.envelope.id}"></td>
+    (l) => html`<tr id="${rowId(l.group, l.envelope.id)}" data-id="${l.envelope.id}">
+<td><input type="checkbox" name="selected" value="${selectionValue(l.group, l.envelope.id)}"></td>
 <td><a href="/dead-letters/${encodeURIComponent(l.envelope.id)}?group=${encodeURIComponent(l.group)}">${l.envelope.id}</a></td>
 <td>${l.group}</td><td>${l.topic}</td><td>${l.reason}</td><td>${l.attempts}</td><td>${when(l.deadLetteredAt)}</td>
 <td>${l.error?.message ?? ''}</td>
-<td><button hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ ids: l.envelope.id })}' hx-target="#result">Redrive</button></td>
+<td><button type="button" hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ selected: selectionValue(l.group, l.envelope.id) })}' hx-target="#result">Redrive</button></td>
 </tr>`,
   )}`
 }
@@ -112,7 +106,7 @@ export function deadLetterPage(letter: DeadLetter): SafeHtml {
 <p>group <b>${letter.group}</b>, topic <b>${letter.topic}</b>, reason <b>${letter.reason}</b>, ${letter.attempts} attempts;
 first failed ${when(letter.firstFailedAt)}, last ${when(letter.lastFailedAt)}, dead-lettered ${when(letter.deadLetteredAt)}</p>
 <p id="result" class="muted"></p>
-<button hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ ids: letter.envelope.id })}' hx-target="#result">Redrive</button>
+<button type="button" hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ selected: selectionValue(letter.group, letter.envelope.id) })}' hx-target="#result">Redrive</button>
 <h2>Payload</h2><pre id="payload">${decode(letter.envelope.body)}</pre>
 <h2>Headers</h2><pre>${JSON.stringify(letter.envelope.headers, null, 2)}</pre>
 <h2>Error</h2><pre>${letter.error === undefined ? 'none (the consumer never finished an attempt)' : JSON.stringify(letter.error, null, 2)}</pre>`,

@@ -1,11 +1,13 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createBus, defineEvent, PermanentError } from '@herald/core'
 import { createSqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
-import { chromium } from 'playwright-core'
+import { type Browser, chromium } from 'playwright-core'
 import { expect, it } from 'vitest'
 import { z } from 'zod'
 import { createDashboard } from '../src/index.js'
@@ -50,6 +52,9 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     expect(await page.textContent('body')).toContain('a valid token is required')
 
     expect((await page.goto(`${base}/?token=${token}`))?.status()).toBe(200)
+    // The login leaves a clean address bar and a session cookie that is not the token.
+    expect(page.url()).toBe(`${base}/`)
+    for (const cookie of await page.context().cookies()) expect(cookie.value).not.toContain(token)
     await page.goto(`${base}/dead-letters`)
     const row = page.locator(`tr[data-id="${id}"]`)
     await row.waitFor()
@@ -70,6 +75,99 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     expect(await transport.getDeadLetter(id)).toBeUndefined()
   } finally {
     await browser.close()
+    await app.close()
+    await bus.stop()
+    await transport.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}
+
+it('in Chromium: a page on another port cannot purge, redrive or frame the dashboard; purging one group keeps the other', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-browser-'))
+  const transport = createSqliteTransport({ path: join(dir, 'herald.db') })
+  const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0 } })
+  const fail = async () => {
+    throw new PermanentError('declined')
+  }
+  bus.group('billing').on(OrderPlaced, fail)
+  bus.group('shipping').on(OrderPlaced, fail)
+  await bus.start()
+  const app = await createDashboard({ transport, token })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  // The attacker: another port of the same host, so the same site, which SameSite=Strict does not stop.
+  const hostile = createServer((request, response) => {
+    response.writeHead(200, { 'content-type': 'text/html' })
+    if (request.url === '/frame') {
+      response.end(`<!doctype html><iframe id="victim" src="${base}/dead-letters"></iframe>`)
+      return
+    }
+    response.end(`<!doctype html><body>
+<form id="f" method="post" action="${base}/dead-letters/purge"><input name="all" value="true"></form>
+<script>
+fetch('${base}/dead-letters/redrive', { method: 'POST', mode: 'no-cors', credentials: 'include',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'all=true' })
+  .finally(() => document.getElementById('f').submit())
+</script></body>`)
+  })
+  await new Promise<void>((done) => hostile.listen(0, '127.0.0.1', done))
+  const evil = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`
+  const browser = await launch()
+  try {
+    const id = await bus.publish(OrderPlaced, { note: 'two groups' })
+    const count = async () => (await transport.listDeadLetters()).items.length
+    await pollUntil(async () => (await count()) === 2)
+    const page = await browser.newPage()
+    await page.goto(`${base}/?token=${token}`)
+
+    const refusals: number[] = []
+    page.on('response', (r) => {
+      if (r.url().startsWith(`${base}/dead-letters/`) && r.request().method() === 'POST') refusals.push(r.status())
+    })
+    const submitted = page.waitForResponse((r) => r.url() === `${base}/dead-letters/purge`)
+    await page.goto(evil)
+    expect((await submitted).status()).toBe(403)
+    await pollUntil(async () => refusals.length === 2)
+    expect(refusals).toEqual([403, 403])
+    expect(await count()).toBe(2)
+
+    // Framed from the other origin: the browser refuses to render the dashboard inside it.
+    await page.goto(`${evil}/frame`)
+    const frame = page.frames().find((f) => f !== page.mainFrame())
+    await page.waitForLoadState('load')
+    expect(frame).toBeDefined()
+    const framed = await frame!
+      .evaluate(() => (globalThis as { document?: { body?: { innerText?: string } } }).document?.body?.innerText ?? '')
+      .catch(() => '')
+    expect(framed).not.toContain('Dead letters')
+
+    // On the dashboard itself: purge billing's copy only.
+    await page.goto(`${base}/dead-letters`)
+    page.on('dialog', (dialog) => void dialog.accept())
+    const billingRow = page.locator(`tr[data-id="${id}"]`, { hasText: 'billing' })
+    await billingRow.locator('input[type=checkbox]').check()
+    await page.locator('button', { hasText: 'Purge selected' }).click()
+    await page.locator('#result', { hasText: 'Purged 1 dead letter.' }).waitFor()
+    await billingRow.waitFor({ state: 'detached' })
+    const left = (await transport.listDeadLetters()).items
+    expect(left.map((l) => [l.group, l.envelope.id])).toEqual([['shipping', id]])
+    await page.screenshot({ path: join(artifacts, 'purged-one-group.png'), fullPage: true })
+  } finally {
+    await browser.close()
+    await new Promise((done) => hostile.close(done))
     await app.close()
     await bus.stop()
     await transport.close()

@@ -42,13 +42,52 @@ describe('dashboard', () => {
       (await app.inject({ method: 'POST', url: '/dead-letters/redrive', payload: { all: 'true' } })).statusCode,
     ).toBe(401)
     expect((await app.inject({ url: '/', headers: auth })).statusCode).toBe(200)
-    const login = await app.inject({ url: `/?token=${token}` })
-    expect(login.statusCode).toBe(200)
-    const cookie = String(login.headers['set-cookie'])
-    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/)
-    expect((await app.inject({ url: '/dead-letters', headers: { cookie: cookie.split(';')[0]! } })).statusCode).toBe(
-      200,
-    )
+    // The token link swaps the token for a session and sends the browser to the same page without it.
+    const login = await app.inject({ url: `/dead-letters?group=billing&token=${token}` })
+    expect(login.statusCode).toBe(303)
+    expect(login.headers.location).toBe('/dead-letters?group=billing')
+    const cookies = ([] as string[]).concat(login.headers['set-cookie'] ?? [])
+    const session = cookies.find((c) => c.startsWith('herald_dashboard_session='))!
+    expect(session).toMatch(/HttpOnly; SameSite=Strict; Path=\/; Max-Age=28800/)
+    // The session is an opaque, signed value: never the token.
+    expect(cookies.join(';')).not.toContain(token)
+    expect(cookies.join(';')).not.toContain(encodeURIComponent(token))
+    const cookie = session.split(';')[0]!
+    expect((await app.inject({ url: '/dead-letters', headers: { cookie } })).statusCode).toBe(200)
+    // A forged, tampered, malformed or expired cookie is refused, never a 500.
+    const tampered = cookie.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))
+    for (const bad of [tampered, 'herald_dashboard_session=%E0%A4%A', `herald_dashboard_session=${token}`])
+      expect((await app.inject({ url: '/dead-letters', headers: { cookie: bad } })).statusCode, bad).toBe(401)
+    const shortApp = await createDashboard({ transport, token, sessionTtlMs: 1 })
+    const shortLogin = await shortApp.inject({ url: `/?token=${token}` })
+    const shortCookie = String(([] as string[]).concat(shortLogin.headers['set-cookie'] ?? [])[0]).split(';')[0]!
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect((await shortApp.inject({ url: '/', headers: { cookie: shortCookie } })).statusCode).toBe(401)
+    await shortApp.close()
+  })
+
+  it('every response forbids framing, referrers and inline script; bad input is a 400, not a 500', async () => {
+    app = await createDashboard({ transport, token })
+    for (const url of ['/', '/dead-letters', '/nowhere']) {
+      const response = await app.inject({ url, headers: auth })
+      const csp = String(response.headers['content-security-policy'])
+      expect(csp).toContain("frame-ancestors 'none'")
+      expect(csp).toMatch(/script-src 'self';/)
+      expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/)
+      expect(response.headers['x-frame-options']).toBe('DENY')
+      expect(response.headers['referrer-policy']).toBe('no-referrer')
+    }
+    const page = await app.inject({ url: '/', headers: auth })
+    expect(page.body).not.toMatch(/<script>(?!<\/script>)/)
+    expect((await app.inject({ url: '/?pattern=a..b', headers: auth })).statusCode).toBe(400)
+    expect((await app.inject({ url: '/tail/stream?pattern=%23.%23x', headers: auth })).statusCode).toBe(400)
+    const malformed = await app.inject({
+      method: 'POST',
+      url: '/dead-letters/purge',
+      headers: auth,
+      payload: { selected: 'not json' },
+    })
+    expect(malformed.statusCode).toBe(400)
   })
 
   it('shows dead letters escaped, never as markup, and redrives one to the fixed consumer', async () => {
@@ -82,9 +121,9 @@ describe('dashboard', () => {
       method: 'POST',
       url: '/dead-letters/redrive',
       headers: auth,
-      payload: { ids: id },
+      payload: { selected: JSON.stringify(['billing', id]) },
     })
-    expect(redrive.body).toBe('Redrove 1 dead letter.')
+    expect(redrive.body).toMatch(/^Redrove 1 dead letter\.<tr id="dl-[\w-]+" hx-swap-oob="delete"><\/tr>$/)
     await handled.wait
     expect(await transport.getDeadLetter(id)).toBeUndefined()
     await bus.stop()

@@ -101,11 +101,21 @@ async function inBatches(
   act: (selection: DeadLetterFilter) => Promise<number>,
 ): Promise<number> {
   let total = 0
+  // A dead letter is one (group, id): ids alone that name copies in several groups must say which group.
+  const groupsOf = new Map<string, Set<string>>()
   for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
     const page = await dead.listDeadLetters({ ...filter, limit: batchSize, ...(cursor ? { cursor } : {}) })
     total += page.items.length
     cursor = page.nextCursor
+    if (filter.ids !== undefined && filter.group === undefined)
+      for (const l of page.items) groupsOf.set(l.envelope.id, (groupsOf.get(l.envelope.id) ?? new Set()).add(l.group))
   }
+  for (const [id, groups] of groupsOf)
+    if (groups.size > 1)
+      throw new ConfigurationError(
+        'group',
+        `${id} was dead-lettered by ${[...groups].sort().join(', ')}: name one with --group`,
+      )
   const progress = createProgress(output, label, total)
   let done = 0
   let seen = 0
