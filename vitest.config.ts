@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config'
 
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url))
 
-/** Test files that start a server or a browser of their own (`npm test` provisions them first). */
+/** Test files that start a server or a browser of their own, or need libfaketime (`npm test` provisions them). */
 const needServers = [
   'packages/postgres/test/**/*.int.test.ts',
   'packages/postgres/test/**/*.conformance.test.ts',
@@ -11,6 +11,7 @@ const needServers = [
   'packages/rabbitmq/test/**/*.test.ts',
   'packages/observability/test/prometheus.int.test.ts',
   'packages/cli/test/cli-transports.int.test.ts',
+  'packages/core/test/in-memory-clock.int.test.ts',
   'packages/*/test/**/*.browser.int.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
 ]
@@ -29,7 +30,7 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       // Pure logic: no disk beyond temp files, no child processes.
-      { extends: true, test: { name: 'unit', include: unit } },
+      { extends: true, test: { name: 'unit', include: unit, exclude: needServers } },
       // In-memory and SQLite conformance, crash tests, CLI, dashboard over HTTP, gateway, the one-process demos.
       { extends: true, test: { name: 'embedded', include: all, exclude: [...unit, ...needServers] } },
       // PostgreSQL, Redis, RabbitMQ, Prometheus and Chromium, each started by the test on free loopback ports.

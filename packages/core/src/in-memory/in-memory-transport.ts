@@ -127,6 +127,17 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     timers.add(timer)
   }
 
+  /**
+   * Runs `fn` no earlier than `deliverAt` by the wall clock. The timer is monotonic, so if the wall clock was set
+   * back meanwhile it fires early by the wall clock: then it waits again for what is left.
+   */
+  function at(deliverAt: number, fn: () => void): void {
+    later(deliverAt - Date.now(), () => {
+      if (Date.now() < deliverAt) at(deliverAt, fn)
+      else fn()
+    })
+  }
+
   function bind(group: GroupState, patterns: readonly string[]): void {
     for (const pattern of patterns) group.patterns.set(pattern, compileTopicPattern(pattern))
     routes.clear()
@@ -267,7 +278,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     async schedule(topic, envelopes, deliverAt, publishOptions: PublishOptions = {}) {
       const targets = route(topic, publishOptions.mandatory === true)
       for (const group of targets) group.scheduled += envelopes.length
-      later(deliverAt - Date.now(), () => {
+      at(deliverAt, () => {
         for (const group of targets) group.scheduled -= envelopes.length
         // Nobody awaits a scheduled delivery: it joins the queue even past the mark, as it was held in memory anyway.
         void deliver(targets, topic, envelopes, false)
