@@ -153,9 +153,21 @@ const shortStrings = [
 export function encodingProblem(options: Options.Publish): string | undefined {
   for (const name of shortStrings) {
     const value = options[name]
-    if (typeof value === 'string' && Buffer.byteLength(value) > maxShortString)
+    // A UTF-16 unit takes at most 3 bytes in UTF-8: count bytes only for a string that might be too long.
+    if (typeof value === 'string' && value.length * 3 > maxShortString && Buffer.byteLength(value) > maxShortString)
       return `property ${name} takes ${Buffer.byteLength(value)} bytes; AMQP allows ${maxShortString}`
   }
+  // The same bound for the header table: most messages are far below it, and need no exact count.
+  let units = 0
+  let count = 0
+  let longName = false
+  for (const name in options.headers) {
+    const value = (options.headers as Record<string, unknown>)[name]
+    units += name.length + (typeof value === 'string' ? value.length : 8)
+    longName ||= name.length * 3 > maxShortString
+    count++
+  }
+  if (!longName && units * 3 + count * 6 + 4 <= maxHeaderTableBytes) return undefined
   let bytes = 4
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     const nameBytes = Buffer.byteLength(name)
