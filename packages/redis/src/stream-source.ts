@@ -89,7 +89,8 @@ export function createStreamSource(
     wakeTimer = setTimeout(
       () => {
         wakeAt = Number.POSITIVE_INFINITY
-        if (readerId !== undefined && Date.now() < blockEndsAt)
+        // Any read still blocking: a wake that fires a little late must still cut it short.
+        if (readerId !== undefined && blockEndsAt !== 0)
           redis.call('CLIENT', 'UNBLOCK', readerId, 'TIMEOUT').catch(onError)
       },
       Math.max(0, at - Date.now()),
@@ -174,8 +175,12 @@ export function createStreamSource(
         if (taken.length > 0) return taken
       }
       if (stopped) return []
-      const block = Math.max(1, Math.min(pollIntervalMs, untilDue))
-      blockEndsAt = Date.now() + block
+      // BLOCK takes whole milliseconds: a fractional one is a command error (and the consumer would back off).
+      const block = Math.max(1, Math.ceil(Math.min(pollIntervalMs, untilDue)))
+      // Redis checks a blocked read's timeout only on its own timer (10 times a second by default), so a read cut
+      // short for a due retry is woken by us, on time, rather than left to time out up to 100 ms late.
+      blockEndsAt = Date.now() + block + 1
+      if (untilDue < pollIntervalMs) wakeReaderAt(nextDueAt)
       const reply = (await reader
         .callBuffer('XREADGROUP', [
           'GROUP',
