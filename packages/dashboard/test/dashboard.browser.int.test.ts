@@ -31,17 +31,7 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
   await bus.start()
   const app = await createDashboard({ transport, token })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await chromium.launch({
-    executablePath: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  const browser = await launch()
   try {
     const id = await bus.publish(OrderPlaced, { note: '<img src=x onerror="window.__owned = true">' })
     await pollUntil(async () => (await transport.getDeadLetter(id)) !== undefined)

@@ -484,33 +484,21 @@ describe('redis consumers on skewed clocks', () => {
       if (event.event !== 'delivered' || event.id === undefined) return
       delivered.set(event.id, [...(delivered.get(event.id) ?? []), { attempt: event.attempt ?? 0, at: Date.now() }])
     }
+    const delays = { ...factory, options, group: 'delays', patterns: ['delay.#'] }
+    const retries = {
+      ...factory,
+      options,
+      group: 'retries',
+      patterns: ['retry.#'],
+      failFirstAttempt: true,
+      retry: { maxAttempts: 5, backoff: { initialMs: 2_000, maxMs: 2_000, factor: 1, jitter: 0 } },
+    }
     const workers = [
-      spawnConsumer({ ...factory, options, group: 'delays', patterns: ['delay.#'] }, record, fakeClock('+1h')),
-      spawnConsumer({ ...factory, options, group: 'delays', patterns: ['delay.#'] }, record, fakeClock('-1h')),
+      spawnConsumer(delays, record, fakeClock('+1h')),
+      spawnConsumer(delays, record, fakeClock('-1h')),
       // Retries: a consumer an hour behind fails first attempts; a normal one (this machine's clock) takes over.
-      spawnConsumer(
-        {
-          ...factory,
-          options,
-          group: 'retries',
-          patterns: ['retry.#'],
-          failFirstAttempt: true,
-          retry: { maxAttempts: 5, backoff: { initialMs: 2_000, maxMs: 2_000, factor: 1, jitter: 0 } },
-        },
-        record,
-        fakeClock('-1h'),
-      ),
-      spawnConsumer(
-        {
-          ...factory,
-          options,
-          group: 'retries',
-          patterns: ['retry.#'],
-          failFirstAttempt: true,
-          retry: { maxAttempts: 5, backoff: { initialMs: 2_000, maxMs: 2_000, factor: 1, jitter: 0 } },
-        },
-        record,
-      ),
+      spawnConsumer(retries, record, fakeClock('-1h')),
+      spawnConsumer(retries, record),
     ]
     try {
       await Promise.all(workers.map((w) => w.ready))
