@@ -12,6 +12,7 @@ const needServers = [
   'packages/observability/test/prometheus.int.test.ts',
   'packages/cli/test/cli-transports.int.test.ts',
   'packages/core/test/in-memory-clock.int.test.ts',
+  'packages/sqlite/test/sqlite-clock.int.test.ts',
   'packages/*/test/**/*.browser.int.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
 ]

@@ -134,9 +134,12 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       async fetch(max) {
         if (sql.hasVisible.get(group, Date.now()) === undefined) return []
         const token = `${consumerId}:${++claims}`
+        // Never this consumer's own live claims: after a wall-clock step forward longer than the lease they look
+        // expired, but their handlers are still running here.
+        const live = JSON.stringify([...new Set(claimed.values())])
         const rows = await writer.run(() => {
           const now = Date.now()
-          return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max })
+          return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
         })
         rows.sort((a, b) => a.seq - b.seq)
         return rows.map((row) => {
@@ -153,6 +156,9 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       async settle(message, settlement: Settlement) {
         const { seq, token } = message
         const now = Date.now()
+        // Whatever the outcome, this claim is no longer renewed: if storing it failed, the lease runs out and the
+        // message is delivered again. A newer claim of the same row (after a lease was lost) keeps its renewal.
+        if (claimed.get(seq) === token) claimed.delete(seq)
         await writer.run(
           () => {
             switch (settlement.kind) {
@@ -173,7 +179,6 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
           },
           settlement.kind === 'dead-letter' ? atomic : undefined,
         )
-        claimed.delete(seq)
         if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
       },
       async waitForWork(signal) {

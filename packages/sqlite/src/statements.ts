@@ -13,7 +13,7 @@ export interface Statements {
   readonly hasVisible: Database.Statement<[string, number], { seq: number }>
   readonly nextVisibleAt: Database.Statement<[string], { due: number | null }>
   readonly claim: Database.Statement<
-    { token: string; leaseUntil: number; group: string; now: number; limit: number },
+    { token: string; leaseUntil: number; group: string; now: number; limit: number; live: string },
     { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
   >
   readonly renew: Database.Statement<[number, number, string], unknown>
@@ -56,13 +56,14 @@ export function prepareStatements(db: Database.Database): Statements {
       'SELECT MIN(visible_at) AS due FROM herald_queue WHERE group_name = ?',
     ),
     claim: db.prepare<
-      { token: string; leaseUntil: number; group: string; now: number; limit: number },
+      { token: string; leaseUntil: number; group: string; now: number; limit: number; live: string },
       { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
     >(
       // A count that is not a whole number from 0 (written around Herald) counts as 0.
       `UPDATE herald_queue SET lease_token = @token, visible_at = @leaseUntil,
          attempts = (CASE WHEN typeof(attempts) = 'integer' AND attempts > 0 THEN attempts ELSE 0 END) + 1
        WHERE seq IN (SELECT seq FROM herald_queue WHERE group_name = @group AND visible_at <= @now
+                       AND (lease_token IS NULL OR lease_token NOT IN (SELECT value FROM json_each(@live)))
                      ORDER BY visible_at, seq LIMIT @limit)
        RETURNING seq, message_id, topic, headers, body, attempts`,
     ),
