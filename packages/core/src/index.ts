@@ -146,6 +146,7 @@ export {
   deadLetterFromRow,
   type EventRow,
   parseStoredHeaders,
+  storedBody,
   storedEventFromRow,
   toBuffer,
 } from './stored-row.js'

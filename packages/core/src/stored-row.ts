@@ -20,6 +20,16 @@ export function parseStoredHeaders(text: string): Record<string, string> {
   return headers
 }
 
+/**
+ * A stored body as bytes. SQLite keeps whatever type a row was written with: a body another tool wrote as TEXT
+ * comes back as a string, and stands for its UTF-8 bytes (anything else that is not bytes stands for none).
+ */
+export function storedBody(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body
+  if (typeof body === 'string') return Buffer.from(body, 'utf8')
+  return new Uint8Array()
+}
+
 /** A body as a Node Buffer without copying. */
 export function toBuffer(body: Uint8Array): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
@@ -44,7 +54,7 @@ export interface DeadLetterRow {
 
 export function deadLetterFromRow(row: DeadLetterRow): DeadLetter {
   return {
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
     topic: row.topic,
     group: row.group_name,
     reason: row.reason as DeadLetterReason,
@@ -76,7 +86,7 @@ export function storedEventFromRow(row: EventRow): StoredEvent {
   return {
     position: Number(row.position),
     topic: row.topic,
-    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+    envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
     type: row.type,
     source: row.source,
     time: Number(row.time),

@@ -9,6 +9,7 @@ import {
   type OutboxStore,
   type PreparedMessage,
   parseStoredHeaders,
+  storedBody,
   toBuffer,
   uuidV7,
 } from '@herald/core'
@@ -106,7 +107,7 @@ export function createSqliteOutbox(options: {
             seq: row.seq,
             token,
             topic: row.topic,
-            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
             mandatory: row.mandatory === 1,
             attempts: row.attempts,
             ...(row.deliver_at === null ? {} : { deliverAt: row.deliver_at }),

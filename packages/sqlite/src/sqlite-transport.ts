@@ -13,6 +13,7 @@ import {
   parseStoredHeaders,
   type Scheduler,
   type Settlement,
+  storedBody,
   type TopologyAdmin,
   type TopologyDescriber,
   type Transport,
@@ -149,7 +150,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
             token,
             topic: row.topic,
             attempt: row.attempts,
-            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
           }
         })
       },

@@ -68,6 +68,28 @@ describe('sqlite transport', () => {
     await transport.close()
   })
 
+  it('sqlite-text-body: a body another tool stored as TEXT reaches the handler as its UTF-8 bytes', async () => {
+    const path = join(dir, 'text-body.db')
+    const transport = createSqliteTransport({ path, pollIntervalMs: 10 })
+    const bodies: unknown[] = []
+    const sub = await transport.subscribe({ group: 'g', patterns: ['t.#'] }, async (envelope) => {
+      bodies.push(envelope.body)
+    })
+    const raw = new Database(path)
+    raw
+      .prepare(
+        `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
+         VALUES ('g', 'text', 't.x', '{}', ?, ?, ?)`,
+      )
+      .run('{"note":"é"}', Date.now(), Date.now())
+    raw.close()
+    await waitFor(async () => bodies.length === 1)
+    expect(bodies[0]).toBeInstanceOf(Uint8Array)
+    expect(new TextDecoder('utf-8', { fatal: true }).decode(bodies[0] as Uint8Array)).toBe('{"note":"é"}')
+    await sub.close()
+    await transport.close()
+  })
+
   it('routes by bindings another connection declared, and wakes on work published elsewhere', async () => {
     const path = join(dir, 'shared.db')
     const consumerSide = createSqliteTransport({ path, pollIntervalMs: 10 })
