@@ -120,7 +120,8 @@ fetch('${base}/dead-letters/redrive', { method: 'POST', mode: 'no-cors', credent
     const id = await bus.publish(OrderPlaced, { note: 'two groups' })
     const count = async () => (await transport.listDeadLetters()).items.length
     await pollUntil(async () => (await count()) === 2)
-    const page = await browser.newPage()
+    const context = await browser.newContext()
+    const page = await context.newPage()
     await page.goto(`${base}/?token=${token}`)
 
     const refusals: number[] = []
@@ -135,9 +136,10 @@ fetch('${base}/dead-letters/redrive', { method: 'POST', mode: 'no-cors', credent
     expect(await count()).toBe(2)
 
     // Framed from the other origin: the browser refuses to render the dashboard inside it.
-    await page.goto(`${evil}/frame`)
-    const frame = page.frames().find((f) => f !== page.mainFrame())
-    await page.waitForLoadState('load')
+    // (A page of its own: the first one may still be navigating to the refused form's answer.)
+    const framer = await context.newPage()
+    await framer.goto(`${evil}/frame`)
+    const frame = framer.frames().find((f) => f !== framer.mainFrame())
     expect(frame).toBeDefined()
     const framed = await frame!
       .evaluate(() => (globalThis as { document?: { body?: { innerText?: string } } }).document?.body?.innerText ?? '')
@@ -145,6 +147,7 @@ fetch('${base}/dead-letters/redrive', { method: 'POST', mode: 'no-cors', credent
     expect(framed).not.toContain('Dead letters')
 
     // On the dashboard itself: purge billing's copy only.
+    await page.waitForURL(`${base}/dead-letters/purge`)
     await page.goto(`${base}/dead-letters`)
     page.on('dialog', (dialog) => void dialog.accept())
     const billingRow = page.locator(`tr[data-id="${id}"]`, { hasText: 'billing' })
