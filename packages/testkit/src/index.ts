@@ -27,6 +27,7 @@ export {
   type ConsumerWorker,
   type ConsumerWorkerConfig,
   fakeClock,
+  runWithSteppableClock,
   spawnConsumer,
   type WorkerEvent,
 } from './worker/spawn-consumer.js'

@@ -103,8 +103,9 @@ async function inBatches(
   let total = 0
   // A dead letter is one (group, id): ids alone that name copies in several groups must say which group.
   const groupsOf = new Map<string, Set<string>>()
+  // Counted in large pages: on RabbitMQ every listing browses the whole dead-letter queue.
   for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
-    const page = await dead.listDeadLetters({ ...filter, limit: batchSize, ...(cursor ? { cursor } : {}) })
+    const page = await dead.listDeadLetters({ ...filter, limit: 10 * batchSize, ...(cursor ? { cursor } : {}) })
     total += page.items.length
     cursor = page.nextCursor
     if (filter.ids !== undefined && filter.group === undefined)
@@ -116,6 +117,8 @@ async function inBatches(
         'group',
         `${id} was dead-lettered by ${[...groups].sort().join(', ')}: name one with --group`,
       )
+  // A selection with no id in two groups, small enough to show no progress, is one call.
+  if (total <= batchSize) return total === 0 ? 0 : act(filter)
   const progress = createProgress(output, label, total)
   let done = 0
   let seen = 0
@@ -133,7 +136,7 @@ async function inBatches(
     for (const [group, ids] of byGroup) done += await act({ ...filter, group, ids })
     progress.update(done)
   }
-  if (total >= batchSize) progress.finish(done)
+  progress.finish(done)
   return done
 }
 

@@ -1,7 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { RetryPolicyInput } from '@herald/core'
 
 /** What the child consumer runs: a transport made by `module`'s `exportName(options)`, and a subscription. */
@@ -53,6 +56,27 @@ const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
 export function fakeClock(offset: string): Record<string, string> {
   if (!existsSync(libfaketime)) throw new Error('libfaketime not found: apt-get install -y faketime (npm test does)')
   return { LD_PRELOAD: libfaketime, FAKETIME: offset, DONT_FAKE_MONOTONIC: '1', FAKETIME_DONT_RESET: '1' }
+}
+
+/**
+ * Runs a TypeScript fixture with `args` and the path of a clock file last; the fixture steps its own wall clock by
+ * writing an offset (`-2s`, `+1h`) to that file (libfaketime reads it on every call). Resolves with its stdout.
+ */
+export async function runWithSteppableClock(fixture: string, args: readonly string[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-clock-'))
+  try {
+    const clockFile = join(dir, 'faketime')
+    writeFileSync(clockFile, '+0s')
+    const { FAKETIME: _fixed, ...env } = fakeClock('+0s')
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--conditions=herald-source', '--import', 'tsx', fixture, ...args, clockFile],
+      { env: { ...process.env, ...env, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1' }, timeout: 60_000 },
+    )
+    return stdout
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /**
