@@ -13,6 +13,7 @@ import { ConfigurationError, InvalidHeaderError, poisonError } from './errors.js
 import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
 import { attempts } from './middleware/attempts.js'
+import { type KeyOrdering, maxKeyLength, resolveKeyOrdering } from './ordering.js'
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.js'
 import { sendPrepared } from './send-prepared.js'
 import type { Delivery, Handler, PublishOptions, Subscription, Transport } from './transport.js'
@@ -24,8 +25,9 @@ export interface PublishMessageOptions {
   readonly correlationId?: string
   readonly causationId?: string
   /**
-   * Carried in the message's partition-key header. An outbox relay sends one key's messages in the order they were
-   * staged; consumers do not order by key yet (competing consumers may handle one key's messages in any order).
+   * The key this message is ordered by (its `partitionkey` header); the contract's `key` unless given. Every group
+   * handles one key's messages one at a time, in publish order (`ConsumerOptions.ordering`), and an outbox relay
+   * sends them in the order they were staged. At most 512 characters.
    */
   readonly partitionKey?: string
   readonly subject?: string
@@ -78,6 +80,8 @@ export interface ConsumerOptions {
   readonly immediateRetryDelayMs?: number
   readonly handlerTimeoutMs?: number
   readonly shutdownTimeoutMs?: number
+  /** Keyed messages: how many of one key at once (default 1, in order) and what a dead letter does to its key. */
+  readonly ordering?: KeyOrdering
 }
 
 export const defaultConsumerOptions = {
@@ -143,8 +147,9 @@ interface GroupState {
 function resolveConsumer(
   base: ConsumerOptions,
   own: ConsumerOptions,
-): Required<Omit<ConsumerOptions, 'retry'>> & {
+): Required<Omit<ConsumerOptions, 'retry' | 'ordering'>> & {
   retry: RetryPolicy
+  ordering: KeyOrdering | undefined
 } {
   const merged = { ...defaultConsumerOptions, ...base, ...own }
   for (const field of ['maxInFlight', 'handlerTimeoutMs', 'shutdownTimeoutMs'] as const) {
@@ -157,7 +162,9 @@ function resolveConsumer(
     maxAttempts: own.retry?.maxAttempts ?? base.retry?.maxAttempts,
     backoff: { ...base.retry?.backoff, ...own.retry?.backoff },
   }
-  return { ...merged, retry: resolveRetryPolicy(retryInput) }
+  const ordering = own.ordering ?? base.ordering
+  resolveKeyOrdering(ordering)
+  return { ...merged, retry: resolveRetryPolicy(retryInput), ordering }
 }
 
 const noOptions: PublishMessageOptions = Object.freeze({})
@@ -194,6 +201,13 @@ function checkText(field: string, value: unknown): void {
   if (unsafe.test(value)) throw new InvalidHeaderError(field, 'contains CR, LF or NUL')
 }
 
+function checkKey(key: unknown): void {
+  checkText('partitionKey', key)
+  const length = (key as string).length
+  if (length === 0 || length > maxKeyLength)
+    throw new InvalidHeaderError('partitionKey', `must be 1 to ${maxKeyLength} characters, not ${length}`)
+}
+
 /** What a caller passes that becomes a header: no CR, LF or NUL, and an id that is not empty. */
 function checkPublishOptions(o: PublishMessageOptions): void {
   if (o.id !== undefined) {
@@ -202,7 +216,7 @@ function checkPublishOptions(o: PublishMessageOptions): void {
   }
   if (o.correlationId !== undefined) checkText('correlationId', o.correlationId)
   if (o.causationId !== undefined) checkText('causationId', o.causationId)
-  if (o.partitionKey !== undefined) checkText('partitionKey', o.partitionKey)
+  if (o.partitionKey !== undefined) checkKey(o.partitionKey)
   if (o.subject !== undefined) checkText('subject', o.subject)
   if (o.headers !== undefined) {
     for (const name in o.headers) {
@@ -317,7 +331,8 @@ export function createBus(options: BusOptions): Bus {
     headers[HeaderNames.correlationId] = publishOptions.correlationId ?? parent?.correlationId ?? id
     const causationId = publishOptions.causationId ?? parent?.id
     if (causationId !== undefined) headers[HeaderNames.causationId] = causationId
-    if (publishOptions.partitionKey !== undefined) headers[HeaderNames.partitionKey] = publishOptions.partitionKey
+    const key = publishOptions.partitionKey ?? keyOf(contract, value)
+    if (key !== undefined) headers[HeaderNames.partitionKey] = key
     if (publishOptions.subject !== undefined) headers[HeaderNames.subject] = publishOptions.subject
     if (parent !== undefined) {
       for (const name of [HeaderNames.traceParent, HeaderNames.traceState]) {
@@ -336,6 +351,13 @@ export function createBus(options: BusOptions): Bus {
     return deliverAt === undefined
       ? { topic: contract.topic, envelope, mandatory }
       : { topic: contract.topic, envelope, mandatory, deliverAt }
+  }
+
+  function keyOf(contract: MessageContract, value: unknown): string | undefined {
+    if (contract.key === undefined) return undefined
+    const key = (contract.key as (data: unknown) => unknown)(value)
+    checkKey(key)
+    return key as string
   }
 
   function prepare(
@@ -473,6 +495,7 @@ export function createBus(options: BusOptions): Bus {
               maxInFlight: consumer.maxInFlight,
               retry: consumer.retry,
               shutdownTimeoutMs: consumer.shutdownTimeoutMs,
+              ...(consumer.ordering === undefined ? {} : { ordering: consumer.ordering }),
             },
             handler,
           ),

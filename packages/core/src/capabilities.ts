@@ -1,5 +1,6 @@
 import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery } from './dead-letter.js'
 import type { Envelope } from './envelope.js'
+import type { KeyOrdering } from './ordering.js'
 import type { PublishOptions, Transport } from './transport.js'
 
 /** Durable delayed delivery: the envelopes are routed now and handed out no earlier than `deliverAt` (epoch ms). */
@@ -30,13 +31,23 @@ export interface GroupInfo {
   readonly scheduled?: number
   /** Messages acknowledged per second, where the store measures it (RabbitMQ's management API). */
   readonly ackedPerS?: number
+  /** Of `depth`, keyed messages waiting for an earlier message of their key. Absent where the transport cannot tell. */
+  readonly waitingOnKey?: number
+  /** Keys held by a dead letter (ordering policy `hold`). Absent where the transport does not order keys. */
+  readonly heldKeys?: number
   /** How long the oldest message that is due has been waiting (0 when none): the group's consumer lag in time. Absent where the transport cannot tell. */
   readonly oldestDueAgeMs?: number
 }
 
 /** Declares, lists and deletes groups without consuming. */
+/** What a group keeps beside its bindings: publishers need it to queue keyed messages. */
+export interface GroupSettings {
+  readonly ordering?: KeyOrdering
+}
+
 export interface TopologyAdmin {
-  declareGroup(group: string, patterns: readonly string[]): Promise<void>
+  /** Binds the group to `patterns` (added to those it has); `settings`, when given, replace the group's. */
+  declareGroup(group: string, patterns: readonly string[], settings?: GroupSettings): Promise<void>
   listGroups(): Promise<readonly GroupInfo[]>
   /** Removes these patterns from the group's bindings (the messaging API's "delete topic"); queued work stays. */
   unbindGroup(group: string, patterns: readonly string[]): Promise<void>

@@ -19,6 +19,11 @@ export interface MessageContract<S extends StandardSchemaV1 = StandardSchemaV1> 
   readonly schema: S
   /** `upcasters[n]` upgrades version `n` data to `n + 1`. */
   readonly upcasters: Readonly<Record<number, Upcaster>>
+  /**
+   * The key a message is ordered by, taken from its validated data: every group handles one key's messages one
+   * at a time, in publish order (see `ConsumerOptions.ordering`). A publish's own `partitionKey` wins.
+   */
+  readonly key?: (data: never) => string
 }
 
 export type EventContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & {
@@ -37,6 +42,8 @@ export interface ContractOptions<S extends StandardSchemaV1> {
   readonly version?: number
   readonly upcasters?: Readonly<Record<number, Upcaster>>
   readonly topic?: string
+  /** Orders messages by this key (an order id, an account, a device): see `MessageContract.key`. */
+  readonly key?: (data: StandardSchemaV1.InferOutput<S>) => string
 }
 
 function define<S extends StandardSchemaV1>(
@@ -61,7 +68,10 @@ function define<S extends StandardSchemaV1>(
   if (typeof options.schema?.['~standard']?.validate !== 'function') {
     throw new ConfigurationError('schema', `of "${type}" must implement Standard Schema (zod, valibot, arktype, ...)`)
   }
-  return { kind, type, topic, version, schema: options.schema, upcasters }
+  if (options.key !== undefined && typeof options.key !== 'function')
+    throw new ConfigurationError('key', `of "${type}" must be a function of the message's data`)
+  const contract = { kind, type, topic, version, schema: options.schema, upcasters }
+  return options.key === undefined ? contract : { ...contract, key: options.key as (data: never) => string }
 }
 
 /** Defines an event: published to every group bound to its topic; having no subscriber is fine. */

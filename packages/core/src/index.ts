@@ -14,6 +14,7 @@ export {
 export {
   type DeadLetterStore,
   type GroupInfo,
+  type GroupSettings,
   type GroupTopology,
   type HealthCheck,
   type HealthReport,
@@ -118,6 +119,18 @@ export {
 } from './in-memory/in-memory-transport.js'
 export { type Message, toMessage } from './message.js'
 export { type AttemptOptions, attempts } from './middleware/attempts.js'
+export {
+  type AfterDeadLetter,
+  defaultKeyOrdering,
+  type HeldKey,
+  isKeyAdmin,
+  type KeyAdmin,
+  type KeyOrdering,
+  maxKeyLength,
+  orderingKeyOf,
+  type ResolvedKeyOrdering,
+  resolveKeyOrdering,
+} from './ordering.js'
 export {
   type OutboxRecord,
   type OutboxRelay,

@@ -1,4 +1,5 @@
 import type { Envelope } from './envelope.js'
+import type { KeyOrdering } from './ordering.js'
 import type { RetryPolicyInput } from './retry-policy.js'
 
 export interface PublishOptions {
@@ -24,6 +25,8 @@ export interface SubscriptionSpec {
   readonly retry?: RetryPolicyInput
   /** How long `close()` waits for running handlers before abandoning them (not acked, redelivered later). Default 10 s. */
   readonly shutdownTimeoutMs?: number
+  /** How the group handles keyed messages: one at a time per key by default. Stored with the group's bindings. */
+  readonly ordering?: KeyOrdering
 }
 
 /** Facts about one delivery of an envelope. */

@@ -20,6 +20,7 @@ export {
   type EventStoreFeatures,
   type EventStoreHarness,
 } from './suite/event-store-cases.js'
+export { describeKeyOrdering, type OrderingHarness, type OrderingTransport } from './suite/ordering-cases.js'
 export { describeOutbox, type OutboxHarness } from './suite/outbox-cases.js'
 export { objectSchema } from './suite/test-schema.js'
 export { pollUntil, type WaitForOptions, WaitTimeoutError, waitFor } from './wait-for.js'

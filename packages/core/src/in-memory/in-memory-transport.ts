@@ -1,6 +1,7 @@
 import type {
   DeadLetterStore,
   GroupInfo,
+  GroupSettings,
   HealthCheck,
   Scheduler,
   TopologyAdmin,
@@ -18,6 +19,14 @@ import {
 } from '../dead-letter.js'
 import type { Envelope } from '../envelope.js'
 import { ConfigurationError, NoRouteError, TransportClosedError } from '../errors.js'
+import {
+  defaultKeyOrdering,
+  type HeldKey,
+  type KeyAdmin,
+  orderingKeyOf,
+  type ResolvedKeyOrdering,
+  resolveKeyOrdering,
+} from '../ordering.js'
 import { assertTopic, compileTopicPattern } from '../topic-pattern.js'
 import type { Handler, PublishOptions, Subscription, SubscriptionSpec, Transport } from '../transport.js'
 import { createDeque, type Deque } from './deque.js'
@@ -43,6 +52,7 @@ export type InMemoryTransport = Transport &
   DeadLetterStore &
   TopologyAdmin &
   TopologyDescriber &
+  KeyAdmin &
   HealthCheck & {
     /** Puts an envelope straight into a group's queue, bypassing the publisher: for poison-input tests. */
     injectRaw(group: string, topic: string, envelope: Envelope): void
@@ -51,6 +61,8 @@ export type InMemoryTransport = Transport &
 interface QueuedMessage {
   readonly envelope: Envelope
   readonly topic: string
+  /** The key it is ordered by, if any. */
+  readonly key: string | undefined
   /** When it became due (published, or its retry's backoff ended): its wait counts from here. */
   dueSince: number
   /** Deliveries so far, this one included once fetched: the queued message is itself what the consumer pulls. */
@@ -58,9 +70,25 @@ interface QueuedMessage {
   firstFailedAt: number | undefined
 }
 
+/**
+ * One key of a group with messages not yet settled. `active` of them are in `ready`, in flight or waiting for a
+ * retry; the rest wait in `waiting`, in publish order, for one of those to be acked or dead-lettered.
+ */
+interface KeyState {
+  active: number
+  readonly waiting: Deque<QueuedMessage>
+  /** The dead letter holding the key (policy `hold`): nothing is admitted until it is redriven or purged. */
+  heldBy: DeadLetter | undefined
+}
+
 interface GroupState {
   readonly patterns: Map<string, (topic: string) => boolean>
   readonly ready: Deque<QueuedMessage>
+  ordering: ResolvedKeyOrdering
+  /** Keys with messages not yet settled. */
+  readonly keys: Map<string, KeyState>
+  /** Messages in every key's `waiting`. */
+  waitingOnKey: number
   readonly wake: WakeSignal
   /** While `ready` is past the mark: resolves, for every publish held back, once it is within it again. */
   room: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
@@ -102,6 +130,9 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       group = {
         patterns: new Map(),
         ready: createDeque(),
+        ordering: defaultKeyOrdering,
+        keys: new Map(),
+        waitingOnKey: 0,
         wake: createWakeSignal(),
         room: undefined,
         inFlight: 0,
@@ -117,6 +148,50 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     if (front) group.ready.unshift(message)
     else group.ready.push(message)
     group.wake.notify()
+  }
+
+  /**
+   * Queues a message that is new to its group. A keyed message goes to `ready` while its key has fewer than the
+   * group's per-key concurrency in play, else it waits behind them.
+   */
+  function admit(group: GroupState, message: QueuedMessage): void {
+    const key = message.key
+    if (key === undefined) {
+      enqueue(group, message)
+      return
+    }
+    let state = group.keys.get(key)
+    if (state === undefined) {
+      state = { active: 0, waiting: createDeque(), heldBy: undefined }
+      group.keys.set(key, state)
+    }
+    if (state.heldBy === undefined && state.active < group.ordering.concurrency) {
+      state.active++
+      enqueue(group, message)
+    } else {
+      state.waiting.push(message)
+      group.waitingOnKey++
+    }
+  }
+
+  /** A keyed message was acked or dead-lettered: its key admits its next message, unless `heldBy` holds it. */
+  function keyDone(group: GroupState, key: string, heldBy?: DeadLetter): void {
+    const state = group.keys.get(key)
+    if (state === undefined) return
+    state.active--
+    if (heldBy !== undefined) state.heldBy = heldBy
+    admitWaiting(group, key, state)
+  }
+
+  function admitWaiting(group: GroupState, key: string, state: KeyState): void {
+    while (state.heldBy === undefined && state.active < group.ordering.concurrency) {
+      const next = state.waiting.shift()
+      if (next === undefined) break
+      group.waitingOnKey--
+      state.active++
+      enqueue(group, next)
+    }
+    if (state.active === 0 && state.waiting.length === 0 && state.heldBy === undefined) group.keys.delete(key)
   }
 
   function later(ms: number, fn: () => void): void {
@@ -169,14 +244,20 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     let wait: Promise<void> | undefined
     const now = Date.now()
     for (const group of targets) {
-      for (const envelope of envelopes)
-        enqueue(group, { envelope, topic, attempt: 0, firstFailedAt: undefined, dueSince: now })
-      if (holdBack && group.ready.length > maxQueueDepth && group.consumers > 0 && !closed) {
+      for (const envelope of envelopes) {
+        const key = orderingKeyOf(envelope)
+        admit(group, { envelope, topic, key, attempt: 0, firstFailedAt: undefined, dueSince: now })
+      }
+      if (holdBack && queued(group) > maxQueueDepth && group.consumers > 0 && !closed) {
         const room = roomIn(group)
         wait = wait === undefined ? room : Promise.all([wait, room]).then(() => {})
       }
     }
     return wait ?? delivered
+  }
+
+  function queued(group: GroupState): number {
+    return group.ready.length + group.waitingOnKey
   }
 
   function roomIn(group: GroupState): Promise<void> {
@@ -192,7 +273,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
 
   /** Lets the publishers held back by a group carry on once it is within its mark, or at once with `always`. */
   function releasePublishers(group: GroupState, always = false): void {
-    if (group.room !== undefined && (always || group.ready.length <= maxQueueDepth)) {
+    if (group.room !== undefined && (always || queued(group) <= maxQueueDepth)) {
       group.room.resolve()
       group.room = undefined
     }
@@ -210,7 +291,10 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       settle(message, settlement: Settlement) {
         group.inFlight--
         // An ack (nearly every settlement) needs nothing more, not even the time.
-        if (settlement.kind === 'ack') return
+        if (settlement.kind === 'ack') {
+          if (message.key !== undefined) keyDone(group, message.key)
+          return
+        }
         const queued = message
         const now = Date.now()
         switch (settlement.kind) {
@@ -241,6 +325,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
             }
             deadLetterSeq.set(letter, ++lastDeadLetterSeq)
             deadLetters.push(letter)
+            if (queued.key !== undefined)
+              keyDone(group, queued.key, group.ordering.afterDeadLetter === 'hold' ? letter : undefined)
           }
         }
       },
@@ -248,6 +334,14 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         return group.wake.wait(60_000, signal)
       },
     }
+  }
+
+  /** The key state a dead letter holds, if it holds one. */
+  function heldBy(letter: DeadLetter): { group: GroupState; key: string; state: KeyState } | undefined {
+    const key = orderingKeyOf(letter.envelope)
+    const group = groups.get(letter.group)
+    const state = key === undefined ? undefined : group?.keys.get(key)
+    return state?.heldBy === letter && group !== undefined && key !== undefined ? { group, key, state } : undefined
   }
 
   function takeDeadLetters(filter: DeadLetterFilter): DeadLetter[] {
@@ -289,6 +383,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       if (closed) throw new TransportClosedError('in-memory')
       const group = ensureGroup(spec.group)
       bind(group, spec.patterns)
+      group.ordering = resolveKeyOrdering(spec.ordering)
       group.consumers++
       const subscription = startPullConsumer(
         sourceFor(spec.group, group),
@@ -314,17 +409,20 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     injectRaw(groupName, topic, envelope) {
-      enqueue(ensureGroup(groupName), {
+      admit(ensureGroup(groupName), {
         envelope,
         topic,
+        key: orderingKeyOf(envelope),
         attempt: 0,
         firstFailedAt: undefined,
         dueSince: Date.now(),
       })
     },
 
-    async declareGroup(name, patterns) {
-      bind(ensureGroup(name), patterns)
+    async declareGroup(name, patterns, settings?: GroupSettings) {
+      const group = ensureGroup(name)
+      bind(group, patterns)
+      if (settings?.ordering !== undefined) group.ordering = resolveKeyOrdering(settings.ordering)
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
@@ -332,10 +430,12 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       return [...groups.entries()].map(([name, g]) => ({
         group: name,
         patterns: [...g.patterns.keys()],
-        depth: g.ready.length + g.inFlight + g.scheduled,
+        depth: g.ready.length + g.inFlight + g.scheduled + g.waitingOnKey,
         deadLetters: deadLetters.filter((d) => d.group === name).length,
         inFlight: g.inFlight,
         scheduled: g.scheduled,
+        waitingOnKey: g.waitingOnKey,
+        heldKeys: [...g.keys.values()].filter((k) => k.heldBy !== undefined).length,
         oldestDueAgeMs: g.ready.length === 0 ? 0 : Math.max(0, now - (g.ready.peek()?.dueSince ?? now)),
       }))
     },
@@ -393,19 +493,56 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     async redriveDeadLetters(filter) {
       const taken = takeDeadLetters(filter)
       for (const letter of taken) {
-        enqueue(ensureGroup(letter.group), {
+        const queued: QueuedMessage = {
           envelope: letter.envelope,
           topic: letter.topic,
+          key: orderingKeyOf(letter.envelope),
           attempt: 0,
           firstFailedAt: undefined,
           dueSince: Date.now(),
-        })
+        }
+        // The dead letter holding its key goes first; any other goes behind its key's messages, like a publish.
+        const held = heldBy(letter)
+        if (held === undefined) admit(ensureGroup(letter.group), queued)
+        else {
+          held.state.heldBy = undefined
+          held.state.active++
+          enqueue(held.group, queued, true)
+        }
       }
       return taken.length
     },
 
     async purgeDeadLetters(filter) {
-      return takeDeadLetters(filter).length
+      const taken = takeDeadLetters(filter)
+      for (const letter of taken) {
+        const held = heldBy(letter)
+        if (held === undefined) continue
+        held.state.heldBy = undefined
+        admitWaiting(held.group, held.key, held.state)
+      }
+      return taken.length
+    },
+
+    async listHeldKeys(groupName?: string): Promise<readonly HeldKey[]> {
+      const held: HeldKey[] = []
+      for (const [name, group] of groups) {
+        if (groupName !== undefined && name !== groupName) continue
+        for (const [key, state] of group.keys) {
+          if (state.heldBy !== undefined)
+            held.push({ group: name, key, deadLetterId: state.heldBy.envelope.id, waiting: state.waiting.length })
+        }
+      }
+      return held
+    },
+
+    async releaseKey(groupName, key) {
+      const group = groups.get(groupName)
+      const state = group?.keys.get(key)
+      if (group === undefined || state?.heldBy === undefined) return false
+      state.heldBy = undefined
+      admitWaiting(group, key, state)
+      return true
     },
   }
 }

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Transport } from '@herald/core'
+import type { Delivery, Envelope, Transport } from '@herald/core'
 import type { ConsumerWorkerConfig } from './spawn-consumer.js'
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ConsumerWorkerConfig
@@ -20,33 +20,37 @@ const factory = factoryModule[config.exportName] as (options: unknown) => Transp
 const transport = await factory(config.options)
 let deliveries = 0
 
-await transport.subscribe(
-  {
-    group: config.group,
-    patterns: config.patterns,
-    ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
-    ...(config.retry === undefined ? {} : { retry: config.retry }),
-  },
-  async (envelope, delivery) => {
-    deliveries++
-    emit({ event: 'delivered', id: envelope.id, attempt: delivery.attempt, pid: process.pid })
-    const body = decoder.decode(envelope.body)
-    if (config.crashOnBodyContaining !== undefined && body.includes(config.crashOnBodyContaining)) {
-      process.kill(process.pid, 'SIGKILL')
-    }
-    if (config.crashAtDelivery !== undefined && deliveries === config.crashAtDelivery)
-      process.kill(process.pid, 'SIGKILL')
-    if (config.failFirstAttempt && delivery.attempt === 1) throw new Error('first attempt fails')
-    if (config.hangOnBodyContaining !== undefined && body.includes(config.hangOnBodyContaining)) {
-      await new Promise((done) => delivery.signal.addEventListener('abort', done, { once: true }))
-      return
-    }
-    // Let other deliveries start, so a crash catches several in flight.
-    if (config.handlerDelayMs === undefined) await new Promise((done) => setImmediate(done))
-    else await new Promise((done) => setTimeout(done, config.handlerDelayMs))
-    emit({ event: 'completed', id: envelope.id, pid: process.pid })
-  },
-)
+const spec = {
+  group: config.group,
+  patterns: config.patterns,
+  ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
+  ...(config.retry === undefined ? {} : { retry: config.retry }),
+  ...(config.ordering === undefined ? {} : { ordering: config.ordering }),
+}
+
+async function handle(envelope: Envelope, delivery: Delivery): Promise<void> {
+  deliveries++
+  emit({ event: 'delivered', id: envelope.id, attempt: delivery.attempt, pid: process.pid })
+  const body = decoder.decode(envelope.body)
+  if (config.crashOnBodyContaining !== undefined && body.includes(config.crashOnBodyContaining)) {
+    process.kill(process.pid, 'SIGKILL')
+  }
+  if (config.crashAtDelivery !== undefined && deliveries === config.crashAtDelivery)
+    process.kill(process.pid, 'SIGKILL')
+  if (config.failFirstAttempt && delivery.attempt === 1) throw new Error('first attempt fails')
+  if (config.failRate !== undefined && delivery.attempt < 4 && Math.random() < config.failRate)
+    throw new Error('failed at random')
+  if (config.hangOnBodyContaining !== undefined && body.includes(config.hangOnBodyContaining)) {
+    await new Promise((done) => delivery.signal.addEventListener('abort', done, { once: true }))
+    return
+  }
+  // Let other deliveries start, so a crash catches several in flight.
+  if (config.handlerDelayMs === undefined) await new Promise((done) => setImmediate(done))
+  else await new Promise((done) => setTimeout(done, config.handlerDelayMs))
+  emit({ event: 'completed', id: envelope.id, pid: process.pid, ...(config.echoBody ? { body } : {}) })
+}
+
+for (let i = 0; i < (config.consumers ?? 1); i++) await transport.subscribe(spec, handle)
 emit({ event: 'ready', pid: process.pid })
 
 process.on('SIGTERM', () => {

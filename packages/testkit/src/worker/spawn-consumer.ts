@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import type { RetryPolicyInput } from '@herald/core'
+import type { KeyOrdering, RetryPolicyInput } from '@herald/core'
 
 /** What the child consumer runs: a transport made by `module`'s `exportName(options)`, and a subscription. */
 export interface ConsumerWorkerConfig {
@@ -27,12 +27,20 @@ export interface ConsumerWorkerConfig {
   readonly handlerDelayMs?: number
   /** Fail (throw) on a message's first attempt, so it is retried. */
   readonly failFirstAttempt?: boolean
+  /** Fail this share of handler calls at random (0 to 1), on attempts below 4 only, so nothing dead-letters. */
+  readonly failRate?: number
+  /** Consumers (subscriptions) this process runs in the group. Default 1. */
+  readonly consumers?: number
+  readonly ordering?: KeyOrdering
+  /** Put each message's body (text) in its `completed` event. */
+  readonly echoBody?: boolean
 }
 
 export interface WorkerEvent {
   readonly event: 'ready' | 'delivered' | 'completed'
   readonly id?: string
   readonly attempt?: number
+  readonly body?: string
   readonly pid: number
 }
 
