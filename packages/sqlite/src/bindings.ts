@@ -1,11 +1,16 @@
 import { compileTopicPattern } from '@herald/core'
 import type { Statements } from './statements.js'
 
-/** Which groups a topic routes to, cached per topic and reloaded whenever any process changes a binding. */
+/**
+ * Which groups a topic routes to and each group's settings, cached and reloaded whenever any process changes a
+ * binding or a group's settings.
+ */
 export interface BindingsCache {
   /** Groups bound to `topic`. Call inside the publishing transaction so the answer is current. */
   groupsFor(topic: string): readonly string[]
   patternsByGroup(): ReadonlyMap<string, readonly string[]>
+  /** The group's per-key concurrency (1 unless its settings say otherwise). */
+  keyConcurrency(group: string): number
 }
 
 export function createBindingsCache(statements: Statements): BindingsCache {
@@ -13,6 +18,7 @@ export function createBindingsCache(statements: Statements): BindingsCache {
   let patterns = new Map<string, string[]>()
   let matchers: { group: string; match: (topic: string) => boolean }[] = []
   let routes = new Map<string, readonly string[]>()
+  let concurrency = new Map<string, number>()
 
   function refresh(): void {
     const current = statements.bindingsVersion.get()?.value ?? 0
@@ -21,6 +27,7 @@ export function createBindingsCache(statements: Statements): BindingsCache {
     patterns = new Map()
     matchers = []
     routes = new Map()
+    concurrency = new Map(statements.allGroupSettings.all().map((r) => [r.group_name, r.key_concurrency]))
     for (const row of statements.allBindings.all()) {
       const list = patterns.get(row.group_name) ?? []
       list.push(row.pattern)
@@ -42,6 +49,10 @@ export function createBindingsCache(statements: Statements): BindingsCache {
     patternsByGroup() {
       refresh()
       return patterns
+    },
+    keyConcurrency(group) {
+      refresh()
+      return concurrency.get(group) ?? 1
     },
   }
 }

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { durabilityError } from './errors.js'
-import { schemaSql } from './schema.js'
+import { addedColumns, keyIndexSql, schemaSql } from './schema.js'
 
 export type SqliteDurability = 'strict' | 'relaxed'
 
@@ -25,9 +25,21 @@ export function openDatabase(path: string, durability: SqliteDurability, busyTim
       if (synchronous < 2) throw durabilityError('synchronous', String(synchronous), 'set PRAGMA synchronous=FULL')
     }
     db.exec(schemaSql)
+    addMissingColumns(db)
+    db.exec(keyIndexSql)
     return { db, settings: { journalMode, synchronous } }
   } catch (err) {
     db.close()
     throw err
   }
+}
+
+/** Brings a database made by an earlier version up to date: `CREATE TABLE IF NOT EXISTS` keeps old tables as they were. */
+function addMissingColumns(db: Database.Database): void {
+  db.transaction(() => {
+    for (const [table, column, definition] of addedColumns) {
+      const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all()
+      if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
+    }
+  }).immediate()
 }

@@ -1,5 +1,8 @@
 /** Schema of the Herald tables. Applied idempotently at open; `herald_meta.schema_version` records the version. */
-export const schemaVersion = 1
+export const schemaVersion = 2
+
+/** `visible_at` of a row no claim may take yet: it waits for its key. The largest time a JavaScript Date holds. */
+export const parkedAt = 8_640_000_000_000_000
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS herald_meta (
@@ -17,6 +20,8 @@ CREATE TABLE IF NOT EXISTS herald_bindings (
 -- One row per message per bound group: routing happens at publish time, in the publishing transaction.
 -- visible_at is when the row may be claimed next: publish time, a delay's due time, a retry's due time,
 -- or the end of the current claim's lease. lease_token fences settlement to the claim that is current.
+-- A keyed row (order_key) is in play (key_state 0), waits behind earlier rows of its key (1), or is delayed and
+-- joins its key when due_at comes (2); rows in states 1 and 2 have visible_at = ${parkedAt}, so claims never see them.
 CREATE TABLE IF NOT EXISTS herald_queue (
   seq INTEGER PRIMARY KEY,
   group_name TEXT NOT NULL,
@@ -29,9 +34,31 @@ CREATE TABLE IF NOT EXISTS herald_queue (
   lease_token TEXT,
   enqueued_at INTEGER NOT NULL,
   first_failed_at INTEGER,
-  last_error TEXT
+  last_error TEXT,
+  order_key TEXT,
+  key_state INTEGER NOT NULL DEFAULT 0,
+  key_position INTEGER,
+  due_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS herald_queue_due ON herald_queue (group_name, visible_at, seq);
+
+-- Per group and key with rows not yet settled: how many are in play, the last position handed out (the key's
+-- publish order), and the dead letter holding the key (policy hold).
+CREATE TABLE IF NOT EXISTS herald_keys (
+  group_name TEXT NOT NULL,
+  order_key TEXT NOT NULL,
+  active INTEGER NOT NULL,
+  position INTEGER NOT NULL,
+  held_by TEXT,
+  PRIMARY KEY (group_name, order_key)
+) WITHOUT ROWID;
+
+-- What publishers need to know about a group beyond its bindings.
+CREATE TABLE IF NOT EXISTS herald_groups (
+  group_name TEXT PRIMARY KEY,
+  key_concurrency INTEGER NOT NULL,
+  after_dead_letter TEXT NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS herald_dead_letters (
   seq INTEGER PRIMARY KEY,
@@ -111,6 +138,23 @@ CREATE TABLE IF NOT EXISTS herald_inbox (
 CREATE INDEX IF NOT EXISTS herald_inbox_time ON herald_inbox (handled_at);
 
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('events_truncated_through', 0);
+
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('schema_version', ${schemaVersion});
 INSERT OR IGNORE INTO herald_meta (key, value) VALUES ('bindings_version', 0);
+`
+
+/** Columns added since version 1, for databases made before them. */
+export const addedColumns: readonly (readonly [table: string, column: string, definition: string])[] = [
+  ['herald_queue', 'order_key', 'TEXT'],
+  ['herald_queue', 'key_state', 'INTEGER NOT NULL DEFAULT 0'],
+  ['herald_queue', 'key_position', 'INTEGER'],
+  ['herald_queue', 'due_at', 'INTEGER'],
+]
+
+/** Indexes over added columns: created once the columns exist. */
+export const keyIndexSql = `
+CREATE INDEX IF NOT EXISTS herald_queue_waiting ON herald_queue (group_name, order_key, key_position)
+  WHERE key_state = 1;
+CREATE INDEX IF NOT EXISTS herald_queue_joining ON herald_queue (group_name, due_at) WHERE key_state = 2;
+UPDATE herald_meta SET value = ${schemaVersion} WHERE key = 'schema_version' AND value < ${schemaVersion};
 `

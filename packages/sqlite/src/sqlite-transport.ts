@@ -6,11 +6,16 @@ import {
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
+  type GroupSettings,
   type HealthCheck,
+  type KeyAdmin,
   NoRouteError,
+  orderingKeyOf,
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
+  type ResolvedKeyOrdering,
+  resolveKeyOrdering,
   type Scheduler,
   type Settlement,
   storedBody,
@@ -24,6 +29,7 @@ import {
 } from '@herald/core'
 import { createBindingsCache } from './bindings.js'
 import { createDeadLetterQueries } from './dead-letters.js'
+import { createKeyQueue } from './keys.js'
 import { openDatabase, type SqliteDurability } from './open-database.js'
 import { prepareStatements } from './statements.js'
 import { createWriteBatcher } from './write-batcher.js'
@@ -43,17 +49,25 @@ export interface SqliteTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type SqliteTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & TopologyDescriber & HealthCheck
+export type SqliteTransport = Transport &
+  Scheduler &
+  DeadLetterStore &
+  TopologyAdmin &
+  TopologyDescriber &
+  KeyAdmin &
+  HealthCheck
 
 interface EncodedRow {
   readonly id: string
   readonly headers: string
   readonly body: Buffer
+  readonly key: string | undefined
 }
 
 interface SqlitePulled extends PulledMessage {
   readonly seq: number
   readonly token: string
+  readonly key: string | null
 }
 
 /** For operations of several statements: see `WriteBatcher.run`. */
@@ -78,9 +92,12 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
   const sql = prepareStatements(db)
   const writer = createWriteBatcher(db)
   const bindings = createBindingsCache(sql)
-  const deadLetters = createDeadLetterQueries(db)
-  const insertRow = (group: string, topic: string, row: EncodedRow, visibleAt: number, now: number) =>
-    sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt, now)
+  const keys = createKeyQueue(db)
+  const deadLetters = createDeadLetterQueries(db, keys, bindings.keyConcurrency)
+  const insertRow = (group: string, topic: string, row: EncodedRow, visibleAt: number, now: number) => {
+    if (row.key === undefined) sql.insertMessage.run(group, row.id, topic, row.headers, row.body, visibleAt, now)
+    else keys.insert(group, row.key, { ...row, topic }, visibleAt, now, bindings.keyConcurrency(group))
+  }
   const insertRows = db.transaction(
     (groups: readonly string[], topic: string, rows: readonly EncodedRow[], visibleAt: number, now: number) => {
       for (const group of groups) for (const row of rows) insertRow(group, topic, row, visibleAt, now)
@@ -101,13 +118,20 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
   ) {
     assertOpen()
     assertTopic(topic)
-    const rows = envelopes.map((e) => ({ id: e.id, headers: JSON.stringify(e.headers), body: toBuffer(e.body) }))
+    const rows = envelopes.map((e) => ({
+      id: e.id,
+      headers: JSON.stringify(e.headers),
+      body: toBuffer(e.body),
+      key: orderingKeyOf(e),
+    }))
     const groups = await writer.run(() => {
       const groups = bindings.groupsFor(topic)
       if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
       const now = Date.now()
-      // Several rows go in through a nested transaction (a savepoint): a failure half-way stores none of them.
-      if (groups.length * rows.length > 1) insertRows(groups, topic, rows, visibleAt ?? now, now)
+      // Several rows, or one keyed row (two tables), go in through a nested transaction (a savepoint): a failure
+      // half-way stores none of them.
+      const single = groups.length * rows.length === 1 && rows[0]?.key === undefined
+      if (!single) insertRows(groups, topic, rows, visibleAt ?? now, now)
       else if (groups[0] !== undefined && rows[0] !== undefined)
         insertRow(groups[0], topic, rows[0], visibleAt ?? now, now)
       return groups
@@ -115,7 +139,14 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     consumers.wake(groups)
   }
 
-  function sourceFor(group: string, wake: WakeSignal): PullSource<SqlitePulled> & { stop(): void } {
+  function sourceFor(
+    group: string,
+    ordering: ResolvedKeyOrdering,
+    wake: WakeSignal,
+  ): PullSource<SqlitePulled> & { stop(): void } {
+    const holdKeys = ordering.afterDeadLetter === 'hold'
+    // After a settlement let a waiting row of its key into play: wake this process's consumers to claim it.
+    const admitted = new Set<string>()
     const consumerId = uuidV7()
     const claimed = new Map<number, string>()
     let claims = 0
@@ -133,15 +164,21 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     return {
       async fetch(max) {
-        if (sql.hasVisible.get(group, Date.now()) === undefined) return []
+        const checked = Date.now()
+        const joining = sql.hasJoining.get(group, checked) !== undefined
+        if (!joining && sql.hasVisible.get(group, checked) === undefined) return []
         const token = `${consumerId}:${++claims}`
         // Never this consumer's own live claims: after a wall-clock step forward longer than the lease they look
         // expired, but their handlers are still running here.
         const live = JSON.stringify([...new Set(claimed.values())])
-        const rows = await writer.run(() => {
-          const now = Date.now()
-          return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
-        })
+        const rows = await writer.run(
+          () => {
+            const now = Date.now()
+            if (joining) keys.joinDue(group, now, bindings.keyConcurrency(group))
+            return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
+          },
+          joining ? atomic : undefined,
+        )
         rows.sort((a, b) => a.seq - b.seq)
         return rows.map((row) => {
           claimed.set(row.seq, token)
@@ -149,6 +186,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
             seq: row.seq,
             token,
             topic: row.topic,
+            key: row.order_key,
             attempt: row.attempts,
             envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
           }
@@ -160,11 +198,17 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         // Whatever the outcome, this claim is no longer renewed: if storing it failed, the lease runs out and the
         // message is delivered again. A newer claim of the same row (after a lease was lost) keeps its renewal.
         if (claimed.get(seq) === token) claimed.delete(seq)
+        const key = message.key
         await writer.run(
           () => {
             switch (settlement.kind) {
-              case 'ack':
-                return sql.ack.run(seq, token)
+              case 'ack': {
+                const acked = sql.ack.run(seq, token)
+                // Only the claim that deleted the row frees its key's place: a stale one deleted nothing.
+                if (key !== null && acked.changes > 0)
+                  keys.settled(group, key, undefined, now, bindings.keyConcurrency(group))
+                return
+              }
               case 'release':
                 return sql.release.run(now, seq, token)
               case 'retry':
@@ -172,19 +216,26 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
               case 'dead-letter': {
                 const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
                 const moved = sql.deadLetter.run({ seq, token, reason: settlement.reason, now, error })
-                if (moved.changes > 0) sql.ack.run(seq, token)
-                return moved
+                if (moved.changes === 0) return
+                sql.ack.run(seq, token)
+                if (key !== null) {
+                  const heldBy = holdKeys ? message.envelope.id : undefined
+                  keys.settled(group, key, heldBy, now, bindings.keyConcurrency(group))
+                }
+                return
               }
             }
-            // Only dead-lettering runs two statements; a savepoint for every ack would cost two more statements each.
+            // Only dead-lettering and keyed acks run several statements; a savepoint for every ack would cost two
+            // more statements each.
           },
-          settlement.kind === 'dead-letter' ? atomic : undefined,
+          settlement.kind === 'dead-letter' || key !== null ? atomic : undefined,
         )
-        if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
+        if (settlement.kind === 'release' || settlement.kind === 'retry' || key !== null) wake.notify()
       },
       async waitForWork(signal) {
-        const due = sql.nextVisibleAt.get(group)?.due
-        const wait = due === null || due === undefined ? pollIntervalMs : Math.min(pollIntervalMs, due - Date.now())
+        const visible = sql.nextVisibleAt.get(group)?.due ?? Number.POSITIVE_INFINITY
+        const joins = sql.nextJoinAt.get(group)?.due ?? Number.POSITIVE_INFINITY
+        const wait = Math.min(pollIntervalMs, Math.min(visible, joins) - Date.now())
         await wake.wait(Math.max(1, wait), signal)
       },
       stop() {
@@ -206,8 +257,9 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async subscribe(spec, handler) {
       assertOpen()
-      await transport.declareGroup(spec.group, spec.patterns)
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, wake))
+      const ordering = resolveKeyOrdering(spec.ordering)
+      await transport.declareGroup(spec.group, spec.patterns, { ordering })
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, wake))
     },
 
     async close() {
@@ -218,14 +270,17 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       db.close()
     },
 
-    async declareGroup(group, patterns) {
+    async declareGroup(group, patterns, settings?: GroupSettings) {
       assertOpen()
       if (group.length === 0) throw new ConfigurationError('group', 'must not be empty')
       for (const pattern of patterns) assertTopicPattern(pattern)
+      const ordering = settings?.ordering === undefined ? undefined : resolveKeyOrdering(settings.ordering)
       await writer.run(() => {
         const now = Date.now()
-        const added = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
-        if (added > 0) sql.bumpBindingsVersion.run()
+        let changed = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
+        if (ordering !== undefined && bindings.keyConcurrency(group) !== ordering.concurrency) changed++
+        if (ordering !== undefined) sql.upsertGroupSettings.run(group, ordering.concurrency, ordering.afterDeadLetter)
+        if (changed > 0) sql.bumpBindingsVersion.run()
       }, atomic)
     },
 
@@ -234,6 +289,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       const now = Date.now()
       const depths = new Map(sql.groupDepths.all({ now }).map((r) => [r.group_name, r]))
       const dead = new Map(sql.groupDeadLetters.all().map((r) => [r.group_name, r.count]))
+      const held = keys.heldCounts()
       return [...bindings.patternsByGroup()].map(([group, patterns]) => {
         const row = depths.get(group)
         return {
@@ -243,6 +299,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
           deadLetters: dead.get(group) ?? 0,
           inFlight: row?.in_flight ?? 0,
           scheduled: row?.scheduled ?? 0,
+          waitingOnKey: row?.waiting_on_key ?? 0,
+          heldKeys: held.get(group) ?? 0,
           oldestDueAgeMs: row?.oldest_due == null ? 0 : Math.max(0, now - row.oldest_due),
         }
       })
@@ -276,6 +334,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       await writer.run(() => {
         sql.deleteBindings.run(group)
         sql.deleteGroupRows.run(group)
+        sql.deleteGroupSettings.run(group)
+        keys.deleteGroup(group)
         sql.bumpBindingsVersion.run()
       }, atomic)
     },
@@ -299,7 +359,24 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async purgeDeadLetters(filter) {
       assertOpen()
-      return writer.run(() => deadLetters.purge(filter))
+      const count = await writer.run(() => deadLetters.purge(filter, Date.now()), atomic)
+      consumers.wakeAll()
+      return count
+    },
+
+    async listHeldKeys(group) {
+      assertOpen()
+      return keys.listHeld(group)
+    },
+
+    async releaseKey(group, key) {
+      assertOpen()
+      const released = await writer.run(
+        () => keys.release(group, key, Date.now(), bindings.keyConcurrency(group)),
+        atomic,
+      )
+      if (released) consumers.wake([group])
+      return released
     },
 
     async checkHealth() {

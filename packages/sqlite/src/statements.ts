@@ -1,10 +1,36 @@
 import type Database from 'better-sqlite3'
 
+type ClaimParams = { token: string; leaseUntil: number; group: string; now: number; limit: number; live: string }
+
+interface ClaimedRow {
+  readonly seq: number
+  readonly message_id: string
+  readonly topic: string
+  readonly headers: string
+  readonly body: Buffer
+  readonly attempts: number
+  readonly order_key: string | null
+}
+
+interface GroupDepthRow {
+  readonly group_name: string
+  readonly depth: number
+  readonly in_flight: number
+  readonly scheduled: number
+  readonly waiting_on_key: number
+  readonly oldest_due: number | null
+}
+
 /** Every statement Herald runs against its tables. */
 export interface Statements {
   readonly bindingsVersion: Database.Statement<[], { value: number }>
   readonly bumpBindingsVersion: Database.Statement<unknown[], unknown>
   readonly allBindings: Database.Statement<[], { group_name: string; pattern: string }>
+  readonly allGroupSettings: Database.Statement<[], { group_name: string; key_concurrency: number }>
+  readonly upsertGroupSettings: Database.Statement<[string, number, string], unknown>
+  readonly deleteGroupSettings: Database.Statement<[string], unknown>
+  readonly hasJoining: Database.Statement<[string, number], { seq: number }>
+  readonly nextJoinAt: Database.Statement<[string], { due: number | null }>
   readonly insertBinding: Database.Statement<[string, string, number], unknown>
   readonly deleteBindings: Database.Statement<[string], unknown>
   readonly deleteBinding: Database.Statement<[string, string], unknown>
@@ -12,10 +38,7 @@ export interface Statements {
   readonly insertMessage: Database.Statement<[string, string, string, string, Buffer, number, number], unknown>
   readonly hasVisible: Database.Statement<[string, number], { seq: number }>
   readonly nextVisibleAt: Database.Statement<[string], { due: number | null }>
-  readonly claim: Database.Statement<
-    { token: string; leaseUntil: number; group: string; now: number; limit: number; live: string },
-    { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
-  >
+  readonly claim: Database.Statement<ClaimParams, ClaimedRow>
   readonly renew: Database.Statement<[number, number, string], unknown>
   readonly ack: Database.Statement<[number, string], unknown>
   readonly retry: Database.Statement<[number, number, string, number, string], unknown>
@@ -24,10 +47,7 @@ export interface Statements {
     { seq: number; token: string; reason: string; now: number; error: string | null },
     unknown
   >
-  readonly groupDepths: Database.Statement<
-    { now: number },
-    { group_name: string; depth: number; in_flight: number; scheduled: number; oldest_due: number | null }
-  >
+  readonly groupDepths: Database.Statement<{ now: number }, GroupDepthRow>
   readonly groupDeadLetters: Database.Statement<[], { group_name: string; count: number }>
 }
 
@@ -38,6 +58,21 @@ export function prepareStatements(db: Database.Database): Statements {
     bumpBindingsVersion: db.prepare(`UPDATE herald_meta SET value = value + 1 WHERE key = 'bindings_version'`),
     allBindings: db.prepare<[], { group_name: string; pattern: string }>(
       'SELECT group_name, pattern FROM herald_bindings ORDER BY group_name, pattern',
+    ),
+    allGroupSettings: db.prepare<[], { group_name: string; key_concurrency: number }>(
+      'SELECT group_name, key_concurrency FROM herald_groups',
+    ),
+    upsertGroupSettings: db.prepare<[string, number, string]>(
+      `INSERT INTO herald_groups (group_name, key_concurrency, after_dead_letter) VALUES (?, ?, ?)
+       ON CONFLICT (group_name) DO UPDATE SET key_concurrency = excluded.key_concurrency,
+         after_dead_letter = excluded.after_dead_letter`,
+    ),
+    deleteGroupSettings: db.prepare<[string]>('DELETE FROM herald_groups WHERE group_name = ?'),
+    hasJoining: db.prepare<[string, number], { seq: number }>(
+      'SELECT seq FROM herald_queue WHERE group_name = ? AND key_state = 2 AND due_at <= ? LIMIT 1',
+    ),
+    nextJoinAt: db.prepare<[string], { due: number | null }>(
+      'SELECT MIN(due_at) AS due FROM herald_queue WHERE group_name = ? AND key_state = 2',
     ),
     insertBinding: db.prepare<[string, string, number]>(
       'INSERT OR IGNORE INTO herald_bindings (group_name, pattern, created_at) VALUES (?, ?, ?)',
@@ -55,17 +90,14 @@ export function prepareStatements(db: Database.Database): Statements {
     nextVisibleAt: db.prepare<[string], { due: number | null }>(
       'SELECT MIN(visible_at) AS due FROM herald_queue WHERE group_name = ?',
     ),
-    claim: db.prepare<
-      { token: string; leaseUntil: number; group: string; now: number; limit: number; live: string },
-      { seq: number; message_id: string; topic: string; headers: string; body: Buffer; attempts: number }
-    >(
+    claim: db.prepare<ClaimParams, ClaimedRow>(
       // A count that is not a whole number from 0 (written around Herald) counts as 0.
       `UPDATE herald_queue SET lease_token = @token, visible_at = @leaseUntil,
          attempts = (CASE WHEN typeof(attempts) = 'integer' AND attempts > 0 THEN attempts ELSE 0 END) + 1
        WHERE seq IN (SELECT seq FROM herald_queue WHERE group_name = @group AND visible_at <= @now
                        AND (lease_token IS NULL OR lease_token NOT IN (SELECT value FROM json_each(@live)))
                      ORDER BY visible_at, seq LIMIT @limit)
-       RETURNING seq, message_id, topic, headers, body, attempts`,
+       RETURNING seq, message_id, topic, headers, body, attempts, order_key`,
     ),
     renew: db.prepare<[number, number, string]>(
       'UPDATE herald_queue SET visible_at = ? WHERE seq = ? AND lease_token = ?',
@@ -88,13 +120,11 @@ export function prepareStatements(db: Database.Database): Statements {
        FROM herald_queue WHERE seq = @seq AND lease_token = @token`,
     ),
     // Scheduled: unclaimed and not yet due. Due: visible now (never claimed, retried and due, or its lease ran out).
-    groupDepths: db.prepare<
-      { now: number },
-      { group_name: string; depth: number; in_flight: number; scheduled: number; oldest_due: number | null }
-    >(
+    groupDepths: db.prepare<{ now: number }, GroupDepthRow>(
       `SELECT group_name, COUNT(*) AS depth,
          SUM(CASE WHEN lease_token IS NOT NULL AND visible_at > @now THEN 1 ELSE 0 END) AS in_flight,
-         SUM(CASE WHEN lease_token IS NULL AND visible_at > @now THEN 1 ELSE 0 END) AS scheduled,
+         SUM(CASE WHEN lease_token IS NULL AND visible_at > @now AND key_state <> 1 THEN 1 ELSE 0 END) AS scheduled,
+         SUM(CASE WHEN key_state = 1 THEN 1 ELSE 0 END) AS waiting_on_key,
          MIN(CASE WHEN visible_at <= @now THEN enqueued_at END) AS oldest_due
        FROM herald_queue GROUP BY group_name`,
     ),

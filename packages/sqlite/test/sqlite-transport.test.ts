@@ -116,9 +116,45 @@ describe('sqlite transport', () => {
         inFlight: 0,
         scheduled: 0,
         oldestDueAgeMs: 0,
+        waitingOnKey: 0,
+        heldKeys: 0,
       },
     ])
     await publisherSide.close()
+  })
+
+  it('schema-upgrade: a database made before keyed ordering gains its columns on open and keeps its queued rows', async () => {
+    const path = join(dir, 'v1.db')
+    // The queue table as schema version 1 made it, with one message waiting.
+    const old = new Database(path)
+    old.exec(`CREATE TABLE herald_queue (seq INTEGER PRIMARY KEY, group_name TEXT NOT NULL, message_id TEXT NOT NULL,
+      topic TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, visible_at INTEGER NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT, enqueued_at INTEGER NOT NULL, first_failed_at INTEGER,
+      last_error TEXT)`)
+    old.exec(`CREATE TABLE herald_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO herald_meta VALUES ('schema_version', 1)`)
+    old
+      .prepare(
+        'INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run('g', 'old-1', 't', '{"type":"x"}', Buffer.from('{}'), 0, 0)
+    old.close()
+
+    const transport = createSqliteTransport({ path })
+    const seen: string[] = []
+    const done = createLatch()
+    await transport.subscribe({ group: 'g', patterns: ['t'] }, async (envelope) => {
+      seen.push(envelope.id)
+      if (seen.length === 3) done.open()
+    })
+    const keyed = (id: string) => ({ id, headers: { type: 'x', partitionkey: 'k' }, body: new Uint8Array() })
+    await transport.publish('t', [keyed('new-1'), keyed('new-2')])
+    await done.wait
+    await transport.close()
+    expect(seen).toEqual(['old-1', 'new-1', 'new-2'])
+    const db = new Database(path, { readonly: true })
+    expect(db.prepare("SELECT value FROM herald_meta WHERE key = 'schema_version'").get()).toEqual({ value: 2 })
+    db.close()
   })
 
   it('rejects invalid options when built, naming the field', () => {

@@ -4,6 +4,7 @@ import {
   HeaderNames,
   type KeyAdmin,
   type KeyOrdering,
+  type Scheduler,
   type TopologyAdmin,
   type Transport,
   uuidV7,
@@ -14,7 +15,7 @@ import { waitFor } from '../wait-for.js'
 import { type ConsumerWorker, type ConsumerWorkerConfig, spawnConsumer } from '../worker/spawn-consumer.js'
 import { scale } from './context.js'
 
-export type OrderingTransport = Transport & DeadLetterStore & TopologyAdmin & KeyAdmin
+export type OrderingTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & KeyAdmin
 
 /** How the ordering cases reach a transport: from this process, and (durable transports) from child processes. */
 export interface OrderingHarness {
@@ -302,6 +303,25 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
       )
       expect(outOfOrder).toEqual([])
       expect(hotWhenOthersDone).toBeLessThan(hot.length / 2)
+    })
+
+    it('key-order-delayed-joins-when-due: a delayed keyed message takes its place in its key when it falls due', async () => {
+      const log = createOrderLog()
+      const transport = await open()
+      await transport.subscribe({ group: 'delayed', patterns: ['ord.d'] }, async (envelope) => {
+        history.delivered(envelope.id)
+        log.handled(parse(envelope.body))
+        history.completed(envelope.id)
+      })
+      const late = keyed({ key: 'k', n: 0 })
+      history.attempted(late.id)
+      await transport.schedule('ord.d', [late], Date.now() + 300)
+      history.ok(late.id)
+      // Published after the delayed one, due before it: handled first, and the delayed one holds nothing meanwhile.
+      await publish(transport, 'ord.d', [keyed({ key: 'k', n: 1 }), keyed({ key: 'k', n: 2 })])
+      await waitUntil(() => log.of('k').length === 3, 'three messages of the key')
+      console.log(`[${name}] key-order-delayed-joins-when-due: handled=[${log.of('k')}]`)
+      expect(log.of('k')).toEqual([1, 2, 0])
     })
 
     it('key-order-concurrency: a per-key concurrency of 3 runs at most 3 of a key at once, and reaches 3', async () => {
