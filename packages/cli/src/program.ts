@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { registerDashboardCommand } from './commands/dashboard.js'
 import { registerDlqCommands } from './commands/dlq.js'
 import { registerEventCommands } from './commands/events.js'
+import { registerKeyCommands } from './commands/keys.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
 import { registerStatsCommands } from './commands/stats.js'
 import { registerTopicCommands } from './commands/topics.js'
@@ -58,6 +59,7 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
   registerEventCommands(program, withEventStore, withTransport, output)
   registerTopicCommands(program, withTransport, output)
+  registerKeyCommands(program, withTransport, output)
   registerStatsCommands(program, withTransport, output)
   registerDashboardCommand(
     program,

@@ -92,6 +92,47 @@ describe('herald CLI on SQLite', () => {
     expect(await transport.getDeadLetter(id)).toBeUndefined()
   })
 
+  it('keys lists a key held by its dead letter, stats counts it, and keys release lets the key go on', async () => {
+    const handled: string[] = []
+    const next = createLatch()
+    const sub = await transport.subscribe(
+      { group: 'ledger', patterns: ['acct.#'], ordering: { afterDeadLetter: 'hold' } },
+      async (envelope) => {
+        if (envelope.id === 'poison') throw new PermanentError('bad amount')
+        handled.push(envelope.id)
+        next.open()
+      },
+    )
+    const keyed = (id: string) => ({
+      id,
+      headers: { type: 'acct.moved', partitionkey: 'acc-1' },
+      body: new Uint8Array(),
+    })
+    await transport.publish('acct.moved', [keyed('poison'), keyed('after')])
+    await pollUntil(async () => (await transport.listHeldKeys('ledger')).length === 1)
+    const list = capture()
+    expect(await runCli(['-t', url, 'keys', '--json'], { output: list.output })).toBe(0)
+    expect(list.out.map((l) => JSON.parse(l))).toEqual([
+      { group: 'ledger', key: 'acc-1', deadLetterId: 'poison', waiting: 1 },
+    ])
+    const stats = capture()
+    await runCli(['-t', url, 'stats', '--json', '--interval', '0'], { output: stats.output })
+    expect(stats.out.map((l) => JSON.parse(l)).find((g) => g.group === 'ledger')).toMatchObject({
+      heldKeys: 1,
+      waitingOnKey: 1,
+    })
+    expect(handled).toEqual([])
+    const release = capture()
+    expect(await runCli(['-t', url, 'keys', 'release', 'ledger', 'acc-1'], { output: release.output })).toBe(0)
+    expect(release.out).toEqual(['released key acc-1 of group ledger'])
+    await next.wait
+    expect(handled).toEqual(['after'])
+    const again = capture()
+    expect(await runCli(['-t', url, 'keys', 'release', 'ledger', 'acc-1'], { output: again.output })).toBe(1)
+    expect(again.err[0]).toMatch(/not held/)
+    await sub.close()
+  })
+
   it('redrives 2,500 dead letters a page at a time, with progress, leaving other groups alone', async () => {
     const total = 2_500
     const failing = async () => {

@@ -141,6 +141,16 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
           (g) => g.scheduled,
         )
         groupGauge(
+          'herald_group_waiting_on_key',
+          'Keyed messages of each group waiting for an earlier message of their key.',
+          (g) => g.waitingOnKey,
+        )
+        groupGauge(
+          'herald_group_held_keys',
+          'Keys of each group held by a dead letter (ordering policy hold).',
+          (g) => g.heldKeys,
+        )
+        groupGauge(
           'herald_group_lag_seconds',
           'Consumer lag: how long the oldest due message of each group has been waiting.',
           (g) => (g.oldestDueAgeMs === undefined ? undefined : g.oldestDueAgeMs / 1_000),

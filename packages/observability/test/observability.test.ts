@@ -213,11 +213,16 @@ describe('observability: backlog gauges', () => {
       await bus.publish(OrderPlaced, { orderId: 'o-1', n: 1 })
       await bus.publish(OrderPlaced, { orderId: 'o-2', n: 2 })
       await bus.publish(OrderPlaced, { orderId: 'o-3', n: 3 }, { delayMs: 3_600_000 })
+      // Two of one key: the second waits for the first.
+      await bus.publish(OrderPlaced, { orderId: 'o-5', n: 5 }, { partitionKey: 'k' })
+      await bus.publish(OrderPlaced, { orderId: 'o-6', n: 6 }, { partitionKey: 'k' })
       const staged = await bus.prepare(OrderPlaced, { orderId: 'o-4', n: 4 })
       app.transaction(() => outbox.stage(app, [staged]))()
       const gauge = (name: string, labels: Record<string, string>) => metricValue(obs.registry, name, labels)
-      expect(await gauge('herald_group_depth', { group: 'billing' })).toBe(3)
+      expect(await gauge('herald_group_depth', { group: 'billing' })).toBe(5)
       expect(await gauge('herald_group_scheduled', { group: 'billing' })).toBe(1)
+      expect(await gauge('herald_group_waiting_on_key', { group: 'billing' })).toBe(1)
+      expect(await gauge('herald_group_held_keys', { group: 'billing' })).toBe(0)
       expect(await gauge('herald_outbox_backlog', { outbox: 'orders' })).toBe(1)
       // Lag is the age of the oldest due message: it only grows while no one consumes.
       await pollUntil(async () => (await gauge('herald_group_lag_seconds', { group: 'billing' })) > 0.05, 10_000)

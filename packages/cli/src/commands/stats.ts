@@ -23,6 +23,10 @@ export interface GroupStats {
   readonly inFlight: number | null
   readonly scheduled: number | null
   readonly deadLetters: number
+  /** Keyed messages waiting for an earlier message of their key. */
+  readonly waitingOnKey: number | null
+  /** Keys held by a dead letter (ordering policy `hold`). */
+  readonly heldKeys: number | null
   /** How long the oldest due message has waited. */
   readonly lagMs: number | null
   /**
@@ -41,6 +45,8 @@ export function groupStats(before: GroupInfo | undefined, after: GroupInfo, seco
     inFlight: after.inFlight ?? null,
     scheduled: after.scheduled ?? null,
     deadLetters: after.deadLetters,
+    waitingOnKey: after.waitingOnKey ?? null,
+    heldKeys: after.heldKeys ?? null,
     lagMs: after.oldestDueAgeMs ?? null,
     drainedPerS:
       before === undefined || seconds <= 0 ? null : Math.round(((before.depth - after.depth) / seconds) * 10) / 10,
@@ -79,11 +85,24 @@ export function registerStatsCommands(program: Command, withTransport: WithTrans
           show(s.inFlight),
           show(s.scheduled),
           String(s.deadLetters),
+          show(s.waitingOnKey),
+          show(s.heldKeys),
           show(s.lagMs, ' ms'),
           show(s.drainedPerS, '/s'),
           show(s.ackedPerS, '/s'),
         ])
-        const headers = ['GROUP', 'DEPTH', 'IN FLIGHT', 'SCHEDULED', 'DEAD', 'LAG', 'DRAINED', 'ACKED']
+        const headers = [
+          'GROUP',
+          'DEPTH',
+          'IN FLIGHT',
+          'SCHEDULED',
+          'DEAD',
+          'ON KEY',
+          'HELD KEYS',
+          'LAG',
+          'DRAINED',
+          'ACKED',
+        ]
         for (const line of formatTable(headers, rows)) output.out(line)
       }),
     )
