@@ -8,7 +8,13 @@ import {
   rawSqliteEventAppend,
   rawSqliteEventRead,
 } from './cases/event-store.js'
-import { heraldInMemory, heraldInMemoryOver, rawEventEmitter, rawEventEmitterOver } from './cases/in-memory.js'
+import {
+  heraldInMemory,
+  heraldInMemoryKeyed,
+  heraldInMemoryOver,
+  rawEventEmitter,
+  rawEventEmitterOver,
+} from './cases/in-memory.js'
 import {
   bareInMemory,
   bareSqlite,
@@ -32,6 +38,7 @@ import {
 import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
 import {
   heraldSqlite,
+  heraldSqliteKeyed,
   heraldSqliteLatency,
   heraldSqliteOver,
   rawSqlite,
@@ -78,6 +85,22 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'pg SKIP LOCKED queue',
     herald: heraldPostgres,
     baseline: rawPostgres,
+  },
+  {
+    bench: 'keyed-e2e-throughput',
+    transport: 'in-memory',
+    api: 'the bus with every message keyed (1,000 keys), against the same bus unkeyed',
+    raw: 'the same bus, unkeyed',
+    herald: heraldInMemoryKeyed,
+    baseline: heraldInMemory,
+  },
+  {
+    bench: 'keyed-e2e-throughput',
+    transport: 'sqlite',
+    api: 'the bus with every message keyed (1,000 keys), against the same bus unkeyed',
+    raw: 'the same bus, unkeyed',
+    herald: heraldSqliteKeyed,
+    baseline: heraldSqlite,
   },
   {
     bench: 'e2e-latency-2000-per-s',

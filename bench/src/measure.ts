@@ -13,6 +13,38 @@ export const level: Level = process.env.HERALD_BENCH_LEVEL === 'transport' ? 'tr
 /** The bus-level message: a zod contract, as a user writes one. `n` is a counter or a send timestamp. */
 export const Tick = defineEvent('bench.tick', { schema: z.object({ n: z.number() }) })
 
+/** The same message ordered by key: `n` modulo the key count names its key, as the contract's `key` says. */
+export const keyedTick = (keys: number) =>
+  defineEvent('bench.tick', { schema: z.object({ n: z.number() }), key: (data) => `k${data.n % keys}` })
+
+/**
+ * End-to-end throughput at the bus level with every message keyed (`keys` keys, round robin), so each group
+ * handles one key's messages one at a time: beside the unkeyed figure it is what ordering costs.
+ */
+export async function keyedBusThroughput(
+  transport: Transport,
+  total: number,
+  window: number,
+  keys: number,
+): Promise<Measurement> {
+  const Keyed = keyedTick(keys)
+  const done = counter(total)
+  const bus = createBus({ transport, service: 'bench' })
+  bus.group('bench', { maxInFlight: 100 }).on(Keyed, async () => done.hit())
+  await bus.start()
+  const started = performance.now()
+  for (let sent = 0; sent < total; sent += window) {
+    const batch: Promise<string>[] = []
+    for (let i = 0; i < window; i++) batch.push(bus.publish(Keyed, { n: sent + i }))
+    await Promise.all(batch)
+  }
+  await done.done
+  await bus.stop()
+  const seconds = (performance.now() - started) / 1_000
+  await transport.close()
+  return { perSecond: total / seconds, rssGrowthMb: done.rssGrowthMb }
+}
+
 /** A bus over `transport` with the bench's one consumer, `maxInFlight` 100 as the transport-level side uses. */
 export async function benchBus(
   transport: Transport,

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { createInMemoryTransport, uuidV7 } from '@herald/core'
-import { type BenchSide, counter, heraldThroughput } from '../measure.js'
+import { type BenchSide, counter, heraldThroughput, keyedBusThroughput } from '../measure.js'
 
 const window = 1_000
 const encoder = new TextEncoder()
@@ -41,3 +41,7 @@ export const rawEventEmitterOver =
 
 export const heraldInMemory = heraldInMemoryOver(200_000)
 export const rawEventEmitter = rawEventEmitterOver(200_000)
+
+/** The same bus with every message keyed, 1,000 keys. */
+export const heraldInMemoryKeyed: BenchSide = () =>
+  keyedBusThroughput(createInMemoryTransport(), 200_000, window, 1_000)

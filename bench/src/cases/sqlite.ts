@@ -10,6 +10,7 @@ import {
   counter,
   heraldLatency,
   heraldThroughput,
+  keyedBusThroughput,
   latencies,
   type Measurement,
   sinceSent,
@@ -157,4 +158,12 @@ export const rawSqliteLatency: BenchSide = async (): Promise<Measurement> => {
   queue.db.close()
   db.cleanup()
   return { perSecond, ...latencies(samples) }
+}
+
+/** The same bus with every message keyed, 1,000 keys. */
+export const heraldSqliteKeyed: BenchSide = async () => {
+  const db = tempDb()
+  const measured = await keyedBusThroughput(createSqliteTransport({ path: db.path }), 30_000, window, 1_000)
+  db.cleanup()
+  return measured
 }
