@@ -24,7 +24,7 @@ import {
   metricsOnlySqlite,
 } from './cases/observability.js'
 import { heraldPostgresOutbox, heraldSqliteOutbox, rawPostgresOutbox, rawSqliteOutbox } from './cases/outbox.js'
-import { heraldPostgres, rawPostgres } from './cases/postgres.js'
+import { heraldPostgres, heraldPostgresKeyed, rawPostgres } from './cases/postgres.js'
 import {
   heraldRabbitMq,
   heraldRabbitMqConsume,
@@ -101,6 +101,14 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'the same bus, unkeyed',
     herald: heraldSqliteKeyed,
     baseline: heraldSqlite,
+  },
+  {
+    bench: 'keyed-e2e-throughput',
+    transport: 'postgres',
+    api: 'the bus with every message keyed (1,000 keys), against the same bus unkeyed',
+    raw: 'the same bus, unkeyed',
+    herald: heraldPostgresKeyed,
+    baseline: heraldPostgres,
   },
   {
     bench: 'e2e-latency-2000-per-s',

@@ -1,7 +1,7 @@
 import { createWakeSignal, sleep } from '@herald/core'
 import { createPostgresTransport } from '@herald/postgres'
 import pg from 'pg'
-import { type BenchSide, heraldThroughput } from '../measure.js'
+import { type BenchSide, heraldThroughput, keyedBusThroughput } from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -24,6 +24,12 @@ function freshSchema(side: string): string {
 export const heraldPostgres: BenchSide = async () => {
   const transport = await createPostgresTransport({ connectionString: serverUrl(), schema: freshSchema('herald') })
   return heraldThroughput(transport, messages, window)
+}
+
+/** The same bus with every message keyed, 1,000 keys. */
+export const heraldPostgresKeyed: BenchSide = async () => {
+  const transport = await createPostgresTransport({ connectionString: serverUrl(), schema: freshSchema('keyed') })
+  return keyedBusThroughput(transport, messages, window, 1_000)
 }
 
 /**

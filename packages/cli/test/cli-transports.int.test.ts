@@ -93,7 +93,9 @@ describe('herald stats and topology on every transport', () => {
         expect(topology.groups).toContainEqual(expect.objectContaining({ group: 'billing', patterns: ['order.#'] }))
         expect(topology.deadLetters.length).toBeGreaterThan(0)
         const table = await cli(['-t', url(), 'stats', '--interval', '0'])
-        expect(table[0]).toMatch(/^GROUP\s+DEPTH\s+IN FLIGHT\s+SCHEDULED\s+DEAD\s+ON KEY\s+HELD KEYS\s+LAG\s+DRAINED\s+ACKED$/)
+        expect(table[0]).toMatch(
+          /^GROUP\s+DEPTH\s+IN FLIGHT\s+SCHEDULED\s+DEAD\s+ON KEY\s+HELD KEYS\s+LAG\s+DRAINED\s+ACKED$/,
+        )
       } finally {
         await transport.close()
       }

@@ -49,8 +49,8 @@ export function createDeadLetterQueries(pool: pg.Pool, sql: Statements) {
       }
     },
     async purge(filter: DeadLetterFilter): Promise<number> {
-      const result = await pool.query({ ...sql.purgeDeadLetters, values: bind(filter) })
-      return result.rowCount ?? 0
+      const result = await pool.query<{ n: number }>({ ...sql.purgeDeadLetters, values: bind(filter) })
+      return result.rows[0]?.n ?? 0
     },
   }
 }

@@ -8,12 +8,18 @@ import {
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
+  type GroupSettings,
   type HealthCheck,
+  type HeldKey,
+  type KeyAdmin,
   NoRouteError,
+  orderingKeyOf,
   type PublishOptions,
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
+  type ResolvedKeyOrdering,
+  resolveKeyOrdering,
   type Scheduler,
   type Settlement,
   succeeded,
@@ -70,12 +76,14 @@ export type PostgresTransport = Transport &
   DeadLetterStore &
   TopologyAdmin &
   TopologyDescriber &
+  KeyAdmin &
   HealthCheck &
   TransactionalPublisher
 
 interface PgPulled extends PulledMessage {
   readonly seq: string
   readonly token: string
+  readonly key: string | null
 }
 
 interface ClaimedRow {
@@ -85,6 +93,7 @@ interface ClaimedRow {
   headers: string
   body: Buffer
   attempts: number
+  order_key: string | null
 }
 
 interface PublishItem {
@@ -158,6 +167,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
   const publisher = createCoalescer<PublishItem, readonly string[]>(publishBatch, { maxBatch: 500, maxConcurrent: 4 })
   const acker = createCoalescer<Claim, void>(ackBatch, { maxBatch: 1_000, maxConcurrent: 2 })
+  const keyedAcker = createCoalescer<Claim, void>(ackKeyedBatch, { maxBatch: 1_000, maxConcurrent: 2 })
 
   async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<readonly string[]>> {
     const routes = await runPublish(pool, items)
@@ -176,6 +186,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     const headers: string[] = []
     const bodies: Buffer[] = []
     const visibleAt: (number | null)[] = []
+    const keys: (string | null)[] = []
     items.forEach((item, i) => {
       for (const envelope of item.envelopes) {
         itemIndex.push(i)
@@ -184,11 +195,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         headers.push(JSON.stringify(envelope.headers))
         bodies.push(toBuffer(envelope.body))
         visibleAt.push(item.visibleAt ?? null)
+        keys.push(orderingKeyOf(envelope) ?? null)
       }
     })
     const result = await client.query<{ item: number; group_name: string }>({
       ...sql.publish,
-      values: [itemIndex, topics, ids, headers, bodies, visibleAt],
+      values: [itemIndex, topics, ids, headers, bodies, visibleAt, keys],
     })
     const routes = items.map((): string[] => [])
     for (const row of result.rows) routes[row.item]?.push(row.group_name)
@@ -197,6 +209,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
   async function ackBatch(claims: readonly Claim[]): Promise<BatchOutcome<void>> {
     await pool.query({ ...sql.ack, values: [claims.map((c) => c.seq), claims.map((c) => c.token)] })
+    return claims.map(() => succeeded)
+  }
+
+  /** Acks keyed rows and admits each key's next row, in one function call (one transaction). */
+  async function ackKeyedBatch(claims: readonly Claim[]): Promise<BatchOutcome<void>> {
+    await pool.query({ ...sql.ackKeyed, values: [claims.map((c) => c.seq), claims.map((c) => c.token)] })
     return claims.map(() => succeeded)
   }
 
@@ -213,7 +231,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     consumers.wake(groups)
   }
 
-  function sourceFor(group: string, wake: WakeSignal): PullSource<PgPulled> & { stop(): void } {
+  function sourceFor(
+    group: string,
+    ordering: ResolvedKeyOrdering,
+    wake: WakeSignal,
+  ): PullSource<PgPulled> & { stop(): void } {
+    const holdKeys = ordering.afterDeadLetter === 'hold'
     const consumerId = uuidV7()
     const claimed = new Map<string, string>()
     let claims = 0
@@ -237,6 +260,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
             seq: row.seq,
             token,
             topic: row.topic,
+            key: row.order_key,
             attempt: row.attempts,
             envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
           }
@@ -244,9 +268,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
       },
       async settle(message, settlement: Settlement) {
         const { seq, token } = message
+        // Whatever the outcome, this claim is no longer renewed: if storing it fails, the lease runs out and the
+        // message is delivered again (renewing it would hold it, and its key, for ever).
+        if (claimed.get(seq) === token) claimed.delete(seq)
         switch (settlement.kind) {
           case 'ack':
-            await acker.submit({ seq, token })
+            await (message.key === null ? acker : keyedAcker).submit({ seq, token })
             break
           case 'release':
             await pool.query({ ...sql.release, values: [seq, token] })
@@ -259,12 +286,14 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
             break
           case 'dead-letter': {
             const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
-            await pool.query({ ...sql.deadLetter, values: [seq, token, settlement.reason, error] })
+            if (message.key === null)
+              await pool.query({ ...sql.deadLetter, values: [seq, token, settlement.reason, error] })
+            else await pool.query({ ...sql.deadLetterKeyed, values: [seq, token, settlement.reason, error, holdKeys] })
             break
           }
         }
-        claimed.delete(seq)
-        if (settlement.kind === 'release' || settlement.kind === 'retry') wake.notify()
+        // A keyed ack or dead letter may have put the key's next row in play.
+        if (settlement.kind === 'release' || settlement.kind === 'retry' || message.key !== null) wake.notify()
       },
       async waitForWork(signal) {
         let wait = pollIntervalMs
@@ -306,24 +335,28 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
     async subscribe(spec, handler) {
       assertOpen()
-      await transport.declareGroup(spec.group, spec.patterns)
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, wake))
+      const ordering = resolveKeyOrdering(spec.ordering)
+      await transport.declareGroup(spec.group, spec.patterns, { ordering })
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, wake))
     },
 
     async close() {
       if (closed) return
       closed = true
       await consumers.closeAll()
-      await Promise.all([publisher.flush(), acker.flush()])
+      await Promise.all([publisher.flush(), acker.flush(), keyedAcker.flush()])
       await listener?.close()
       await pool.end()
     },
 
-    async declareGroup(group, patterns) {
+    async declareGroup(group, patterns, settings?: GroupSettings) {
       assertOpen()
       if (group.length === 0) throw new ConfigurationError('group', 'must not be empty')
       for (const pattern of patterns) assertTopicPattern(pattern)
+      const ordering = settings?.ordering === undefined ? undefined : resolveKeyOrdering(settings.ordering)
       await pool.query({ ...sql.declareGroup, values: [group, patterns, patterns.map(topicPatternToRegex)] })
+      if (ordering !== undefined)
+        await pool.query({ ...sql.groupSettings, values: [group, ordering.concurrency, ordering.afterDeadLetter] })
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
@@ -336,6 +369,8 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         dead: number
         scheduled: number
         in_flight: number
+        waiting_on_key: number
+        held_keys: number
         oldest_due: number | null
       }>({ ...sql.listGroups, values: [now] })
       return result.rows.map((row) => ({
@@ -345,6 +380,8 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         deadLetters: row.dead,
         inFlight: row.in_flight,
         scheduled: row.scheduled,
+        waitingOnKey: row.waiting_on_key,
+        heldKeys: row.held_keys,
         oldestDueAgeMs: row.oldest_due === null ? 0 : Math.max(0, now - row.oldest_due),
       }))
     },
@@ -393,7 +430,31 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
     async purgeDeadLetters(filter) {
       assertOpen()
-      return deadLetters.purge(filter)
+      const count = await deadLetters.purge(filter)
+      consumers.wakeAll()
+      return count
+    },
+
+    async listHeldKeys(group): Promise<readonly HeldKey[]> {
+      assertOpen()
+      const result = await pool.query<{ group_name: string; order_key: string; held_by: string; waiting: number }>({
+        ...sql.heldKeys,
+        values: [group ?? null],
+      })
+      return result.rows.map((r) => ({
+        group: r.group_name,
+        key: r.order_key,
+        deadLetterId: r.held_by,
+        waiting: r.waiting,
+      }))
+    },
+
+    async releaseKey(group, key) {
+      assertOpen()
+      const result = await pool.query<{ released: boolean }>({ ...sql.releaseKey, values: [group, key] })
+      const released = result.rows[0]?.released === true
+      if (released) consumers.wake([group])
+      return released
     },
 
     async checkHealth() {

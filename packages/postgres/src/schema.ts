@@ -1,5 +1,5 @@
 /** Version of the tables below; recorded in `<schema>.meta`. */
-export const schemaVersion = 1
+export const schemaVersion = 2
 
 /** Herald's schema name: a plain lower-case identifier, so it can be spliced into SQL without quoting rules. */
 export function assertSchemaName(schema: string): void {

@@ -1,3 +1,5 @@
+import { parkedAt } from './keys-sql.js'
+
 /** Epoch milliseconds by the database clock, fixed for the statement (so `visible_at <= now` can use the index). */
 const nowMs = '(extract(epoch from statement_timestamp()) * 1000)::bigint'
 
@@ -21,37 +23,56 @@ export function statements(s: string, notifyChannel: string | undefined) {
   return {
     /**
      * Publishes a batch of items in one statement (one commit): $1 item index, $2 topic, $3 id, $4 headers,
-     * $5 body, $6 visible_at (null = now), one array element per message. Routes each item to every group whose
+     * $5 body, $6 visible_at (null = now), $7 key (null = none), one array element per message. Routes each item to every group whose
      * binding matches its topic, in the same snapshot; returns the routes so an unrouted mandatory item can fail.
      */
     publish: named(
       'publish',
       `WITH input AS (
-         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[])
-           WITH ORDINALITY AS t(item, topic, message_id, headers, body, visible_at, ord)
+         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::text[])
+           WITH ORDINALITY AS t(item, topic, message_id, headers, body, visible_at, order_key, ord)
        ), routes AS (
          SELECT DISTINCT i.item, b.group_name
          FROM (SELECT DISTINCT item, topic FROM input) i JOIN ${s}.bindings b ON ('.' || i.topic) ~ b.regex
        ), inserted AS (
-         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
-         SELECT r.group_name, i.message_id, i.topic, i.headers, i.body, COALESCE(i.visible_at, ${nowMs}), ${nowMs}
+         -- A keyed row joins its key when a claim finds it due (key_state 2): see keys-sql.ts.
+         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at, order_key,
+           key_state, due_at)
+         SELECT r.group_name, i.message_id, i.topic, i.headers, i.body,
+           CASE WHEN i.order_key IS NULL THEN COALESCE(i.visible_at, ${nowMs}) ELSE ${parkedAt} END, ${nowMs},
+           i.order_key, CASE WHEN i.order_key IS NULL THEN 0 ELSE 2 END,
+           CASE WHEN i.order_key IS NULL THEN NULL ELSE COALESCE(i.visible_at, ${nowMs}) END
          FROM input i JOIN routes r ON r.item = i.item ORDER BY i.ord, r.group_name
        )
        SELECT item, group_name${notify} FROM routes`,
     ),
-    claim: named(
-      'claim',
-      // A negative count (written around Herald) counts as 0.
-      `UPDATE ${s}.queue q SET attempts = GREATEST(q.attempts, 0) + 1, lease_token = $2, visible_at = ${nowMs} + $3
-       FROM (SELECT seq FROM ${s}.queue WHERE group_name = $1 AND visible_at <= ${nowMs}
-             ORDER BY visible_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED) c
-       WHERE q.seq = c.seq
-       RETURNING q.seq, q.message_id, q.topic, q.headers, q.body, q.attempts`,
+    /** Lets due keyed rows join their keys, then claims: $1 group, $2 token, $3 lease ms, $4 limit. */
+    claim: named('claim', `SELECT * FROM ${s}.claim($1, $2, $3, $4)`),
+    ackKeyed: named('ack-keyed', `SELECT ${s}.ack_keyed($1::bigint[], $2::text[])`),
+    deadLetterKeyed: named(
+      'dead-letter-keyed',
+      `SELECT ${s}.dead_letter_keyed($1::bigint, $2::text, $3::text, $4::text, $5::boolean)`,
+    ),
+    releaseKey: named('release-key', `SELECT ${s}.unhold_key($1, $2, NULL) AS released`),
+    heldKeys: named(
+      'held-keys',
+      `SELECT k.group_name, k.order_key, k.held_by,
+         (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = k.group_name AND q.order_key = k.order_key
+            AND q.key_state = 1)::int AS waiting
+       FROM ${s}.keys k WHERE k.held_by IS NOT NULL AND ($1::text IS NULL OR k.group_name = $1)
+       ORDER BY k.group_name, k.order_key`,
+    ),
+    groupSettings: named(
+      'group-settings',
+      `INSERT INTO ${s}.groups (group_name, key_concurrency, after_dead_letter) VALUES ($1, $2, $3)
+       ON CONFLICT (group_name) DO UPDATE SET key_concurrency = excluded.key_concurrency,
+         after_dead_letter = excluded.after_dead_letter`,
     ),
     /** Milliseconds until the group's next row becomes visible (negative: one is visible now), or null. */
     nextVisible: named(
       'next-visible',
-      `SELECT MIN(visible_at) - ${nowMs} AS wait FROM ${s}.queue WHERE group_name = $1`,
+      `SELECT LEAST(MIN(visible_at), (SELECT MIN(due_at) FROM ${s}.queue WHERE group_name = $1 AND key_state = 2))
+         - ${nowMs} AS wait FROM ${s}.queue WHERE group_name = $1`,
     ),
     renew: named(
       'renew',
@@ -93,7 +114,9 @@ export function statements(s: string, notifyChannel: string | undefined) {
     unbindGroup: named('unbind-group', `DELETE FROM ${s}.bindings WHERE group_name = $1 AND pattern = ANY($2::text[])`),
     deleteGroup: named(
       'delete-group',
-      `WITH unbound AS (DELETE FROM ${s}.bindings WHERE group_name = $1)
+      `WITH unbound AS (DELETE FROM ${s}.bindings WHERE group_name = $1),
+         keys AS (DELETE FROM ${s}.keys WHERE group_name = $1),
+         settings AS (DELETE FROM ${s}.groups WHERE group_name = $1)
        DELETE FROM ${s}.queue WHERE group_name = $1`,
     ),
     listGroups: named(
@@ -101,7 +124,11 @@ export function statements(s: string, notifyChannel: string | undefined) {
       `SELECT b.group_name, b.patterns,
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name)::int AS depth,
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.lease_token IS NULL
-            AND q.visible_at > $1)::int AS scheduled,
+            AND q.visible_at > $1 AND q.key_state <> 1)::int AS scheduled,
+         (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.key_state = 1)::int
+            AS waiting_on_key,
+         (SELECT count(*) FROM ${s}.keys k WHERE k.group_name = b.group_name AND k.held_by IS NOT NULL)::int
+            AS held_keys,
          (SELECT count(*) FROM ${s}.queue q WHERE q.group_name = b.group_name AND q.lease_token IS NOT NULL
             AND q.visible_at > $1)::int AS in_flight,
          (SELECT min(q.enqueued_at) FROM ${s}.queue q WHERE q.group_name = b.group_name
@@ -123,15 +150,33 @@ export function statements(s: string, notifyChannel: string | undefined) {
     /** Moves the selected dead letters back to their groups' queues, attempts reset; one row per group. */
     redrive: named(
       'redrive',
+      // A keyed dead letter joins its key again; one that held its key lets go of it here (without admitting the
+      // rows waiting behind it), so that it joins first.
       `WITH moved AS (DELETE FROM ${s}.dead_letters WHERE ${deadLetterFilter} RETURNING *),
+       unheld AS (
+         UPDATE ${s}.keys k SET held_by = NULL FROM moved m
+         WHERE k.group_name = m.group_name AND k.held_by = m.message_id
+       ),
        requeued AS (
-         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at)
-         SELECT group_name, message_id, topic, headers, body, ${nowMs}, ${nowMs} FROM moved ORDER BY seq
+         INSERT INTO ${s}.queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at, order_key,
+           key_state, due_at)
+         SELECT group_name, message_id, topic, headers, body,
+           CASE WHEN k IS NULL THEN ${nowMs} ELSE ${parkedAt} END, ${nowMs}, k,
+           CASE WHEN k IS NULL THEN 0 ELSE 2 END, CASE WHEN k IS NULL THEN NULL ELSE ${nowMs} END
+         FROM (SELECT *, ${s}.key_of(headers) AS k FROM moved) m ORDER BY seq
          RETURNING group_name
        )
        SELECT group_name, count(*)::int AS n${notify} FROM requeued GROUP BY group_name`,
     ),
-    purgeDeadLetters: named('purge-dead-letters', `DELETE FROM ${s}.dead_letters WHERE ${deadLetterFilter}`),
+    /** Deletes the selected dead letters; a purged one that held its key lets the key go on. */
+    purgeDeadLetters: named(
+      'purge-dead-letters',
+      `WITH purged AS (DELETE FROM ${s}.dead_letters WHERE ${deadLetterFilter} RETURNING group_name, message_id)
+       SELECT count(*)::int AS n,
+         (SELECT count(${s}.unhold_key(k.group_name, k.order_key, k.held_by)) FROM ${s}.keys k
+          JOIN purged p ON k.group_name = p.group_name AND k.held_by = p.message_id) AS unheld
+       FROM purged`,
+    ),
   }
 }
 
