@@ -11,9 +11,14 @@ import {
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
+  type GroupSettings,
   type HealthCheck,
+  type HeldKey,
+  type KeyAdmin,
   matchesDeadLetterFilter,
   NoRouteError,
+  orderingKeyOf,
+  resolveKeyOrdering,
   type Scheduler,
   succeeded,
   type TopologyAdmin,
@@ -55,7 +60,13 @@ export interface RedisTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type RedisTransport = Transport & Scheduler & DeadLetterStore & TopologyAdmin & TopologyDescriber & HealthCheck
+export type RedisTransport = Transport &
+  Scheduler &
+  DeadLetterStore &
+  TopologyAdmin &
+  TopologyDescriber &
+  KeyAdmin &
+  HealthCheck
 
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
@@ -159,7 +170,13 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
 
   async function publishBatch(items: readonly PublishItem[]): Promise<BatchOutcome<void>> {
     const messages = items.map((item) =>
-      item.envelopes.flatMap((e) => [e.id, item.topic, JSON.stringify(e.headers), bodyArgument(e.body)]),
+      item.envelopes.flatMap((e) => [
+        e.id,
+        item.topic,
+        JSON.stringify(e.headers),
+        bodyArgument(e.body),
+        orderingKeyOf(e) ?? '',
+      ]),
     )
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = bindings ?? (await loadBindings())
@@ -213,8 +230,9 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
 
     async subscribe(spec, handler) {
       assertOpen()
-      await transport.declareGroup(spec.group, spec.patterns)
-      return consumers.start(spec, handler, () => createStreamSource(sourceContext, spec.group))
+      const ordering = resolveKeyOrdering(spec.ordering)
+      await transport.declareGroup(spec.group, spec.patterns, { ordering })
+      return consumers.start(spec, handler, () => createStreamSource(sourceContext, spec.group, ordering))
     },
 
     async close() {
@@ -226,7 +244,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       await redis.quit().catch(() => {})
     },
 
-    async declareGroup(group, patterns) {
+    async declareGroup(group, patterns, settings?: GroupSettings) {
       assertOpen()
       if (group.length === 0 || group.includes('\n')) {
         throw new ConfigurationError('group', 'must be non-empty and on one line')
@@ -240,6 +258,8 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       const added =
         patterns.length === 0 ? 0 : await redis.sadd(`${prefix}:bindings`, ...patterns.map((p) => `${group}\n${p}`))
       if (added > 0) await redis.incr(`${prefix}:v`)
+      if (settings?.ordering !== undefined)
+        await redis.hset(`${prefix}:kc`, group, resolveKeyOrdering(settings.ordering).concurrency)
       await loadBindings()
     },
 
@@ -254,21 +274,26 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       return Promise.all(
         [...current.byGroup].sort().map(async ([group, patterns]) => {
           const now = Date.now()
-          const [[, length], [, delayed], [, notDue], [, earliest], [, info]] = (await redis
+          const [[, length], [, delayed], [, notDue], [, earliest], [, info], [, waiting], [, heldKeys]] = (await redis
             .multi()
             .xlen(streamKey(group))
             .zcard(`${prefix}:d:${group}`)
             .zcount(`${prefix}:d:${group}`, `(${now}`, '+inf')
             .zrange(`${prefix}:d:${group}`, '0', '0', 'WITHSCORES')
             .xinfo('GROUPS', streamKey(group))
+            .hget(`${prefix}:kn`, group)
+            .hlen(`${prefix}:kh:${group}`)
             .exec()
-            .catch(() => [[], [], [], [], [null, []]])) as [
+            .catch(() => [[], [], [], [], [null, []], [null, null], [null, 0]])) as [
             [unknown, number],
             [unknown, number],
             [unknown, number],
             [unknown, string[]],
             [unknown, unknown[][]],
+            [unknown, string | null],
+            [unknown, number],
           ]
+          const waitingOnKey = Math.max(0, Number(waiting ?? 0) || 0)
           // The oldest due message: the first entry no consumer has read yet (its id is its enqueue time), or a
           // delayed one already due but not yet moved to the stream.
           const fields = (info ?? []).map((row) => {
@@ -288,11 +313,13 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
           return {
             group,
             patterns,
-            depth: (length ?? 0) + (delayed ?? 0),
+            depth: (length ?? 0) + (delayed ?? 0) + waitingOnKey,
             deadLetters: dead.get(group) ?? 0,
             // Entries delivered to a consumer and not acknowledged (the group's pending entries list).
             inFlight: Number(own?.get('pending') ?? 0),
             scheduled: notDue ?? 0,
+            waitingOnKey,
+            heldKeys: heldKeys ?? 0,
             oldestDueAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
           }
         }),
@@ -339,6 +366,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
           `${prefix}:a:${group}`,
         )
         .exec()
+      await run('dropKeys', [prefix, group])
       await loadBindings()
     },
 
@@ -383,8 +411,29 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       assertOpen()
       const ids = await selectDeadLetters(filter)
       let count = 0
-      for (let i = 0; i < ids.length; i += 500) count += await redis.xdel(`${prefix}:dlq`, ...ids.slice(i, i + 500))
+      for (let i = 0; i < ids.length; i += 500)
+        count += (await run('purge', [prefix, ...ids.slice(i, i + 500)])) as number
       return count
+    },
+
+    async listHeldKeys(group) {
+      assertOpen()
+      const current = await loadBindings()
+      const held: HeldKey[] = []
+      for (const name of [...current.byGroup.keys()].sort()) {
+        if (group !== undefined && name !== group) continue
+        const entries = await redis.hgetall(`${prefix}:kh:${name}`)
+        for (const [key, deadLetterId] of Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : 1))) {
+          const waiting = await redis.llen(`${prefix}:kw:${name}\n${key}`)
+          held.push({ group: name, key, deadLetterId, waiting })
+        }
+      }
+      return held
+    },
+
+    async releaseKey(group, key) {
+      assertOpen()
+      return ((await run('releaseKey', [prefix, group, key])) as number) === 1
     },
 
     async checkHealth() {

@@ -46,14 +46,68 @@ local function fields(key, id)
   for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
   return m
 end
+
+-- Per-key order (docs/decisions/0012): P:kc group -> per-key concurrency; P:ka:<group> key -> messages in play;
+-- P:kh:<group> key -> the dead letter holding it; P:kw:<group>\\n<key> the tokens of messages waiting, in order
+-- (their fields in P:dd:<group>, bodies in P:db:<group>); P:kn group -> how many wait.
+local function kconc(P, group) return tonumber(redis.call('HGET', P .. ':kc', group) or '1') or 1 end
+local function waitkey(P, group, key) return P .. ':kw:' .. group .. '\\n' .. key end
+-- A keyed message new to its group: into the stream while its key has room, else it waits behind the key.
+local function admit(P, group, key, m, body)
+  local active = tonumber(redis.call('HGET', P .. ':ka:' .. group, key) or '0') or 0
+  if redis.call('HEXISTS', P .. ':kh:' .. group, key) == 0 and active < kconc(P, group) then
+    redis.call('XADD', P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'k', key)
+    redis.call('HINCRBY', P .. ':ka:' .. group, key, 1)
+  else
+    local token = 'w:' .. redis.call('INCR', P .. ':kseq')
+    redis.call('HSET', P .. ':dd:' .. group, token, cjson.encode({ i = m.i, t = m.t, h = m.h, a = '0', k = key }))
+    redis.call('HSET', P .. ':db:' .. group, token, body)
+    redis.call('RPUSH', waitkey(P, group, key), token)
+    redis.call('HINCRBY', P .. ':kn', group, 1)
+  end
+end
+-- Puts waiting messages of a key in play while it has room; forgets the key when nothing of it is left.
+local function admit_waiting(P, group, key)
+  local akey, wkey = P .. ':ka:' .. group, waitkey(P, group, key)
+  local active = tonumber(redis.call('HGET', akey, key) or '0') or 0
+  if redis.call('HEXISTS', P .. ':kh:' .. group, key) == 0 then
+    local c = kconc(P, group)
+    while active < c do
+      local token = redis.call('LINDEX', wkey, 0)
+      if not token then break end
+      local data = redis.call('HGET', P .. ':dd:' .. group, token)
+      local body = redis.call('HGET', P .. ':db:' .. group, token)
+      if data and body then
+        local m = cjson.decode(data)
+        redis.call('XADD', P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'k', key)
+        active = active + 1
+        redis.call('HSET', akey, key, active)
+      end
+      redis.call('LPOP', wkey)
+      redis.call('HINCRBY', P .. ':kn', group, -1)
+      redis.call('HDEL', P .. ':dd:' .. group, token)
+      redis.call('HDEL', P .. ':db:' .. group, token)
+    end
+  end
+  if active <= 0 then redis.call('HDEL', akey, key) end
+end
+-- A keyed message was acked or dead-lettered: frees its place (or, with heldBy, holds the key), admits the next.
+local function free_key(P, group, key, heldBy)
+  local akey = P .. ':ka:' .. group
+  local active = tonumber(redis.call('HGET', akey, key) or '0') or 0
+  if active > 0 then redis.call('HSET', akey, key, active - 1) end
+  if heldBy then redis.call('HSET', P .. ':kh:' .. group, key, heldBy) end
+  admit_waiting(P, group, key)
+end
 `
 
 /**
  * Publish a batch. ARGV: prefix, expected bindings version, token base, item count, then per item: due time
- * (0 = now), group count, groups..., message count, then 4 values per message: id, topic, headers, body.
+ * (0 = now), group count, groups..., message count, then 5 values per message: id, topic, headers, body, key
+ * ('' for none). A keyed message due now is admitted to its key; a delayed one joins its key when due.
  * Returns -1 when the bindings changed (reload, retry), else the number of groups of each item.
  */
-export const publishLua = `
+export const publishLua = `${owns}
 local P = ARGV[1]
 if (redis.call('GET', P .. ':v') or '0') ~= ARGV[2] then return -1 end
 local routed = {}
@@ -65,11 +119,14 @@ for item = 1, tonumber(ARGV[4]) do
   local groups = at + 2
   local nmessages = tonumber(ARGV[groups + ngroups])
   local first = groups + ngroups + 1
-  local last = first + 4 * nmessages - 1
+  local last = first + 5 * nmessages - 1
   for g = groups, groups + ngroups - 1 do
     local group = ARGV[g]
-    for m = first, last, 4 do
-      if due == 0 then
+    for m = first, last, 5 do
+      local key = ARGV[m + 4]
+      if due == 0 and key ~= '' then
+        admit(P, group, key, { i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2] }, ARGV[m + 3])
+      elseif due == 0 then
         redis.call('XADD', P .. ':q:' .. group, '*', 'i', ARGV[m], 't', ARGV[m + 1], 'h', ARGV[m + 2],
           'b', ARGV[m + 3])
       else
@@ -77,7 +134,7 @@ for item = 1, tonumber(ARGV[4]) do
         local token = ARGV[3] .. ':' .. n
         redis.call('ZADD', P .. ':d:' .. group, due, token)
         redis.call('HSET', P .. ':dd:' .. group, token,
-          cjson.encode({ i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2], a = '0' }))
+          cjson.encode({ i = ARGV[m], t = ARGV[m + 1], h = ARGV[m + 2], a = '0', k = key ~= '' and key or nil }))
         redis.call('HSET', P .. ':db:' .. group, token, ARGV[m + 3])
       end
     end
@@ -102,12 +159,18 @@ for _, token in ipairs(due) do
   if data and body then
     local m = cjson.decode(data)
     local counted = tonumber(m.a) or 0
-    local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body }
-    if counted > 0 then table.insert(args, 'r'); table.insert(args, '1') end
-    if m.ff then table.insert(args, 'ff'); table.insert(args, m.ff) end
-    if m.le then table.insert(args, 'le'); table.insert(args, m.le) end
-    local added = redis.call('XADD', unpack(args))
-    if counted > 0 then redis.call('HSET', P .. ':a:' .. group, added, counted) end
+    if m.k and counted == 0 then
+      -- A delayed keyed message joins its key now; a retry (counted) kept its place in play.
+      admit(P, group, m.k, m, body)
+    else
+      local args = { P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body }
+      if counted > 0 then table.insert(args, 'r'); table.insert(args, '1') end
+      if m.ff then table.insert(args, 'ff'); table.insert(args, m.ff) end
+      if m.le then table.insert(args, 'le'); table.insert(args, m.le) end
+      if m.k then table.insert(args, 'k'); table.insert(args, m.k) end
+      local added = redis.call('XADD', unpack(args))
+      if counted > 0 then redis.call('HSET', P .. ':a:' .. group, added, counted) end
+    end
   end
   redis.call('ZREM', zkey, token)
   redis.call('HDEL', dkey, token)
@@ -183,8 +246,8 @@ if f then
   local due = now + math.max(0, tonumber(ARGV[6]) or 0)
   local token = ARGV[9]
   redis.call('HSET', P .. ':dd:' .. group, token,
-    cjson.encode({ i = f.i, t = f.t, h = f.h, a = tostring(tonumber(ARGV[5]) or 0), ff = f.ff or tostring(now),
-      le = ARGV[8] }))
+    cjson.encode({ i = f.i, t = f.t, h = f.h, a = tostring(math.max(1, tonumber(ARGV[5]) or 1)),
+      ff = f.ff or tostring(now), le = ARGV[8], k = f.k }))
   redis.call('HSET', P .. ':db:' .. group, token, f.b)
   redis.call('ZADD', P .. ':d:' .. group, due, token)
   redis.call('XACK', key, 'herald', ARGV[4])
@@ -212,6 +275,7 @@ if f then
   if counted > 0 then table.insert(args, 'r'); table.insert(args, '1') end
   if f.ff then table.insert(args, 'ff'); table.insert(args, f.ff) end
   if f.le then table.insert(args, 'le'); table.insert(args, f.le) end
+  if f.k then table.insert(args, 'k'); table.insert(args, f.k) end
   local added = redis.call('XADD', unpack(args))
   if counted > 0 then redis.call('HSET', counts, added, counted) end
 end
@@ -223,7 +287,8 @@ return 1
 
 /**
  * Dead-letter: the entry moves to the dead-letter stream with why, how often and the error.
- * ARGV: prefix, group, consumer, entry id, reason, attempts, now, error JSON ('' for none).
+ * ARGV: prefix, group, consumer, entry id, reason, attempts, now, error JSON ('' for none), '1' to hold a keyed
+ * entry's key (ordering policy hold).
  */
 export const deadLetterLua = `${owns}
 local P, group = ARGV[1], ARGV[2]
@@ -231,12 +296,15 @@ local key = P .. ':q:' .. group
 if not owns(key, ARGV[4], ARGV[3]) then return 0 end
 local f = movable(key, ARGV[4])
 if f then
-  redis.call('XADD', P .. ':dlq', '*', 'g', group, 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'r', ARGV[5],
-    'n', tostring(tonumber(ARGV[6]) or 0), 'ff', f.ff or ARGV[7], 'lf', ARGV[7], 'at', ARGV[7], 'e', ARGV[8])
+  local args = { P .. ':dlq', '*', 'g', group, 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'r', ARGV[5],
+    'n', tostring(tonumber(ARGV[6]) or 0), 'ff', f.ff or ARGV[7], 'lf', ARGV[7], 'at', ARGV[7], 'e', ARGV[8] }
+  if f.k then table.insert(args, 'k'); table.insert(args, f.k) end
+  redis.call('XADD', unpack(args))
 end
 redis.call('XACK', key, 'herald', ARGV[4])
 redis.call('XDEL', key, ARGV[4])
 redis.call('HDEL', P .. ':a:' .. group, ARGV[4])
+if f and f.k then free_key(P, group, f.k, ARGV[9] == '1' and f.i or nil) end
 return 1
 `
 
@@ -246,13 +314,82 @@ local P = ARGV[1]
 local n = 0
 for i = 2, #ARGV do
   local f = fields(P .. ':dlq', ARGV[i])
-  if f then
+  if f and f.k and redis.call('HGET', P .. ':kh:' .. f.g, f.k) == f.i then
+    -- It holds its key: it goes first, and the key is in play again with it.
+    redis.call('XADD', P .. ':q:' .. f.g, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b, 'k', f.k)
+    redis.call('HINCRBY', P .. ':ka:' .. f.g, f.k, 1)
+    redis.call('HDEL', P .. ':kh:' .. f.g, f.k)
+    redis.call('XDEL', P .. ':dlq', ARGV[i])
+    n = n + 1
+  elseif f and f.k then
+    admit(P, f.g, f.k, f, f.b)
+    redis.call('XDEL', P .. ':dlq', ARGV[i])
+    n = n + 1
+  elseif f then
     redis.call('XADD', P .. ':q:' .. f.g, '*', 'i', f.i, 't', f.t, 'h', f.h, 'b', f.b)
     redis.call('XDEL', P .. ':dlq', ARGV[i])
     n = n + 1
   end
 end
 return n
+`
+
+/** Acks keyed entries this consumer holds, freeing each key's place. ARGV: prefix, group, consumer, lowest id,
+ * highest id, then pairs of entry id and key. Returns the count. */
+export const ackKeyedLua = `${owns}
+local P, group = ARGV[1], ARGV[2]
+local key = P .. ':q:' .. group
+local held = {}
+for _, entry in ipairs(redis.call('XPENDING', key, 'herald', ARGV[4], ARGV[5], 1000000, ARGV[3])) do
+  held[entry[1]] = true
+end
+local n = 0
+for i = 6, #ARGV, 2 do
+  local id = ARGV[i]
+  if held[id] then
+    redis.call('XACK', key, 'herald', id)
+    redis.call('XDEL', key, id)
+    redis.call('HDEL', P .. ':a:' .. group, id)
+    free_key(P, group, ARGV[i + 1], nil)
+    n = n + 1
+  end
+end
+return n
+`
+
+/** Deletes dead letters; one that held its key lets the key go on. ARGV: prefix, dlq entry ids... */
+export const purgeLua = `${owns}
+local P = ARGV[1]
+local n = 0
+for i = 2, #ARGV do
+  local f = fields(P .. ':dlq', ARGV[i])
+  n = n + redis.call('XDEL', P .. ':dlq', ARGV[i])
+  if f and f.k and redis.call('HGET', P .. ':kh:' .. f.g, f.k) == f.i then
+    redis.call('HDEL', P .. ':kh:' .. f.g, f.k)
+    admit_waiting(P, f.g, f.k)
+  end
+end
+return n
+`
+
+/** Lets a held key go on. ARGV: prefix, group, key. Returns 1 when it was held. */
+export const releaseKeyLua = `${owns}
+local P, group, k = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HDEL', P .. ':kh:' .. group, k) == 0 then return 0 end
+admit_waiting(P, group, k)
+return 1
+`
+
+/** Drops a deleted group's key records and waiting messages. ARGV: prefix, group. */
+export const dropKeysLua = `${owns}
+local P, group = ARGV[1], ARGV[2]
+for _, hash in ipairs({ P .. ':ka:' .. group, P .. ':kh:' .. group }) do
+  for _, k in ipairs(redis.call('HKEYS', hash)) do redis.call('DEL', waitkey(P, group, k)) end
+  redis.call('DEL', hash)
+end
+redis.call('HDEL', P .. ':kn', group)
+redis.call('HDEL', P .. ':kc', group)
+return 1
 `
 
 /** Defines every script on a connection: `run(name, args)` sends EVALSHA, falling back to EVAL once. */
@@ -267,6 +404,10 @@ export function withScripts(redis: Redis) {
     release: releaseLua,
     deadLetter: deadLetterLua,
     redrive: redriveLua,
+    ackKeyed: ackKeyedLua,
+    purge: purgeLua,
+    releaseKey: releaseKeyLua,
+    dropKeys: dropKeysLua,
   }
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`herald_${name}`, { numberOfKeys: 0, lua })
   // The Buffer variant keeps binary bodies intact in replies.

@@ -3,6 +3,7 @@ import {
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
+  type ResolvedKeyOrdering,
   type Settlement,
   succeeded,
   uuidV7,
@@ -13,6 +14,8 @@ import { type Fields, idRange, text, toFields } from './stream-entries.js'
 
 export interface RedisPulled extends PulledMessage {
   readonly entryId: string
+  /** The key the entry is in play for (its `k` field), if it is keyed. */
+  readonly key: string | undefined
   /** Deliveries before this entry was (re)added: retries carry their count along, in Herald's own hash. */
   readonly base: number
 }
@@ -45,6 +48,7 @@ export interface StreamSourceContext {
 export function createStreamSource(
   context: StreamSourceContext,
   group: string,
+  ordering: ResolvedKeyOrdering,
 ): PullSource<RedisPulled> & { stop(): void } {
   const { redis, run, prefix, leaseMs, pollIntervalMs, commandTimeout, onError, blocking } = context
   const streamKey = (name: string) => `${prefix}:q:${name}`
@@ -66,6 +70,16 @@ export function createStreamSource(
     },
     { maxBatch: 500, maxConcurrent: 2 },
   )
+  // Keyed acks also free their key's place and admit its next message, in the same script.
+  const keyedAcker = createCoalescer<{ id: string; key: string }, void>(
+    async (acks) => {
+      const [lowest, highest] = idRange(acks.map((a) => a.id))
+      await run('ackKeyed', [prefix, group, consumer, lowest, highest, ...acks.flatMap((a) => [a.id, a.key])])
+      return acks.map(() => succeeded)
+    },
+    { maxBatch: 500, maxConcurrent: 2 },
+  )
+  const hold = ordering.afterDeadLetter === 'hold' ? '1' : '0'
   let lastReclaim = 0
   // When the group's next delayed message is due (by the last look), and when we last looked.
   let nextDueAt = 0
@@ -107,6 +121,7 @@ export function createStreamSource(
     held.add(entryId)
     return {
       entryId,
+      key: text(fields, 'k'),
       base,
       topic: text(fields, 't') ?? '',
       attempt: base + deliveries,
@@ -146,7 +161,7 @@ export function createStreamSource(
         // The claim that found the attempts used up delivered nothing: do not count it.
         const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
         const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
-        await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error])
+        await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error, hold])
         break
       }
     }
@@ -212,6 +227,7 @@ export function createStreamSource(
       // The common case without an async frame of its own. The entry stops being renewed now: if the ack
       // fails, the lease runs out and the entry is delivered again, as it would be anyway.
       held.delete(message.entryId)
+      if (message.key !== undefined) return keyedAcker.submit({ id: message.entryId, key: message.key })
       return acker.submit(message.entryId)
     },
     async waitForWork() {
