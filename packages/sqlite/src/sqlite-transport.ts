@@ -145,8 +145,6 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     wake: WakeSignal,
   ): PullSource<SqlitePulled> & { stop(): void } {
     const holdKeys = ordering.afterDeadLetter === 'hold'
-    // After a settlement let a waiting row of its key into play: wake this process's consumers to claim it.
-    const admitted = new Set<string>()
     const consumerId = uuidV7()
     const claimed = new Map<number, string>()
     let claims = 0
