@@ -35,7 +35,7 @@ import {
   rawRabbitMqLatency,
   rawRabbitMqPublish,
 } from './cases/rabbitmq.js'
-import { bullmq, heraldRedis, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
+import { bullmq, heraldRedis, heraldRedisKeyed, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
 import {
   heraldSqlite,
   heraldSqliteKeyed,
@@ -109,6 +109,14 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'the same bus, unkeyed',
     herald: heraldPostgresKeyed,
     baseline: heraldPostgres,
+  },
+  {
+    bench: 'keyed-e2e-throughput',
+    transport: 'redis',
+    api: 'the bus with every message keyed (1,000 keys), against the same bus unkeyed',
+    raw: 'the same bus, unkeyed',
+    herald: heraldRedisKeyed,
+    baseline: heraldRedis,
   },
   {
     bench: 'e2e-latency-2000-per-s',

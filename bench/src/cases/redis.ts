@@ -1,6 +1,14 @@
 import { createRedisTransport } from '@herald/redis'
 import { Redis } from 'ioredis'
-import { atFixedRate, type BenchSide, heraldLatency, heraldThroughput, latencies, sinceSent } from '../measure.js'
+import {
+  atFixedRate,
+  type BenchSide,
+  heraldLatency,
+  heraldThroughput,
+  keyedBusThroughput,
+  latencies,
+  sinceSent,
+} from '../measure.js'
 
 const messages = 30_000
 const window = 1_000
@@ -16,6 +24,12 @@ function serverUrl(): string {
 export const heraldRedis: BenchSide = async () => {
   const transport = await createRedisTransport({ url: serverUrl(), prefix: `bench${process.pid}-${++runs}` })
   return heraldThroughput(transport, messages, window)
+}
+
+/** The same bus with every message keyed, 1,000 keys. */
+export const heraldRedisKeyed: BenchSide = async () => {
+  const transport = await createRedisTransport({ url: serverUrl(), prefix: `bench-keyed${process.pid}-${++runs}` })
+  return keyedBusThroughput(transport, messages, window, 1_000)
 }
 
 /**

@@ -41,10 +41,28 @@ interface KeyRow {
 }
 
 export function createKeyQueue(db: Database.Database): KeyQueue {
-  const join = db.prepare<{ group: string; key: string }, KeyRow>(
-    `INSERT INTO herald_keys (group_name, order_key, active, position) VALUES (@group, @key, 0, 1)
-     ON CONFLICT (group_name, order_key) DO UPDATE SET position = position + 1
-     RETURNING active, position, held_by`,
+  // One statement takes the key's next position and, if the key has room, its place in play (SET expressions
+  // read the row as it was, so `admitted` says whether this call took a place).
+  const join = db.prepare<{ group: string; key: string; concurrency: number }, { position: number; admitted: number }>(
+    `INSERT INTO herald_keys (group_name, order_key, active, position, admitted) VALUES (@group, @key, 1, 1, 1)
+     ON CONFLICT (group_name, order_key) DO UPDATE SET position = position + 1,
+       admitted = (held_by IS NULL AND active < @concurrency),
+       active = active + (held_by IS NULL AND active < @concurrency)
+     RETURNING position, admitted`,
+  )
+  // After an ack: the key's next waiting row takes the freed place, unless a dead letter holds the key or the
+  // key is over its concurrency (it was lowered). Then the count of rows in play does not change.
+  const handOver = db.prepare<{ group: string; key: string; concurrency: number; now: number }>(
+    `UPDATE herald_queue SET key_state = 0, visible_at = @now
+     WHERE seq = (SELECT seq FROM herald_queue WHERE group_name = @group AND order_key = @key AND key_state = 1
+                  ORDER BY key_position LIMIT 1)
+       AND NOT EXISTS (SELECT 1 FROM herald_keys WHERE group_name = @group AND order_key = @key
+                         AND (held_by IS NOT NULL OR active > @concurrency))`,
+  )
+  // Or, with nothing waiting, the key's last row in play is gone: forget the key.
+  const forgetLast = db.prepare<{ group: string; key: string }>(
+    `DELETE FROM herald_keys WHERE group_name = @group AND order_key = @key AND active <= 1 AND held_by IS NULL
+       AND NOT EXISTS (SELECT 1 FROM herald_queue WHERE group_name = @group AND order_key = @key AND key_state = 1)`,
   )
   const addActive = db.prepare<{ group: string; key: string; n: number }>(
     'UPDATE herald_keys SET active = active + @n WHERE group_name = @group AND order_key = @key',
@@ -98,10 +116,8 @@ export function createKeyQueue(db: Database.Database): KeyQueue {
 
   /** Takes the key's next position; true when the row may be in play at once. */
   function place(group: string, key: string, concurrency: number): { position: number; inPlay: boolean } {
-    const row = join.get({ group, key })!
-    const inPlay = row.held_by === null && row.active < concurrency
-    if (inPlay) addActive.run({ group, key, n: 1 })
-    return { position: row.position, inPlay }
+    const row = join.get({ group, key, concurrency })!
+    return { position: row.position, inPlay: row.admitted === 1 }
   }
 
   /** Puts waiting rows in play while the key has room, then forgets the key if nothing of it is left. */
@@ -142,6 +158,11 @@ export function createKeyQueue(db: Database.Database): KeyQueue {
     },
 
     settled(group, key, heldBy, now, concurrency) {
+      // The common cases in one or two statements: the next row takes the place, or the key is done.
+      if (heldBy === undefined) {
+        if (handOver.run({ group, key, concurrency, now }).changes > 0) return
+        if (forgetLast.run({ group, key }).changes > 0) return
+      }
       const state = free.get({ group, key, heldBy: heldBy ?? null })
       if (state !== undefined) admitWaiting(group, key, state, now, concurrency)
     },

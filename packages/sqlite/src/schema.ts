@@ -43,13 +43,14 @@ CREATE TABLE IF NOT EXISTS herald_queue (
 CREATE INDEX IF NOT EXISTS herald_queue_due ON herald_queue (group_name, visible_at, seq);
 
 -- Per group and key with rows not yet settled: how many are in play, the last position handed out (the key's
--- publish order), and the dead letter holding the key (policy hold).
+-- publish order), the dead letter holding the key (policy hold), and whether the last row to join was put in play.
 CREATE TABLE IF NOT EXISTS herald_keys (
   group_name TEXT NOT NULL,
   order_key TEXT NOT NULL,
   active INTEGER NOT NULL,
   position INTEGER NOT NULL,
   held_by TEXT,
+  admitted INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (group_name, order_key)
 ) WITHOUT ROWID;
 
@@ -149,6 +150,7 @@ export const addedColumns: readonly (readonly [table: string, column: string, de
   ['herald_queue', 'key_state', 'INTEGER NOT NULL DEFAULT 0'],
   ['herald_queue', 'key_position', 'INTEGER'],
   ['herald_queue', 'due_at', 'INTEGER'],
+  ['herald_keys', 'admitted', 'INTEGER NOT NULL DEFAULT 0'],
 ]
 
 /** Indexes over added columns: created once the columns exist. */
