@@ -1,4 +1,5 @@
 import { type Codec, createJsonCodec } from './codec.js'
+import { checkRate } from './consumer/rate-limiter.js'
 import {
   type CommandContract,
   type DataOf,
@@ -82,6 +83,8 @@ export interface ConsumerOptions {
   readonly shutdownTimeoutMs?: number
   /** Keyed messages: how many of one key at once (default 1, in order) and what a dead letter does to its key. */
   readonly ordering?: KeyOrdering
+  /** Messages the group starts per second at most, across its consumers (see `SubscriptionSpec.maxPerSecond`). */
+  readonly maxPerSecond?: number
 }
 
 export const defaultConsumerOptions = {
@@ -147,9 +150,10 @@ interface GroupState {
 function resolveConsumer(
   base: ConsumerOptions,
   own: ConsumerOptions,
-): Required<Omit<ConsumerOptions, 'retry' | 'ordering'>> & {
+): Required<Omit<ConsumerOptions, 'retry' | 'ordering' | 'maxPerSecond'>> & {
   retry: RetryPolicy
   ordering: KeyOrdering | undefined
+  maxPerSecond: number | undefined
 } {
   const merged = { ...defaultConsumerOptions, ...base, ...own }
   for (const field of ['maxInFlight', 'handlerTimeoutMs', 'shutdownTimeoutMs'] as const) {
@@ -164,7 +168,9 @@ function resolveConsumer(
   }
   const ordering = own.ordering ?? base.ordering
   resolveKeyOrdering(ordering)
-  return { ...merged, retry: resolveRetryPolicy(retryInput), ordering }
+  const maxPerSecond = own.maxPerSecond ?? base.maxPerSecond
+  if (maxPerSecond !== undefined) checkRate(maxPerSecond)
+  return { ...merged, retry: resolveRetryPolicy(retryInput), ordering, maxPerSecond }
 }
 
 const noOptions: PublishMessageOptions = Object.freeze({})
@@ -496,6 +502,7 @@ export function createBus(options: BusOptions): Bus {
               retry: consumer.retry,
               shutdownTimeoutMs: consumer.shutdownTimeoutMs,
               ...(consumer.ordering === undefined ? {} : { ordering: consumer.ordering }),
+              ...(consumer.maxPerSecond === undefined ? {} : { maxPerSecond: consumer.maxPerSecond }),
             },
             handler,
           ),

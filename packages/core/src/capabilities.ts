@@ -43,6 +43,8 @@ export interface GroupInfo {
 /** What a group keeps beside its bindings: publishers need it to queue keyed messages. */
 export interface GroupSettings {
   readonly ordering?: KeyOrdering
+  /** The group's rate limit, where the store enforces it across processes (SQLite). */
+  readonly maxPerSecond?: number
 }
 
 export interface TopologyAdmin {

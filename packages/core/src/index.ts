@@ -32,6 +32,7 @@ export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOpti
 export {
   type ConsumerSet,
   createConsumerSet,
+  createRateLimiters,
   pullConsumerOptions,
   type StoppablePullSource,
 } from './consumer/consumer-set.js'
@@ -42,6 +43,7 @@ export {
   type Settlement,
   startPullConsumer,
 } from './consumer/pull-consumer.js'
+export { burstOf, createRateLimiter, type RateLimiter } from './consumer/rate-limiter.js'
 export { createWakeSignal, type WakeSignal } from './consumer/wake-signal.js'
 export {
   type CommandContract,

@@ -27,6 +27,11 @@ export interface SubscriptionSpec {
   readonly shutdownTimeoutMs?: number
   /** How the group handles keyed messages: one at a time per key by default. Stored with the group's bindings. */
   readonly ordering?: KeyOrdering
+  /**
+   * Messages the group starts per second at most. Every transport holds the consumers of this process to it
+   * together; a transport whose store can (SQLite) holds every process to it together.
+   */
+  readonly maxPerSecond?: number
 }
 
 /** Facts about one delivery of an envelope. */

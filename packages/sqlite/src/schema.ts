@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS herald_keys (
 CREATE TABLE IF NOT EXISTS herald_groups (
   group_name TEXT PRIMARY KEY,
   key_concurrency INTEGER NOT NULL,
-  after_dead_letter TEXT NOT NULL
+  after_dead_letter TEXT NOT NULL,
+  -- The rate limit (messages started per second across every process) and its token bucket.
+  max_per_second REAL,
+  rate_tokens REAL,
+  rate_at INTEGER
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS herald_dead_letters (
@@ -151,6 +155,9 @@ export const addedColumns: readonly (readonly [table: string, column: string, de
   ['herald_queue', 'key_position', 'INTEGER'],
   ['herald_queue', 'due_at', 'INTEGER'],
   ['herald_keys', 'admitted', 'INTEGER NOT NULL DEFAULT 0'],
+  ['herald_groups', 'max_per_second', 'REAL'],
+  ['herald_groups', 'rate_tokens', 'REAL'],
+  ['herald_groups', 'rate_at', 'INTEGER'],
 ]
 
 /** Indexes over added columns: created once the columns exist. */

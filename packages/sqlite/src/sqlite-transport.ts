@@ -1,6 +1,7 @@
 import {
   assertTopic,
   assertTopicPattern,
+  burstOf,
   ConfigurationError,
   createConsumerSet,
   type DeadLetterStore,
@@ -142,9 +143,20 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
   function sourceFor(
     group: string,
     ordering: ResolvedKeyOrdering,
+    maxPerSecond: number | undefined,
     wake: WakeSignal,
   ): PullSource<SqlitePulled> & { stop(): void } {
     const holdKeys = ordering.afterDeadLetter === 'hold'
+    // With a rate limit, the group's token bucket in herald_groups holds every process to it: a claim takes no
+    // more rows than there are tokens, in the same transaction. Until the next token, this consumer waits.
+    let rateWaitUntil = 0
+    function tokensAt(now: number, perSecond: number): number {
+      const burst = burstOf(perSecond)
+      const bucket = sql.rateBucket.get(group)
+      if (bucket?.tokens == null || bucket.at == null) return burst
+      // A clock set back (another process's, or this one's) adds nothing rather than taking away.
+      return Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * perSecond) / 1_000)
+    }
     const consumerId = uuidV7()
     const claimed = new Map<number, string>()
     let claims = 0
@@ -173,9 +185,19 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
           () => {
             const now = Date.now()
             if (joining) keys.joinDue(group, now, bindings.keyConcurrency(group))
-            return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
+            if (maxPerSecond === undefined)
+              return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
+            const tokens = tokensAt(now, maxPerSecond)
+            const limit = Math.min(max, Math.floor(tokens))
+            if (limit === 0) {
+              rateWaitUntil = now + Math.ceil(((1 - tokens) * 1_000) / maxPerSecond)
+              return []
+            }
+            const taken = sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit, live })
+            sql.spendRate.run(tokens - taken.length, now, group)
+            return taken
           },
-          joining ? atomic : undefined,
+          joining || maxPerSecond !== undefined ? atomic : undefined,
         )
         rows.sort((a, b) => a.seq - b.seq)
         return rows.map((row) => {
@@ -233,7 +255,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       async waitForWork(signal) {
         const visible = sql.nextVisibleAt.get(group)?.due ?? Number.POSITIVE_INFINITY
         const joins = sql.nextJoinAt.get(group)?.due ?? Number.POSITIVE_INFINITY
-        const wait = Math.min(pollIntervalMs, Math.min(visible, joins) - Date.now())
+        const now = Date.now()
+        const wait = Math.max(Math.min(pollIntervalMs, Math.min(visible, joins) - now), rateWaitUntil - now)
         await wake.wait(Math.max(1, wait), signal)
       },
       stop() {
@@ -256,8 +279,12 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     async subscribe(spec, handler) {
       assertOpen()
       const ordering = resolveKeyOrdering(spec.ordering)
-      await transport.declareGroup(spec.group, spec.patterns, { ordering })
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, wake))
+      const { maxPerSecond } = spec
+      await transport.declareGroup(spec.group, spec.patterns, {
+        ordering,
+        ...(maxPerSecond === undefined ? {} : { maxPerSecond }),
+      })
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, maxPerSecond, wake))
     },
 
     async close() {
@@ -277,7 +304,10 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         const now = Date.now()
         let changed = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
         if (ordering !== undefined && bindings.keyConcurrency(group) !== ordering.concurrency) changed++
-        if (ordering !== undefined) sql.upsertGroupSettings.run(group, ordering.concurrency, ordering.afterDeadLetter)
+        if (ordering !== undefined) {
+          const rate = settings?.maxPerSecond ?? null
+          sql.upsertGroupSettings.run(group, ordering.concurrency, ordering.afterDeadLetter, rate)
+        }
         if (changed > 0) sql.bumpBindingsVersion.run()
       }, atomic)
     },

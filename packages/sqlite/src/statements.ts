@@ -27,7 +27,9 @@ export interface Statements {
   readonly bumpBindingsVersion: Database.Statement<unknown[], unknown>
   readonly allBindings: Database.Statement<[], { group_name: string; pattern: string }>
   readonly allGroupSettings: Database.Statement<[], { group_name: string; key_concurrency: number }>
-  readonly upsertGroupSettings: Database.Statement<[string, number, string], unknown>
+  readonly upsertGroupSettings: Database.Statement<[string, number, string, number | null], unknown>
+  readonly rateBucket: Database.Statement<[string], { tokens: number | null; at: number | null }>
+  readonly spendRate: Database.Statement<[number, number, string], unknown>
   readonly deleteGroupSettings: Database.Statement<[string], unknown>
   readonly hasJoining: Database.Statement<[string, number], { seq: number }>
   readonly nextJoinAt: Database.Statement<[string], { due: number | null }>
@@ -62,10 +64,16 @@ export function prepareStatements(db: Database.Database): Statements {
     allGroupSettings: db.prepare<[], { group_name: string; key_concurrency: number }>(
       'SELECT group_name, key_concurrency FROM herald_groups',
     ),
-    upsertGroupSettings: db.prepare<[string, number, string]>(
-      `INSERT INTO herald_groups (group_name, key_concurrency, after_dead_letter) VALUES (?, ?, ?)
+    upsertGroupSettings: db.prepare<[string, number, string, number | null]>(
+      `INSERT INTO herald_groups (group_name, key_concurrency, after_dead_letter, max_per_second) VALUES (?, ?, ?, ?)
        ON CONFLICT (group_name) DO UPDATE SET key_concurrency = excluded.key_concurrency,
-         after_dead_letter = excluded.after_dead_letter`,
+         after_dead_letter = excluded.after_dead_letter, max_per_second = excluded.max_per_second`,
+    ),
+    rateBucket: db.prepare<[string], { tokens: number | null; at: number | null }>(
+      'SELECT rate_tokens AS tokens, rate_at AS at FROM herald_groups WHERE group_name = ?',
+    ),
+    spendRate: db.prepare<[number, number, string]>(
+      'UPDATE herald_groups SET rate_tokens = ?, rate_at = ? WHERE group_name = ?',
     ),
     deleteGroupSettings: db.prepare<[string]>('DELETE FROM herald_groups WHERE group_name = ?'),
     hasJoining: db.prepare<[string, number], { seq: number }>(

@@ -17,6 +17,7 @@ describeKeyOrdering('sqlite', async () => {
       exportName: 'createSqliteTransport',
       options: { path, leaseMs: 1_000, pollIntervalMs: 20 },
     }),
+    rateAcrossProcesses: true,
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   }
 })

@@ -1,6 +1,7 @@
 import { resolveRetryPolicy } from '../retry-policy.js'
 import type { Handler, Subscription, SubscriptionSpec } from '../transport.js'
 import { type PullConsumerOptions, type PulledMessage, type PullSource, startPullConsumer } from './pull-consumer.js'
+import { checkRate, createRateLimiter, type RateLimiter } from './rate-limiter.js'
 import { createWakeSignal, type WakeSignal } from './wake-signal.js'
 
 /** The pull consumer's options for a subscription, with the port's documented defaults. */
@@ -8,6 +9,7 @@ export function pullConsumerOptions(
   spec: SubscriptionSpec,
   onError: (err: unknown) => void,
   onClosed: () => void,
+  rate?: RateLimiter,
 ): PullConsumerOptions {
   return {
     group: spec.group,
@@ -16,6 +18,22 @@ export function pullConsumerOptions(
     shutdownTimeoutMs: spec.shutdownTimeoutMs ?? 10_000,
     onError,
     onClosed,
+    ...(rate === undefined ? {} : { rate }),
+  }
+}
+
+/** One limiter per group and rate: the consumers of a group in one process share it. */
+export function createRateLimiters(): (spec: SubscriptionSpec) => RateLimiter | undefined {
+  const limiters = new Map<string, RateLimiter>()
+  return (spec) => {
+    if (spec.maxPerSecond === undefined) return undefined
+    checkRate(spec.maxPerSecond)
+    let limiter = limiters.get(spec.group)
+    if (limiter?.perSecond !== spec.maxPerSecond) {
+      limiter = createRateLimiter(spec.maxPerSecond)
+      limiters.set(spec.group, limiter)
+    }
+    return limiter
   }
 }
 
@@ -40,6 +58,7 @@ export interface ConsumerSet {
 export function createConsumerSet(onError: (err: unknown) => void): ConsumerSet {
   const wakes = new Map<string, Set<WakeSignal>>()
   const subscriptions = new Set<Subscription>()
+  const rateFor = createRateLimiters()
   const set: ConsumerSet = {
     start(spec, handler, sourceFor) {
       const wake = createWakeSignal()
@@ -50,11 +69,16 @@ export function createConsumerSet(onError: (err: unknown) => void): ConsumerSet 
       const subscription = startPullConsumer(
         source,
         handler,
-        pullConsumerOptions(spec, onError, () => {
-          source.stop?.()
-          listeners.delete(wake)
-          subscriptions.delete(subscription)
-        }),
+        pullConsumerOptions(
+          spec,
+          onError,
+          () => {
+            source.stop?.()
+            listeners.delete(wake)
+            subscriptions.delete(subscription)
+          },
+          rateFor(spec),
+        ),
       )
       subscriptions.add(subscription)
       return subscription

@@ -2,6 +2,7 @@ import type { Envelope } from '../envelope.js'
 import { decideFailure, type FailureOutcome, type RetryPolicy } from '../retry-policy.js'
 import { sleep } from '../sleep.js'
 import type { CloseReport, Delivery, Handler, Subscription } from '../transport.js'
+import type { RateLimiter } from './rate-limiter.js'
 
 /** A message claimed from a pull-based store, with its delivery count (this delivery included). */
 export interface PulledMessage {
@@ -35,6 +36,8 @@ export interface PullConsumerOptions {
   readonly onError: (err: unknown) => void
   /** Called after the consumer stopped, e.g. to unregister it from its transport. */
   readonly onClosed?: () => void
+  /** Shared by the group's consumers in this process: no claim takes more messages than it has tokens for. */
+  readonly rate?: RateLimiter
 }
 
 const fetchErrorBackoffMs = 500
@@ -197,14 +200,24 @@ export function startPullConsumer<M extends PulledMessage>(
         await new Promise((resolve) => setImmediate(resolve))
         continue
       }
+      let want = free
+      if (options.rate !== undefined) {
+        want = options.rate.take(free)
+        if (want === 0) {
+          await sleep(options.rate.msUntilNext(), stopping.signal)
+          continue
+        }
+      }
       let batch: readonly M[]
       try {
-        batch = await source.fetch(free)
+        batch = await source.fetch(want)
       } catch (err) {
+        options.rate?.giveBack(want)
         options.onError(err)
         await sleep(fetchErrorBackoffMs, stopping.signal)
         continue
       }
+      if (batch.length < want) options.rate?.giveBack(want - batch.length)
       if (stopping.signal.aborted) {
         await Promise.all(batch.map((m) => settleSafely(m, { kind: 'release' })))
         return

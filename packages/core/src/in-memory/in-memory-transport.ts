@@ -7,7 +7,7 @@ import type {
   TopologyAdmin,
   TopologyDescriber,
 } from '../capabilities.js'
-import { pullConsumerOptions } from '../consumer/consumer-set.js'
+import { createRateLimiters, pullConsumerOptions } from '../consumer/consumer-set.js'
 import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
 import {
@@ -121,6 +121,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   const deadLetterSeq = new WeakMap<DeadLetter, number>()
   let lastDeadLetterSeq = 0
   const subscriptions = new Set<Subscription>()
+  const rateFor = createRateLimiters()
   const timers = new Set<ReturnType<typeof setTimeout>>()
   let closed = false
 
@@ -388,11 +389,16 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       const subscription = startPullConsumer(
         sourceFor(spec.group, group),
         handler,
-        pullConsumerOptions(spec, onError, () => {
-          subscriptions.delete(subscription)
-          // The last consumer gone: nobody will make room, so publishers it held back carry on.
-          if (--group.consumers === 0) releasePublishers(group, true)
-        }),
+        pullConsumerOptions(
+          spec,
+          onError,
+          () => {
+            subscriptions.delete(subscription)
+            // The last consumer gone: nobody will make room, so publishers it held back carry on.
+            if (--group.consumers === 0) releasePublishers(group, true)
+          },
+          rateFor(spec),
+        ),
       )
       subscriptions.add(subscription)
       return subscription

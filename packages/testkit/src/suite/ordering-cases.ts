@@ -23,6 +23,8 @@ export interface OrderingHarness {
   open(): Promise<OrderingTransport>
   /** How a child process builds the same transport (short lease); absent for a transport of one process. */
   worker?(): Pick<ConsumerWorkerConfig, 'module' | 'exportName' | 'options'>
+  /** The store holds every process to a group's rate limit (else each process keeps to it on its own). */
+  readonly rateAcrossProcesses?: boolean
   cleanup(): Promise<void>
 }
 
@@ -322,6 +324,56 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
       await waitUntil(() => log.of('k').length === 3, 'three messages of the key')
       console.log(`[${name}] key-order-delayed-joins-when-due: handled=[${log.of('k')}]`)
       expect(log.of('k')).toEqual([1, 2, 0])
+    })
+
+    it('rate-limit-upper-bound: 3 consumers limited to L per second never handle more than 5·L·1.1 in any 5 s', async () => {
+      const limit = 200
+      const total = 1_400
+      const transport = await open()
+      await transport.declareGroup('limited', ['rate.t'])
+      const starts: number[] = []
+      const sent = Array.from({ length: total }, (_, n) => ({
+        id: uuidV7(),
+        headers: { type: 'test.rate' },
+        body: encoder.encode(JSON.stringify({ n })),
+      }))
+      await publish(transport, 'rate.t', sent)
+      const spec = { group: 'limited', patterns: ['rate.t'], maxInFlight: 50, maxPerSecond: limit }
+      const worker = harness.rateAcrossProcesses ? harness.worker?.() : undefined
+      const where = worker === undefined ? '3 consumers in this process' : '3 processes, one consumer each'
+      if (worker === undefined) {
+        for (let i = 0; i < 3; i++)
+          await transport.subscribe(spec, async (envelope) => {
+            starts.push(performance.now())
+            history.delivered(envelope.id)
+            history.completed(envelope.id)
+          })
+      } else {
+        for (let i = 0; i < 3; i++) {
+          workers.push(
+            spawnConsumer({ ...worker, ...spec }, (e) => {
+              if (e.event === 'delivered') {
+                starts.push(performance.now())
+                history.delivered(e.id!)
+              }
+              if (e.event === 'completed') history.completed(e.id!)
+            }),
+          )
+        }
+      }
+      await waitUntil(() => sent.every((e) => history.isCompleted(e.id)), `${total} completions`)
+      starts.sort((a, b) => a - b)
+      let most = 0
+      for (let i = 0, j = 0; i < starts.length; i++) {
+        while (starts[i]! - starts[j]! > 5_000) j++
+        most = Math.max(most, i - j + 1)
+      }
+      const seconds = (starts.at(-1)! - starts[0]!) / 1_000
+      console.log(
+        `[${name}] rate-limit-upper-bound: ${where}, limit=${limit}/s handled=${starts.length} ` +
+          `over=${seconds.toFixed(1)}s most-in-5s=${most} bound=${5 * limit * 1.1}`,
+      )
+      expect(most).toBeLessThanOrEqual(5 * limit * 1.1)
     })
 
     it('key-order-concurrency: a per-key concurrency of 3 runs at most 3 of a key at once, and reaches 3', async () => {

@@ -26,6 +26,7 @@ const spec = {
   ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
   ...(config.retry === undefined ? {} : { retry: config.retry }),
   ...(config.ordering === undefined ? {} : { ordering: config.ordering }),
+  ...(config.maxPerSecond === undefined ? {} : { maxPerSecond: config.maxPerSecond }),
 }
 
 async function handle(envelope: Envelope, delivery: Delivery): Promise<void> {

@@ -32,6 +32,7 @@ export interface ConsumerWorkerConfig {
   /** Consumers (subscriptions) this process runs in the group. Default 1. */
   readonly consumers?: number
   readonly ordering?: KeyOrdering
+  readonly maxPerSecond?: number
   /** Put each message's body (text) in its `completed` event. */
   readonly echoBody?: boolean
 }
