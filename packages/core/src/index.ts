@@ -41,6 +41,7 @@ export {
   type PulledMessage,
   type PullSource,
   type Settlement,
+  settlementOf,
   startPullConsumer,
 } from './consumer/pull-consumer.js'
 export { burstOf, createRateLimiter, type RateLimiter } from './consumer/rate-limiter.js'

@@ -142,7 +142,8 @@ BEGIN
 END $$;
 
 -- Dead-letters a keyed row held by its claim and frees (or, with hold, holds) its key.
-CREATE OR REPLACE FUNCTION ${s}.dead_letter_keyed(s_seq bigint, s_token text, reason text, error text, hold boolean)
+CREATE OR REPLACE FUNCTION ${s}.dead_letter_keyed(s_seq bigint, s_token text, reason text, error text, hold boolean,
+  attempts integer)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE m record;
 BEGIN
@@ -150,8 +151,7 @@ BEGIN
   IF NOT FOUND THEN RETURN; END IF;
   INSERT INTO ${s}.dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
     first_failed_at, last_failed_at, dead_lettered_at, error)
-  VALUES (m.group_name, m.message_id, m.topic, m.headers, m.body, reason,
-    CASE WHEN reason = 'max_deliveries_exceeded' THEN m.attempts - 1 ELSE m.attempts END,
+  VALUES (m.group_name, m.message_id, m.topic, m.headers, m.body, reason, dead_letter_keyed.attempts,
     COALESCE(m.first_failed_at, ${now}), ${now}, ${now}, error);
   IF m.order_key IS NOT NULL THEN
     PERFORM ${s}.free_key(m.group_name, m.order_key, CASE WHEN hold THEN m.message_id END);

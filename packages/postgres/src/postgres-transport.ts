@@ -286,9 +286,10 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
             break
           case 'dead-letter': {
             const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
+            const { reason, attempts } = settlement
             if (message.key === null)
-              await pool.query({ ...sql.deadLetter, values: [seq, token, settlement.reason, error] })
-            else await pool.query({ ...sql.deadLetterKeyed, values: [seq, token, settlement.reason, error, holdKeys] })
+              await pool.query({ ...sql.deadLetter, values: [seq, token, reason, error, attempts] })
+            else await pool.query({ ...sql.deadLetterKeyed, values: [seq, token, reason, error, holdKeys, attempts] })
             break
           }
         }

@@ -51,7 +51,7 @@ export function statements(s: string, notifyChannel: string | undefined) {
     ackKeyed: named('ack-keyed', `SELECT ${s}.ack_keyed($1::bigint[], $2::text[])`),
     deadLetterKeyed: named(
       'dead-letter-keyed',
-      `SELECT ${s}.dead_letter_keyed($1::bigint, $2::text, $3::text, $4::text, $5::boolean)`,
+      `SELECT ${s}.dead_letter_keyed($1::bigint, $2::text, $3::text, $4::text, $5::boolean, $6::integer)`,
     ),
     releaseKey: named('release-key', `SELECT ${s}.unhold_key($1, $2, NULL) AS released`),
     heldKeys: named(
@@ -100,9 +100,7 @@ export function statements(s: string, notifyChannel: string | undefined) {
       `WITH moved AS (DELETE FROM ${s}.queue WHERE seq = $1 AND lease_token = $2 RETURNING *)
        INSERT INTO ${s}.dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
          first_failed_at, last_failed_at, dead_lettered_at, error)
-       SELECT group_name, message_id, topic, headers, body, $3::text,
-         -- The claim that found the attempts used up delivered nothing: do not count it.
-         CASE WHEN $3::text = 'max_deliveries_exceeded' THEN attempts - 1 ELSE attempts END,
+       SELECT group_name, message_id, topic, headers, body, $3::text, $5::integer,
          COALESCE(first_failed_at, ${nowMs}), ${nowMs}, ${nowMs}, $4
        FROM moved`,
     ),

@@ -281,7 +281,12 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         if (problem !== undefined) {
           // The retry's copy could never be sent: dead-letter now rather than fail to settle on every try.
           const error = { name: 'InvalidHeaderError', message: `cannot be retried: ${problem}` }
-          return settle(delivered, queue, { kind: 'dead-letter', reason: 'too_large', error })
+          return settle(delivered, queue, {
+            kind: 'dead-letter',
+            reason: 'too_large',
+            error,
+            attempts: delivered.attempt,
+          })
         }
         await connection.publish([
           { ...ownCopyTo(queue, delay), content: message.content, options, topic: delivered.topic },
@@ -290,7 +295,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         return
       }
       case 'dead-letter': {
-        const attempts = settlement.reason === 'max_deliveries_exceeded' ? delivered.attempt - 1 : delivered.attempt
+        const { attempts } = settlement
         const extra = {
           ...failureHeaders(delivered, now),
           [X.attempts]: attempts,

@@ -158,8 +158,7 @@ export function createStreamSource(
         ])
         break
       case 'dead-letter': {
-        // The claim that found the attempts used up delivered nothing: do not count it.
-        const attempts = settlement.reason === 'max_deliveries_exceeded' ? message.attempt - 1 : message.attempt
+        const { attempts } = settlement
         const error = settlement.error === undefined ? '' : JSON.stringify(settlement.error)
         await run('deadLetter', [prefix, group, consumer, entryId, settlement.reason, attempts, now, error, hold])
         break

@@ -235,7 +235,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
                 return sql.retry.run(now + settlement.delayMs, now, JSON.stringify(settlement.error), seq, token)
               case 'dead-letter': {
                 const error = settlement.error === undefined ? null : JSON.stringify(settlement.error)
-                const moved = sql.deadLetter.run({ seq, token, reason: settlement.reason, now, error })
+                const { reason, attempts } = settlement
+                const moved = sql.deadLetter.run({ seq, token, reason, attempts, now, error })
                 if (moved.changes === 0) return
                 sql.ack.run(seq, token)
                 if (key !== null) {

@@ -46,7 +46,7 @@ export interface Statements {
   readonly retry: Database.Statement<[number, number, string, number, string], unknown>
   readonly release: Database.Statement<[number, number, string], unknown>
   readonly deadLetter: Database.Statement<
-    { seq: number; token: string; reason: string; now: number; error: string | null },
+    { seq: number; token: string; reason: string; attempts: number; now: number; error: string | null },
     unknown
   >
   readonly groupDepths: Database.Statement<{ now: number }, GroupDepthRow>
@@ -118,13 +118,17 @@ export function prepareStatements(db: Database.Database): Statements {
     release: db.prepare<[number, number, string]>(
       'UPDATE herald_queue SET visible_at = ?, lease_token = NULL, attempts = MAX(attempts - 1, 0) WHERE seq = ? AND lease_token = ?',
     ),
-    deadLetter: db.prepare<{ seq: number; token: string; reason: string; now: number; error: string | null }>(
+    deadLetter: db.prepare<{
+      seq: number
+      token: string
+      reason: string
+      attempts: number
+      now: number
+      error: string | null
+    }>(
       `INSERT INTO herald_dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
          first_failed_at, last_failed_at, dead_lettered_at, error)
-       SELECT group_name, message_id, topic, headers, body, @reason,
-         -- The claim that found the attempts used up delivered nothing: do not count it.
-         CASE WHEN @reason = 'max_deliveries_exceeded' THEN attempts - 1 ELSE attempts END,
-         COALESCE(first_failed_at, @now), @now, @now, @error
+       SELECT group_name, message_id, topic, headers, body, @reason, @attempts, COALESCE(first_failed_at, @now), @now, @now, @error
        FROM herald_queue WHERE seq = @seq AND lease_token = @token`,
     ),
     // Scheduled: unclaimed and not yet due. Due: visible now (never claimed, retried and due, or its lease ran out).

@@ -11,8 +11,21 @@ export interface PulledMessage {
   readonly attempt: number
 }
 
-/** How a claimed message ends: acked, retried later, dead-lettered, or handed back untouched at shutdown. */
-export type Settlement = { readonly kind: 'ack' } | { readonly kind: 'release' } | FailureOutcome
+/**
+ * How a claimed message ends: acked, retried later, dead-lettered, or handed back untouched at shutdown. A dead
+ * letter says how many deliveries to record: the ones that reached a handler (a claim that found the attempts
+ * used up delivered nothing, so it does not count).
+ */
+export type Settlement =
+  | { readonly kind: 'ack' }
+  | { readonly kind: 'release' }
+  | Extract<FailureOutcome, { kind: 'retry' }>
+  | (Extract<FailureOutcome, { kind: 'dead-letter' }> & { readonly attempts: number })
+
+/** The settlement of a failed delivery, with the attempts a dead letter records. */
+export function settlementOf(outcome: FailureOutcome, attempt: number): Settlement {
+  return outcome.kind === 'retry' ? outcome : { ...outcome, attempts: attempt }
+}
 
 /** What a pull-based transport provides; the loop below provides concurrency, failure handling and shutdown. */
 export interface PullSource<M extends PulledMessage> {
@@ -126,19 +139,21 @@ export function startPullConsumer<M extends PulledMessage>(
     handlers++
     if (message.attempt > options.retry.maxAttempts) {
       // Earlier deliveries ended without an outcome (the consumer crashed or lost its lease): stop here.
-      handled(claim, { kind: 'dead-letter', reason: 'max_deliveries_exceeded', error: undefined })
+      const attempts = message.attempt - 1
+      handled(claim, { kind: 'dead-letter', reason: 'max_deliveries_exceeded', error: undefined, attempts })
       return
     }
     let handling: Promise<void>
     try {
       handling = handler(message.envelope, claim)
     } catch (err) {
-      handled(claim, decideFailure(err, message.attempt, options.retry))
+      handled(claim, settlementOf(decideFailure(err, message.attempt, options.retry), message.attempt))
       return
     }
     Promise.resolve(handling).then(
       () => handled(claim, acked),
-      (err: unknown) => handled(claim, decideFailure(err, message.attempt, options.retry)),
+      (err: unknown) =>
+        handled(claim, settlementOf(decideFailure(err, message.attempt, options.retry), message.attempt)),
     )
   }
 

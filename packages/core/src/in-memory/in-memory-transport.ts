@@ -318,7 +318,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
               topic: queued.topic,
               group: name,
               reason: settlement.reason,
-              attempts: queued.attempt,
+              attempts: settlement.attempts,
               error: settlement.error,
               firstFailedAt: queued.firstFailedAt ?? now,
               lastFailedAt: now,
