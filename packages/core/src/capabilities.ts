@@ -43,7 +43,7 @@ export interface GroupInfo {
 /** What a group keeps beside its bindings: publishers need it to queue keyed messages. */
 export interface GroupSettings {
   readonly ordering?: KeyOrdering
-  /** The group's rate limit, where the store enforces it across processes (SQLite). */
+  /** The group's rate limit, where the store enforces it across processes (SQLite, PostgreSQL). */
   readonly maxPerSecond?: number
 }
 

@@ -29,7 +29,7 @@ export interface SubscriptionSpec {
   readonly ordering?: KeyOrdering
   /**
    * Messages the group starts per second at most. Every transport holds the consumers of this process to it
-   * together; a transport whose store can (SQLite) holds every process to it together.
+   * together; a transport whose store can (SQLite, PostgreSQL, Redis) holds every process to it together.
    */
   readonly maxPerSecond?: number
 }

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS ${s}.groups (
   key_concurrency integer NOT NULL,
   after_dead_letter text NOT NULL
 );
+-- The rate limit (messages started per second across every process) and its token bucket.
+ALTER TABLE ${s}.groups ADD COLUMN IF NOT EXISTS max_per_second double precision;
+ALTER TABLE ${s}.groups ADD COLUMN IF NOT EXISTS rate_tokens double precision;
+ALTER TABLE ${s}.groups ADD COLUMN IF NOT EXISTS rate_at bigint;
 
 -- The key a stored message is ordered by: its partitionkey header when that is a non-empty string.
 CREATE OR REPLACE FUNCTION ${s}.key_of(headers text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
@@ -114,18 +118,38 @@ BEGIN
 END $$;
 
 -- Joins due keyed rows, then claims: one round trip, one transaction.
-CREATE OR REPLACE FUNCTION ${s}.claim(g text, token text, lease bigint, lim integer)
+-- With per_second, the group's token bucket (a row of groups, locked for the claim) holds every process to the
+-- rate: the claim takes no more rows than there are tokens. It holds a tenth of a second's worth.
+CREATE OR REPLACE FUNCTION ${s}.claim(g text, token text, lease bigint, lim integer, per_second double precision)
 RETURNS TABLE (seq bigint, message_id text, topic text, headers text, body bytea, attempts integer, order_key text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE take integer := lim; b record; tokens double precision; burst double precision; t bigint := ${now};
+  n integer;
 BEGIN
   PERFORM ${s}.join_keys(g);
+  IF per_second IS NOT NULL THEN
+    burst := GREATEST(1, per_second / 10);
+    SELECT x.rate_tokens, x.rate_at INTO b FROM ${s}.groups x WHERE x.group_name = g FOR UPDATE;
+    IF b.rate_tokens IS NULL OR b.rate_at IS NULL THEN tokens := burst;
+    ELSE tokens := LEAST(burst, b.rate_tokens + GREATEST(0, t - b.rate_at) * per_second / 1000);
+    END IF;
+    take := LEAST(lim, floor(tokens)::integer);
+    IF take <= 0 THEN
+      UPDATE ${s}.groups x SET rate_tokens = tokens, rate_at = t WHERE x.group_name = g;
+      RETURN;
+    END IF;
+  END IF;
   RETURN QUERY
-    UPDATE ${s}.queue q SET attempts = GREATEST(q.attempts, 0) + 1, lease_token = token, visible_at = ${now} + lease
-    FROM (SELECT c.seq FROM ${s}.queue c WHERE c.group_name = g AND c.visible_at <= ${now}
-          ORDER BY c.visible_at, c.seq LIMIT lim FOR UPDATE SKIP LOCKED) c
+    UPDATE ${s}.queue q SET attempts = GREATEST(q.attempts, 0) + 1, lease_token = token, visible_at = t + lease
+    FROM (SELECT c.seq FROM ${s}.queue c WHERE c.group_name = g AND c.visible_at <= t
+          ORDER BY c.visible_at, c.seq LIMIT take FOR UPDATE SKIP LOCKED) c
     WHERE q.seq = c.seq
     RETURNING q.seq, q.message_id, q.topic, q.headers, q.body, q.attempts, q.order_key;
+  IF per_second IS NOT NULL THEN
+    GET DIAGNOSTICS n = ROW_COUNT;
+    UPDATE ${s}.groups x SET rate_tokens = tokens - n, rate_at = t WHERE x.group_name = g;
+  END IF;
 END $$;
 
 -- Acks keyed rows: deletes each row still held by its claim and frees its key's place, in key order (so two

@@ -19,7 +19,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
       `SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'queue'
                         AND column_name = 'due_at')
           AND to_regprocedure($2) IS NOT NULL AS ready`,
-      [schema, `${schema}.dead_letter_keyed(bigint,text,text,text,boolean,integer)`],
+      [schema, `${schema}.claim(text,text,bigint,integer,double precision)`],
     )
     if (keyed.rows[0]?.ready !== true) {
       await client.query(keysSql(schema))

@@ -234,8 +234,11 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
   function sourceFor(
     group: string,
     ordering: ResolvedKeyOrdering,
+    maxPerSecond: number | undefined,
     wake: WakeSignal,
   ): PullSource<PgPulled> & { stop(): void } {
+    // With a rate limit a claim may find rows but no tokens: then wait for the next token, not the next row.
+    let rateWaitUntil = 0
     const holdKeys = ordering.afterDeadLetter === 'hold'
     const consumerId = uuidV7()
     const claimed = new Map<string, string>()
@@ -252,7 +255,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     return {
       async fetch(max) {
         const token = `${consumerId}:${++claims}`
-        const result = await pool.query<ClaimedRow>({ ...sql.claim, values: [group, token, leaseMs, max] })
+        const result = await pool.query<ClaimedRow>({
+          ...sql.claim,
+          values: [group, token, leaseMs, max, maxPerSecond ?? null],
+        })
+        if (maxPerSecond !== undefined && result.rows.length === 0)
+          rateWaitUntil = Date.now() + Math.ceil(1_000 / maxPerSecond)
         const rows = result.rows.sort((a, b) => Number(a.seq) - Number(b.seq))
         return rows.map((row) => {
           claimed.set(row.seq, token)
@@ -305,7 +313,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         } catch (err) {
           onError(err)
         }
-        await wake.wait(Math.max(1, wait), signal)
+        await wake.wait(Math.max(1, wait, rateWaitUntil - Date.now()), signal)
       },
       stop() {
         clearInterval(renewTimer)
@@ -337,8 +345,12 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
     async subscribe(spec, handler) {
       assertOpen()
       const ordering = resolveKeyOrdering(spec.ordering)
-      await transport.declareGroup(spec.group, spec.patterns, { ordering })
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, wake))
+      const { maxPerSecond } = spec
+      await transport.declareGroup(spec.group, spec.patterns, {
+        ordering,
+        ...(maxPerSecond === undefined ? {} : { maxPerSecond }),
+      })
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, maxPerSecond, wake))
     },
 
     async close() {
@@ -357,7 +369,10 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
       const ordering = settings?.ordering === undefined ? undefined : resolveKeyOrdering(settings.ordering)
       await pool.query({ ...sql.declareGroup, values: [group, patterns, patterns.map(topicPatternToRegex)] })
       if (ordering !== undefined)
-        await pool.query({ ...sql.groupSettings, values: [group, ordering.concurrency, ordering.afterDeadLetter] })
+        await pool.query({
+          ...sql.groupSettings,
+          values: [group, ordering.concurrency, ordering.afterDeadLetter, settings?.maxPerSecond ?? null],
+        })
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {

@@ -47,7 +47,7 @@ export function statements(s: string, notifyChannel: string | undefined) {
        SELECT item, group_name${notify} FROM routes`,
     ),
     /** Lets due keyed rows join their keys, then claims: $1 group, $2 token, $3 lease ms, $4 limit. */
-    claim: named('claim', `SELECT * FROM ${s}.claim($1, $2, $3, $4)`),
+    claim: named('claim', `SELECT * FROM ${s}.claim($1, $2, $3, $4, $5::float8)`),
     ackKeyed: named('ack-keyed', `SELECT ${s}.ack_keyed($1::bigint[], $2::text[])`),
     deadLetterKeyed: named(
       'dead-letter-keyed',
@@ -64,9 +64,10 @@ export function statements(s: string, notifyChannel: string | undefined) {
     ),
     groupSettings: named(
       'group-settings',
-      `INSERT INTO ${s}.groups (group_name, key_concurrency, after_dead_letter) VALUES ($1, $2, $3)
+      `INSERT INTO ${s}.groups (group_name, key_concurrency, after_dead_letter, max_per_second)
+       VALUES ($1, $2, $3, $4)
        ON CONFLICT (group_name) DO UPDATE SET key_concurrency = excluded.key_concurrency,
-         after_dead_letter = excluded.after_dead_letter`,
+         after_dead_letter = excluded.after_dead_letter, max_per_second = excluded.max_per_second`,
     ),
     /** Milliseconds until the group's next row becomes visible (negative: one is visible now), or null. */
     nextVisible: named(

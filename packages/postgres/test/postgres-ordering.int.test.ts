@@ -16,6 +16,7 @@ describeKeyOrdering('postgres', async () => {
       exportName: 'createPostgresTransport',
       options: { connectionString: url, schema, leaseMs: 1_000, pollIntervalMs: 20 },
     }),
+    rateAcrossProcesses: true,
     cleanup: () => withClient(url, (c) => c.query(`DROP SCHEMA ${schema} CASCADE`)).then(() => {}),
   }
 })

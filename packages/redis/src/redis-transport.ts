@@ -232,7 +232,9 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       assertOpen()
       const ordering = resolveKeyOrdering(spec.ordering)
       await transport.declareGroup(spec.group, spec.patterns, { ordering })
-      return consumers.start(spec, handler, () => createStreamSource(sourceContext, spec.group, ordering))
+      return consumers.start(spec, handler, () =>
+        createStreamSource(sourceContext, spec.group, ordering, spec.maxPerSecond),
+      )
     },
 
     async close() {

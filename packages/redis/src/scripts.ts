@@ -392,6 +392,30 @@ redis.call('HDEL', P .. ':kc', group)
 return 1
 `
 
+/**
+ * Takes up to ARGV[3] tokens from the group's bucket (ARGV: prefix, group, max, per second), by the server's
+ * clock: the bucket holds a tenth of a second's worth, so every process is held to the rate together. Returns
+ * the tokens taken.
+ */
+export const rateTakeLua = `${owns}
+local key, max, rate = ARGV[1] .. ':rate:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, burst = servernow(), math.max(1, rate / 10)
+local b = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = burst
+if b[1] and b[2] then tokens = math.min(burst, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * rate / 1000) end
+local take = math.max(0, math.min(max, math.floor(tokens)))
+redis.call('HSET', key, 'tokens', tostring(tokens - take), 'at', tostring(now))
+return take
+`
+
+/** Gives back tokens taken but not used. ARGV: prefix, group, count, per second. */
+export const rateGiveLua = `
+local key, n, rate = ARGV[1] .. ':rate:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens = tonumber(redis.call('HGET', key, 'tokens') or '0') or 0
+redis.call('HSET', key, 'tokens', tostring(math.min(math.max(1, rate / 10), tokens + n)))
+return 1
+`
+
 /** Defines every script on a connection: `run(name, args)` sends EVALSHA, falling back to EVAL once. */
 export function withScripts(redis: Redis) {
   const scripts = {
@@ -408,6 +432,8 @@ export function withScripts(redis: Redis) {
     purge: purgeLua,
     releaseKey: releaseKeyLua,
     dropKeys: dropKeysLua,
+    rateTake: rateTakeLua,
+    rateGive: rateGiveLua,
   }
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`herald_${name}`, { numberOfKeys: 0, lua })
   // The Buffer variant keeps binary bodies intact in replies.

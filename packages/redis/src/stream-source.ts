@@ -5,6 +5,7 @@ import {
   parseStoredHeaders,
   type ResolvedKeyOrdering,
   type Settlement,
+  sleep,
   succeeded,
   uuidV7,
 } from '@herald/core'
@@ -49,6 +50,7 @@ export function createStreamSource(
   context: StreamSourceContext,
   group: string,
   ordering: ResolvedKeyOrdering,
+  maxPerSecond?: number,
 ): PullSource<RedisPulled> & { stop(): void } {
   const { redis, run, prefix, leaseMs, pollIntervalMs, commandTimeout, onError, blocking } = context
   const streamKey = (name: string) => `${prefix}:q:${name}`
@@ -80,6 +82,9 @@ export function createStreamSource(
     { maxBatch: 500, maxConcurrent: 2 },
   )
   const hold = ordering.afterDeadLetter === 'hold' ? '1' : '0'
+  // With a rate limit, each fetch first takes tokens from the group's bucket in Redis (shared by every process);
+  // with none left it waits for the next one.
+  let rateWaitUntil = 0
   let lastReclaim = 0
   // When the group's next delayed message is due (by the last look), and when we last looked.
   let nextDueAt = 0
@@ -168,7 +173,48 @@ export function createStreamSource(
   }
 
   return {
-    async fetch(max) {
+    async fetch(limit) {
+      let max = limit
+      if (maxPerSecond !== undefined) {
+        max = (await run('rateTake', [prefix, group, limit, maxPerSecond])) as number
+        if (max === 0) {
+          rateWaitUntil = Date.now() + Math.ceil(1_000 / maxPerSecond)
+          return []
+        }
+        const taken = max
+        const fetched = await fetchUpTo(max).catch(async (err: unknown) => {
+          await run('rateGive', [prefix, group, taken, maxPerSecond]).catch(onError)
+          throw err
+        })
+        if (fetched.length < taken) await run('rateGive', [prefix, group, taken - fetched.length, maxPerSecond])
+        return fetched
+      }
+      return fetchUpTo(max)
+    },
+    settle(message, settlement: Settlement) {
+      if (settlement.kind !== 'ack') return settleByScript(message, settlement)
+      // The common case without an async frame of its own. The entry stops being renewed now: if the ack
+      // fails, the lease runs out and the entry is delivered again, as it would be anyway.
+      held.delete(message.entryId)
+      if (message.key !== undefined) return keyedAcker.submit({ id: message.entryId, key: message.key })
+      return acker.submit(message.entryId)
+    },
+    async waitForWork(signal) {
+      // fetch() already blocked in XREADGROUP; look again at once, unless the rate limit says to wait.
+      const wait = rateWaitUntil - Date.now()
+      if (wait > 0) await sleep(wait, signal)
+    },
+    stop() {
+      stopped = true
+      clearInterval(renewTimer)
+      clearTimeout(wakeTimer)
+      blocking.delete(reader)
+      reader.disconnect()
+    },
+  }
+
+  async function fetchUpTo(max: number): Promise<RedisPulled[]> {
+    {
       const now = Date.now()
       // Look at the delayed set when something there is due, or every poll interval for what other
       // processes scheduled; not on every fetch.
@@ -220,24 +266,6 @@ export function createStreamSource(
         for (let i = 0; i < recounted.length; i++) counts.set(recounted[i]!, values[i] ?? null)
       }
       return entries.map((e) => pulled(e.id, e.fields, 1, counts.get(e.id) ?? null))
-    },
-    settle(message, settlement: Settlement) {
-      if (settlement.kind !== 'ack') return settleByScript(message, settlement)
-      // The common case without an async frame of its own. The entry stops being renewed now: if the ack
-      // fails, the lease runs out and the entry is delivered again, as it would be anyway.
-      held.delete(message.entryId)
-      if (message.key !== undefined) return keyedAcker.submit({ id: message.entryId, key: message.key })
-      return acker.submit(message.entryId)
-    },
-    async waitForWork() {
-      // fetch() already blocked in XREADGROUP; look again at once.
-    },
-    stop() {
-      stopped = true
-      clearInterval(renewTimer)
-      clearTimeout(wakeTimer)
-      blocking.delete(reader)
-      reader.disconnect()
-    },
+    }
   }
 }

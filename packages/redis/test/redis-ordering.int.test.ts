@@ -24,6 +24,7 @@ describeKeyOrdering('redis', async () => {
       exportName: 'createRedisTransport',
       options,
     }),
+    rateAcrossProcesses: true,
     cleanup: async () => {},
   }
 })

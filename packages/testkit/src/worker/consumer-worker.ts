@@ -31,7 +31,13 @@ const spec = {
 
 async function handle(envelope: Envelope, delivery: Delivery): Promise<void> {
   deliveries++
-  emit({ event: 'delivered', id: envelope.id, attempt: delivery.attempt, pid: process.pid })
+  emit({
+    event: 'delivered',
+    id: envelope.id,
+    attempt: delivery.attempt,
+    pid: process.pid,
+    at: performance.timeOrigin + performance.now(),
+  })
   const body = decoder.decode(envelope.body)
   if (config.crashOnBodyContaining !== undefined && body.includes(config.crashOnBodyContaining)) {
     process.kill(process.pid, 'SIGKILL')

@@ -43,6 +43,8 @@ export interface WorkerEvent {
   readonly attempt?: number
   readonly body?: string
   readonly pid: number
+  /** When the event happened in the worker, epoch ms with a fraction (`performance.timeOrigin + now()`). */
+  readonly at?: number
 }
 
 export interface ConsumerWorker {
