@@ -48,9 +48,17 @@ local function fields(key, id)
 end
 
 -- Per-key order (docs/decisions/0012): P:kc group -> per-key concurrency; P:ka:<group> key -> messages in play;
--- P:kh:<group> key -> the dead letter holding it; P:kw:<group>\\n<key> the tokens of messages waiting, in order
--- (their fields in P:dd:<group>, bodies in P:db:<group>); P:kn group -> how many wait.
-local function kconc(P, group) return tonumber(redis.call('HGET', P .. ':kc', group) or '1') or 1 end
+-- P:kh:<group> key -> the dead letter holding it; P:kw:<group>\\n<key> the messages waiting, in order (each
+-- packed with cmsgpack: id, topic, headers, body); P:kn group -> how many wait.
+local kc_cache = {}
+local function kconc(P, group)
+  local c = kc_cache[group]
+  if c == nil then
+    c = tonumber(redis.call('HGET', P .. ':kc', group) or '1') or 1
+    kc_cache[group] = c
+  end
+  return c
+end
 local function waitkey(P, group, key) return P .. ':kw:' .. group .. '\\n' .. key end
 -- A keyed message new to its group: into the stream while its key has room, else it waits behind the key.
 local function admit(P, group, key, m, body)
@@ -59,10 +67,8 @@ local function admit(P, group, key, m, body)
     redis.call('XADD', P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'k', key)
     redis.call('HINCRBY', P .. ':ka:' .. group, key, 1)
   else
-    local token = 'w:' .. redis.call('INCR', P .. ':kseq')
-    redis.call('HSET', P .. ':dd:' .. group, token, cjson.encode({ i = m.i, t = m.t, h = m.h, a = '0', k = key }))
-    redis.call('HSET', P .. ':db:' .. group, token, body)
-    redis.call('RPUSH', waitkey(P, group, key), token)
+    -- One list element per waiting message: id, topic, headers and body packed together (binary-safe).
+    redis.call('RPUSH', waitkey(P, group, key), cmsgpack.pack(m.i, m.t, m.h, body))
     redis.call('HINCRBY', P .. ':kn', group, 1)
   end
 end
@@ -72,21 +78,22 @@ local function admit_waiting(P, group, key)
   local active = tonumber(redis.call('HGET', akey, key) or '0') or 0
   if redis.call('HEXISTS', P .. ':kh:' .. group, key) == 0 then
     local c = kconc(P, group)
+    local admitted = 0
     while active < c do
-      local token = redis.call('LINDEX', wkey, 0)
-      if not token then break end
-      local data = redis.call('HGET', P .. ':dd:' .. group, token)
-      local body = redis.call('HGET', P .. ':db:' .. group, token)
-      if data and body then
-        local m = cjson.decode(data)
-        redis.call('XADD', P .. ':q:' .. group, '*', 'i', m.i, 't', m.t, 'h', m.h, 'b', body, 'k', key)
+      local packed = redis.call('LINDEX', wkey, 0)
+      if not packed then break end
+      local ok, i, t, h, b = pcall(cmsgpack.unpack, packed)
+      if ok and i and t and h and b then
+        redis.call('XADD', P .. ':q:' .. group, '*', 'i', i, 't', t, 'h', h, 'b', b, 'k', key)
         active = active + 1
-        redis.call('HSET', akey, key, active)
       end
+      -- Written to the stream first, then taken off the list: a failure in between delivers it twice but never loses it.
       redis.call('LPOP', wkey)
-      redis.call('HINCRBY', P .. ':kn', group, -1)
-      redis.call('HDEL', P .. ':dd:' .. group, token)
-      redis.call('HDEL', P .. ':db:' .. group, token)
+      admitted = admitted + 1
+    end
+    if admitted > 0 then
+      redis.call('HINCRBY', P .. ':kn', group, -admitted)
+      if active > 0 then redis.call('HSET', akey, key, active) end
     end
   end
   if active <= 0 then redis.call('HDEL', akey, key) end
