@@ -1,6 +1,6 @@
 import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery } from './dead-letter.js'
 import type { Envelope } from './envelope.js'
-import type { KeyOrdering } from './ordering.js'
+import type { KeyAdmin, KeyOrdering } from './ordering.js'
 import type { PublishOptions, Transport } from './transport.js'
 
 /** Durable delayed delivery: the envelopes are routed now and handed out no earlier than `deliverAt` (epoch ms). */
@@ -89,6 +89,15 @@ export interface HealthReport {
 export interface HealthCheck {
   checkHealth(): Promise<HealthReport>
 }
+
+/** Every capability a durable, key-ordering transport offers (SQLite, PostgreSQL, Redis). */
+export type DurableTransport = Transport &
+  Scheduler &
+  DeadLetterStore &
+  TopologyAdmin &
+  TopologyDescriber &
+  KeyAdmin &
+  HealthCheck
 
 function hasMethods(value: unknown, names: readonly string[]): boolean {
   if (typeof value !== 'object' || value === null) return false

@@ -13,6 +13,7 @@ export {
 } from './bus.js'
 export {
   type DeadLetterStore,
+  type DurableTransport,
   type GroupInfo,
   type GroupSettings,
   type GroupTopology,
@@ -125,6 +126,7 @@ export { type AttemptOptions, attempts } from './middleware/attempts.js'
 export {
   type AfterDeadLetter,
   defaultKeyOrdering,
+  groupSettingsOf,
   type HeldKey,
   isKeyAdmin,
   type KeyAdmin,

@@ -1,7 +1,8 @@
+import type { GroupSettings } from './capabilities.js'
 import type { Envelope } from './envelope.js'
 import { HeaderNames } from './envelope.js'
 import { ConfigurationError } from './errors.js'
-import type { Transport } from './transport.js'
+import type { SubscriptionSpec, Transport } from './transport.js'
 
 /** What a group does with a key whose message was dead-lettered. */
 export type AfterDeadLetter = 'continue' | 'hold'
@@ -39,6 +40,16 @@ export function resolveKeyOrdering(input: KeyOrdering | undefined): ResolvedKeyO
   if (afterDeadLetter !== 'continue' && afterDeadLetter !== 'hold')
     throw new ConfigurationError('ordering.afterDeadLetter', 'must be "continue" or "hold"')
   return { concurrency, afterDeadLetter }
+}
+
+/** What a subscription asks of its group: the resolved ordering, and the settings to store with the group. */
+export function groupSettingsOf(spec: SubscriptionSpec): {
+  readonly ordering: ResolvedKeyOrdering
+  readonly settings: GroupSettings
+} {
+  const ordering = resolveKeyOrdering(spec.ordering)
+  const { maxPerSecond } = spec
+  return { ordering, settings: maxPerSecond === undefined ? { ordering } : { ordering, maxPerSecond } }
 }
 
 /** Longest key a bus publishes (characters): keys are indexed and named in every store. */

@@ -9,6 +9,7 @@ import {
   type Envelope,
   type GroupInfo,
   type GroupSettings,
+  groupSettingsOf,
   type HealthCheck,
   type HeldKey,
   type KeyAdmin,
@@ -344,13 +345,9 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
 
     async subscribe(spec, handler) {
       assertOpen()
-      const ordering = resolveKeyOrdering(spec.ordering)
-      const { maxPerSecond } = spec
-      await transport.declareGroup(spec.group, spec.patterns, {
-        ordering,
-        ...(maxPerSecond === undefined ? {} : { maxPerSecond }),
-      })
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, maxPerSecond, wake))
+      const { ordering, settings } = groupSettingsOf(spec)
+      await transport.declareGroup(spec.group, spec.patterns, settings)
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, spec.maxPerSecond, wake))
     },
 
     async close() {

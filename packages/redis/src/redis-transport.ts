@@ -8,22 +8,17 @@ import {
   createConsumerSet,
   type DeadLetter,
   type DeadLetterFilter,
-  type DeadLetterStore,
+  type DurableTransport,
   type Envelope,
   type GroupInfo,
   type GroupSettings,
-  type HealthCheck,
+  groupSettingsOf,
   type HeldKey,
-  type KeyAdmin,
   matchesDeadLetterFilter,
   NoRouteError,
   orderingKeyOf,
   resolveKeyOrdering,
-  type Scheduler,
   succeeded,
-  type TopologyAdmin,
-  type TopologyDescriber,
-  type Transport,
   TransportClosedError,
   toBuffer,
   uuidV7,
@@ -60,13 +55,7 @@ export interface RedisTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type RedisTransport = Transport &
-  Scheduler &
-  DeadLetterStore &
-  TopologyAdmin &
-  TopologyDescriber &
-  KeyAdmin &
-  HealthCheck
+export type RedisTransport = DurableTransport
 
 function positive(field: string, value: number): number {
   if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(field, 'must be a positive number')
@@ -230,8 +219,8 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
 
     async subscribe(spec, handler) {
       assertOpen()
-      const ordering = resolveKeyOrdering(spec.ordering)
-      await transport.declareGroup(spec.group, spec.patterns, { ordering })
+      const { ordering, settings } = groupSettingsOf(spec)
+      await transport.declareGroup(spec.group, spec.patterns, settings)
       return consumers.start(spec, handler, () =>
         createStreamSource(sourceContext, spec.group, ordering, spec.maxPerSecond),
       )

@@ -4,12 +4,11 @@ import {
   burstOf,
   ConfigurationError,
   createConsumerSet,
-  type DeadLetterStore,
+  type DurableTransport,
   type Envelope,
   type GroupInfo,
   type GroupSettings,
-  type HealthCheck,
-  type KeyAdmin,
+  groupSettingsOf,
   NoRouteError,
   orderingKeyOf,
   type PulledMessage,
@@ -17,12 +16,8 @@ import {
   parseStoredHeaders,
   type ResolvedKeyOrdering,
   resolveKeyOrdering,
-  type Scheduler,
   type Settlement,
   storedBody,
-  type TopologyAdmin,
-  type TopologyDescriber,
-  type Transport,
   TransportClosedError,
   toBuffer,
   uuidV7,
@@ -50,13 +45,7 @@ export interface SqliteTransportOptions {
   readonly onError?: (err: unknown) => void
 }
 
-export type SqliteTransport = Transport &
-  Scheduler &
-  DeadLetterStore &
-  TopologyAdmin &
-  TopologyDescriber &
-  KeyAdmin &
-  HealthCheck
+export type SqliteTransport = DurableTransport
 
 interface EncodedRow {
   readonly id: string
@@ -279,13 +268,9 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async subscribe(spec, handler) {
       assertOpen()
-      const ordering = resolveKeyOrdering(spec.ordering)
-      const { maxPerSecond } = spec
-      await transport.declareGroup(spec.group, spec.patterns, {
-        ordering,
-        ...(maxPerSecond === undefined ? {} : { maxPerSecond }),
-      })
-      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, maxPerSecond, wake))
+      const { ordering, settings } = groupSettingsOf(spec)
+      await transport.declareGroup(spec.group, spec.patterns, settings)
+      return consumers.start(spec, handler, (wake) => sourceFor(spec.group, ordering, spec.maxPerSecond, wake))
     },
 
     async close() {
