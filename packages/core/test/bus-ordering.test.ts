@@ -21,7 +21,7 @@ describe('bus ordering', () => {
       bus.on(Deposited, async (message) => {
         expect(message.partitionKey).toBe(message.data.account)
         // Uneven work, so that the two consumers would overtake each other without ordering.
-        if (message.data.n % 3 === 0) await new Promise((done) => setTimeout(done, 1))
+        if (message.data.n % 3 === 0) await new Promise((done) => setImmediate(done))
         seen.set(message.data.account, [...(seen.get(message.data.account) ?? []), message.data.n])
         if (++total === 200) finish()
       })

@@ -173,23 +173,19 @@ export function createStreamSource(
   }
 
   return {
-    async fetch(limit) {
-      let max = limit
-      if (maxPerSecond !== undefined) {
-        max = (await run('rateTake', [prefix, group, limit, maxPerSecond])) as number
-        if (max === 0) {
-          rateWaitUntil = Date.now() + Math.ceil(1_000 / maxPerSecond)
-          return []
-        }
-        const taken = max
-        const fetched = await fetchUpTo(max).catch(async (err: unknown) => {
-          await run('rateGive', [prefix, group, taken, maxPerSecond]).catch(onError)
-          throw err
-        })
-        if (fetched.length < taken) await run('rateGive', [prefix, group, taken - fetched.length, maxPerSecond])
-        return fetched
+    async fetch(max) {
+      if (maxPerSecond === undefined) return fetchUpTo(max)
+      const taken = (await run('rateTake', [prefix, group, max, maxPerSecond])) as number
+      if (taken === 0) {
+        rateWaitUntil = Date.now() + Math.ceil(1_000 / maxPerSecond)
+        return []
       }
-      return fetchUpTo(max)
+      const fetched = await fetchUpTo(taken).catch(async (err: unknown) => {
+        await run('rateGive', [prefix, group, taken, maxPerSecond]).catch(onError)
+        throw err
+      })
+      if (fetched.length < taken) await run('rateGive', [prefix, group, taken - fetched.length, maxPerSecond])
+      return fetched
     },
     settle(message, settlement: Settlement) {
       if (settlement.kind !== 'ack') return settleByScript(message, settlement)
@@ -213,59 +209,58 @@ export function createStreamSource(
     },
   }
 
+  /** Moves due delays in, takes back entries whose lease ran out, else reads new entries: up to `max`. */
   async function fetchUpTo(max: number): Promise<RedisPulled[]> {
-    {
-      const now = Date.now()
-      // Look at the delayed set when something there is due, or every poll interval for what other
-      // processes scheduled; not on every fetch.
-      if (now >= nextDueAt || now - lastMove >= pollIntervalMs) {
-        lastMove = now
-        const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
-        nextDueAt = untilDue < 0 ? Number.POSITIVE_INFINITY : now + Math.max(1, untilDue)
-      }
-      const untilDue = nextDueAt - now
-      if (now - lastReclaim >= leaseMs / 4) {
-        lastReclaim = now
-        const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
-        const taken: RedisPulled[] = []
-        for (let i = 0; i + 3 < flat.length; i += 4) {
-          const fields = toFields(flat[i + 2] as Buffer[])
-          taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1])), String(flat[i + 3])))
-        }
-        if (taken.length > 0) return taken
-      }
-      if (stopped) return []
-      // BLOCK takes whole milliseconds: a fractional one is a command error (and the consumer would back off).
-      const block = Math.max(1, Math.ceil(Math.min(pollIntervalMs, untilDue)))
-      // Redis checks a blocked read's timeout only on its own timer (10 times a second by default), so a read cut
-      // short for a due retry is woken by us, on time, rather than left to time out up to 100 ms late.
-      blockEndsAt = Date.now() + block + 1
-      if (untilDue < pollIntervalMs) wakeReaderAt(nextDueAt)
-      const reply = (await reader
-        .callBuffer('XREADGROUP', [
-          'GROUP',
-          'herald',
-          consumer,
-          'COUNT',
-          max,
-          'BLOCK',
-          block,
-          'STREAMS',
-          streamKey(group),
-          '>',
-        ])
-        .finally(() => {
-          blockEndsAt = 0
-        })) as [Buffer, [Buffer, Buffer[]][]][] | null
-      const entries = (reply?.[0]?.[1] ?? []).map(([id, list]) => ({ id: id.toString(), fields: toFields(list) }))
-      // Entries re-added after earlier deliveries (retries, hand-backs) carry `r`: their count is in Herald's hash.
-      const recounted = entries.filter((e) => e.fields.has('r')).map((e) => e.id)
-      const counts = new Map<string, string | null>()
-      if (recounted.length > 0) {
-        const values = await redis.hmget(`${prefix}:a:${group}`, ...recounted)
-        for (let i = 0; i < recounted.length; i++) counts.set(recounted[i]!, values[i] ?? null)
-      }
-      return entries.map((e) => pulled(e.id, e.fields, 1, counts.get(e.id) ?? null))
+    const now = Date.now()
+    // Look at the delayed set when something there is due, or every poll interval for what other
+    // processes scheduled; not on every fetch.
+    if (now >= nextDueAt || now - lastMove >= pollIntervalMs) {
+      lastMove = now
+      const untilDue = (await run('moveDue', [prefix, group, now, 1_000])) as number
+      nextDueAt = untilDue < 0 ? Number.POSITIVE_INFINITY : now + Math.max(1, untilDue)
     }
+    const untilDue = nextDueAt - now
+    if (now - lastReclaim >= leaseMs / 4) {
+      lastReclaim = now
+      const flat = (await run('reclaim', [prefix, group, consumer, leaseMs, max], true)) as (Buffer | Buffer[])[]
+      const taken: RedisPulled[] = []
+      for (let i = 0; i + 3 < flat.length; i += 4) {
+        const fields = toFields(flat[i + 2] as Buffer[])
+        taken.push(pulled(String(flat[i]), fields, Number(String(flat[i + 1])), String(flat[i + 3])))
+      }
+      if (taken.length > 0) return taken
+    }
+    if (stopped) return []
+    // BLOCK takes whole milliseconds: a fractional one is a command error (and the consumer would back off).
+    const block = Math.max(1, Math.ceil(Math.min(pollIntervalMs, untilDue)))
+    // Redis checks a blocked read's timeout only on its own timer (10 times a second by default), so a read cut
+    // short for a due retry is woken by us, on time, rather than left to time out up to 100 ms late.
+    blockEndsAt = Date.now() + block + 1
+    if (untilDue < pollIntervalMs) wakeReaderAt(nextDueAt)
+    const reply = (await reader
+      .callBuffer('XREADGROUP', [
+        'GROUP',
+        'herald',
+        consumer,
+        'COUNT',
+        max,
+        'BLOCK',
+        block,
+        'STREAMS',
+        streamKey(group),
+        '>',
+      ])
+      .finally(() => {
+        blockEndsAt = 0
+      })) as [Buffer, [Buffer, Buffer[]][]][] | null
+    const entries = (reply?.[0]?.[1] ?? []).map(([id, list]) => ({ id: id.toString(), fields: toFields(list) }))
+    // Entries re-added after earlier deliveries (retries, hand-backs) carry `r`: their count is in Herald's hash.
+    const recounted = entries.filter((e) => e.fields.has('r')).map((e) => e.id)
+    const counts = new Map<string, string | null>()
+    if (recounted.length > 0) {
+      const values = await redis.hmget(`${prefix}:a:${group}`, ...recounted)
+      for (let i = 0; i < recounted.length; i++) counts.set(recounted[i]!, values[i] ?? null)
+    }
+    return entries.map((e) => pulled(e.id, e.fields, 1, counts.get(e.id) ?? null))
   }
 }
