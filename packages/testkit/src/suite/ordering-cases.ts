@@ -383,7 +383,7 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
       const running = new Map<string, number>()
       const most = new Map<string, number>()
       // Each handler waits until its key has `limit` running (or the key's last messages are left), then all go.
-      const gates = new Map<string, { open: () => void; promise: Promise<void> }>()
+      const gates = new Map<string, { release: () => void; promise: Promise<void> }>()
       const remaining = new Map<string, number>([
         ['a', 9],
         ['b', 9],
@@ -391,11 +391,11 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
       const gateFor = (key: string) => {
         let gate = gates.get(key)
         if (gate === undefined) {
-          let open!: () => void
+          let release!: () => void
           const promise = new Promise<void>((resolve) => {
-            open = resolve
+            release = resolve
           })
-          gate = { open, promise }
+          gate = { release, promise }
           gates.set(key, gate)
         }
         return gate
@@ -411,7 +411,7 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
           const gate = gateFor(key)
           if (now >= Math.min(limit, remaining.get(key)!)) {
             gates.delete(key)
-            gate.open()
+            gate.release()
           }
           await gate.promise
           running.set(key, running.get(key)! - 1)
