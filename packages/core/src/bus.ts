@@ -1,3 +1,4 @@
+import { type Clock, isoClock, systemClock } from './clock.js'
 import { type Codec, createJsonCodec } from './codec.js'
 import { checkRate } from './consumer/rate-limiter.js'
 import {
@@ -109,6 +110,11 @@ export interface BusOptions {
    * the same `id` (consumers see a duplicate id, never a second event). Commands are recorded with `commands: true`.
    */
   readonly audit?: { readonly store: EventStore; readonly commands?: boolean }
+  /**
+   * Whose time the bus reads: the CloudEvents `time`, ids, `delayMs`, handler timeouts and immediate retries.
+   * Default: the system's. Give the transport the same clock.
+   */
+  readonly clock?: Clock
 }
 
 /** Registers handlers for one group. Handlers must be registered before `start()`. */
@@ -185,18 +191,6 @@ const publishOptionSets: readonly PublishOptions[] = [
 
 function publishOptionsFor(mandatory: boolean, withinHandler: boolean): PublishOptions {
   return publishOptionSets[(mandatory ? 1 : 0) + (withinHandler ? 2 : 0)]!
-}
-
-// The CloudEvents `time` of the current millisecond, formatted once per millisecond rather than once per message.
-let clockMs = Number.NaN
-let clockIso = ''
-function isoNow(): string {
-  const now = Date.now()
-  if (now !== clockMs) {
-    clockMs = now
-    clockIso = new Date(now).toISOString()
-  }
-  return clockIso
 }
 
 // CR and LF split a header line in text protocols and stored rows; NUL ends a C string in brokers and drivers.
@@ -295,6 +289,9 @@ export function createBus(options: BusOptions): Bus {
   if (!options.service) throw new ConfigurationError('service', 'is required: it names the source and default group')
   if (unsafe.test(options.service)) throw new ConfigurationError('service', 'must not contain CR, LF or NUL')
   const codec = options.codec ?? createJsonCodec()
+  const clock = options.clock ?? systemClock
+  // The CloudEvents `time` of the current millisecond, formatted once per millisecond rather than once per message.
+  const isoNow = isoClock(clock)
   const baseConsumer = options.consumer ?? {}
   // Validated now, so a bad default fails at construction rather than at start().
   resolveConsumer(baseConsumer, {})
@@ -324,7 +321,7 @@ export function createBus(options: BusOptions): Bus {
   ): PreparedMessage {
     checkPublishOptions(publishOptions)
     const body = codec.encode(value)
-    const id = publishOptions.id ?? uuidV7()
+    const id = publishOptions.id ?? uuidV7(clock.now())
     // The caller's headers first: Herald's own names below always win.
     const headers: Record<string, string> = publishOptions.headers === undefined ? {} : { ...publishOptions.headers }
     headers[HeaderNames.specVersion] = '1.0'
@@ -350,7 +347,7 @@ export function createBus(options: BusOptions): Bus {
       publishOptions.deliverAt !== undefined
         ? Number(publishOptions.deliverAt)
         : publishOptions.delayMs !== undefined
-          ? Date.now() + publishOptions.delayMs
+          ? clock.now() + publishOptions.delayMs
           : undefined
     const envelope: Envelope = { id, headers, body }
     const mandatory = contract.kind === 'command'
@@ -399,7 +396,7 @@ export function createBus(options: BusOptions): Bus {
     const sent =
       prepared.deliverAt === undefined
         ? transport.publish(topic, [envelope], publishOptionsFor(prepared.mandatory, withinHandler))
-        : sendPrepared(transport, prepared, { withinHandler })
+        : sendPrepared(transport, prepared, { withinHandler, clock })
     const audit = options.audit
     if (audit !== undefined && (contract.kind === 'event' || audit.commands === true)) {
       return sent.then(() => audit.store.append([{ topic, envelope }])).then(() => envelope.id)
@@ -492,6 +489,7 @@ export function createBus(options: BusOptions): Bus {
           retries: consumer.immediateRetries,
           retryDelayMs: consumer.immediateRetryDelayMs,
           timeoutMs: consumer.handlerTimeoutMs,
+          clock,
         })(dispatcherFor(state))
         subscriptions.push(
           await transport.subscribe(

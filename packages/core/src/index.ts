@@ -29,6 +29,7 @@ export {
   type TopologyDescriber,
   type TopologyDescription,
 } from './capabilities.js'
+export { type Clock, type ClockTimer, isoClock, systemClock } from './clock.js'
 export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
 export {
   type ConsumerSet,

@@ -1,5 +1,6 @@
 import type { PreparedMessage } from './bus.js'
 import { isScheduler } from './capabilities.js'
+import { type Clock, systemClock } from './clock.js'
 import { HeraldError } from './errors.js'
 import type { PublishOptions, Transport } from './transport.js'
 
@@ -10,11 +11,11 @@ import type { PublishOptions, Transport } from './transport.js'
 export async function sendPrepared(
   transport: Transport,
   message: PreparedMessage,
-  { withinHandler = false }: Pick<PublishOptions, 'withinHandler'> = {},
+  { withinHandler = false, clock = systemClock }: Pick<PublishOptions, 'withinHandler'> & { clock?: Clock } = {},
 ): Promise<void> {
   const { topic, envelope, deliverAt } = message
   const options: PublishOptions = { mandatory: message.mandatory, withinHandler }
-  if (deliverAt === undefined || deliverAt <= Date.now()) {
+  if (deliverAt === undefined || deliverAt <= clock.now()) {
     await transport.publish(topic, [envelope], options)
   } else if (isScheduler(transport)) {
     await transport.schedule(topic, [envelope], deliverAt, options)

@@ -38,6 +38,30 @@ describe('postgres faults', () => {
     await Promise.all(open.splice(0).map((t) => t.close()))
   })
 
+  it('forged-stored-attempts: a queue row whose count was set negative around Herald is tried maxAttempts times', async () => {
+    const schema = freshSchema('forged')
+    const t = await transport(schema, { pollIntervalMs: 5, notify: false })
+    await t.declareGroup('g', ['forged.t'])
+    const sent = envelope('forged')
+    await t.publish('forged.t', [sent])
+    await withClient(server().url, (c) => c.query(`UPDATE ${schema}.queue SET attempts = -20`))
+    const attempts: number[] = []
+    await t.subscribe(
+      {
+        group: 'g',
+        patterns: ['forged.t'],
+        retry: { maxAttempts: 3, backoff: { initialMs: 5, maxMs: 5, factor: 1, jitter: 0 } },
+      },
+      async (_envelope, delivery) => {
+        attempts.push(delivery.attempt)
+        throw new Error('always fails')
+      },
+    )
+    await pollUntil(async () => (await t.listDeadLetters()).items.length === 1)
+    expect(attempts).toEqual([1, 2, 3])
+    expect((await t.getDeadLetter(sent.id))?.attempts).toBe(3)
+  })
+
   it('pg-commit-order-gaps: rows committed out of sequence order are delivered; a rolled-back one never', async () => {
     const schema = freshSchema('gaps')
     const publisher = await transport(schema)

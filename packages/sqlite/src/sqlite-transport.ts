@@ -2,6 +2,7 @@ import {
   assertTopic,
   assertTopicPattern,
   burstOf,
+  type Clock,
   ConfigurationError,
   createConsumerSet,
   type DurableTransport,
@@ -18,6 +19,7 @@ import {
   resolveKeyOrdering,
   type Settlement,
   storedBody,
+  systemClock,
   TransportClosedError,
   toBuffer,
   uuidV7,
@@ -43,6 +45,11 @@ export interface SqliteTransportOptions {
   readonly busyTimeoutMs?: number
   /** Errors the consumers survived (a failed settle is retried by lease expiry). Default: ignore. */
   readonly onError?: (err: unknown) => void
+  /**
+   * Whose wall clock leases, due times and rate limits are judged by. Default: the system's. Every process on one
+   * file must agree on the time (docs/sqlite.md); a test passes a manual clock to step it.
+   */
+  readonly clock?: Clock
 }
 
 export type SqliteTransport = DurableTransport
@@ -75,6 +82,7 @@ function positive(field: string, value: number): number {
  */
 export function createSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
   const leaseMs = positive('leaseMs', options.leaseMs ?? 30_000)
+  const clock = options.clock ?? systemClock
   const pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 50)
   const busyTimeoutMs = positive('busyTimeoutMs', options.busyTimeoutMs ?? 5_000)
   const onError = options.onError ?? (() => {})
@@ -117,7 +125,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     const groups = await writer.run(() => {
       const groups = bindings.groupsFor(topic)
       if (groups.length === 0 && mandatory) throw new NoRouteError(topic)
-      const now = Date.now()
+      const now = clock.now()
       // Several rows, or one keyed row (two tables), go in through a nested transaction (a savepoint): a failure
       // half-way stores none of them.
       const single = groups.length * rows.length === 1 && rows[0]?.key === undefined
@@ -151,7 +159,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     let claims = 0
     const renewTimer = setInterval(() => {
       if (claimed.size === 0) return
-      const leaseUntil = Date.now() + leaseMs
+      const leaseUntil = clock.now() + leaseMs
       const held = [...claimed]
       writer
         .run(() => {
@@ -163,7 +171,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     return {
       async fetch(max) {
-        const checked = Date.now()
+        const checked = clock.now()
         const joining = sql.hasJoining.get(group, checked) !== undefined
         if (!joining && sql.hasVisible.get(group, checked) === undefined) return []
         const token = `${consumerId}:${++claims}`
@@ -172,7 +180,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
         const live = JSON.stringify([...new Set(claimed.values())])
         const rows = await writer.run(
           () => {
-            const now = Date.now()
+            const now = clock.now()
             if (joining) keys.joinDue(group, now, bindings.keyConcurrency(group))
             if (maxPerSecond === undefined)
               return sql.claim.all({ token, leaseUntil: now + leaseMs, group, now, limit: max, live })
@@ -203,7 +211,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       },
       async settle(message, settlement: Settlement) {
         const { seq, token } = message
-        const now = Date.now()
+        const now = clock.now()
         // Whatever the outcome, this claim is no longer renewed: if storing it failed, the lease runs out and the
         // message is delivered again. A newer claim of the same row (after a lease was lost) keeps its renewal.
         if (claimed.get(seq) === token) claimed.delete(seq)
@@ -245,7 +253,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       async waitForWork(signal) {
         const visible = sql.nextVisibleAt.get(group)?.due ?? Number.POSITIVE_INFINITY
         const joins = sql.nextJoinAt.get(group)?.due ?? Number.POSITIVE_INFINITY
-        const now = Date.now()
+        const now = clock.now()
         const wait = Math.max(Math.min(pollIntervalMs, Math.min(visible, joins) - now), rateWaitUntil - now)
         await wake.wait(Math.max(1, wait), signal)
       },
@@ -287,7 +295,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
       for (const pattern of patterns) assertTopicPattern(pattern)
       const ordering = settings?.ordering === undefined ? undefined : resolveKeyOrdering(settings.ordering)
       await writer.run(() => {
-        const now = Date.now()
+        const now = clock.now()
         let changed = patterns.reduce((n, pattern) => n + sql.insertBinding.run(group, pattern, now).changes, 0)
         if (ordering !== undefined && bindings.keyConcurrency(group) !== ordering.concurrency) changed++
         if (ordering !== undefined) {
@@ -300,7 +308,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async listGroups(): Promise<readonly GroupInfo[]> {
       assertOpen()
-      const now = Date.now()
+      const now = clock.now()
       const depths = new Map(sql.groupDepths.all({ now }).map((r) => [r.group_name, r]))
       const dead = new Map(sql.groupDeadLetters.all().map((r) => [r.group_name, r.count]))
       const held = keys.heldCounts()
@@ -366,14 +374,14 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
 
     async redriveDeadLetters(filter) {
       assertOpen()
-      const count = await writer.run(() => deadLetters.redrive(filter, Date.now()), atomic)
+      const count = await writer.run(() => deadLetters.redrive(filter, clock.now()), atomic)
       consumers.wakeAll()
       return count
     },
 
     async purgeDeadLetters(filter) {
       assertOpen()
-      const count = await writer.run(() => deadLetters.purge(filter, Date.now()), atomic)
+      const count = await writer.run(() => deadLetters.purge(filter, clock.now()), atomic)
       consumers.wakeAll()
       return count
     },
@@ -386,7 +394,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     async releaseKey(group, key) {
       assertOpen()
       const released = await writer.run(
-        () => keys.release(group, key, Date.now(), bindings.keyConcurrency(group)),
+        () => keys.release(group, key, clock.now(), bindings.keyConcurrency(group)),
         atomic,
       )
       if (released) consumers.wake([group])

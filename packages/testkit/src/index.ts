@@ -3,6 +3,7 @@ export type { HarnessFactory, TransportFeatures, TransportHarness } from './harn
 export { type HeapGrowth, measureHeapGrowth } from './heap-growth.js'
 export { createHistory, type History, type HistoryCheck } from './history.js'
 export { createLatch, type Latch } from './latch.js'
+export { createManualClock, type ManualClock } from './manual-clock.js'
 export { type FaultProxy, type ProxyMode, startFaultProxy } from './servers/fault-proxy.js'
 export { freePort } from './servers/free-port.js'
 export { type PostgresServer, type StartPostgresOptions, startPostgres } from './servers/postgres.js'

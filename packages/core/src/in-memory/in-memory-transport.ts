@@ -7,6 +7,7 @@ import type {
   TopologyAdmin,
   TopologyDescriber,
 } from '../capabilities.js'
+import { type Clock, type ClockTimer, systemClock } from '../clock.js'
 import { createRateLimiters, pullConsumerOptions } from '../consumer/consumer-set.js'
 import { type PulledMessage, type PullSource, type Settlement, startPullConsumer } from '../consumer/pull-consumer.js'
 import { createWakeSignal, type WakeSignal } from '../consumer/wake-signal.js'
@@ -44,6 +45,8 @@ export interface InMemoryTransportOptions {
    * longer outlive the young generation and cost the garbage collector (docs/decisions/0011).
    */
   readonly maxQueueDepth?: number
+  /** Whose time decides when delayed messages and retries are due. Default: the system's. */
+  readonly clock?: Clock
 }
 
 /** An in-process transport with the same semantics as the durable ones, minus durability. */
@@ -110,6 +113,7 @@ type InMemoryPulled = QueuedMessage & PulledMessage
 export function createInMemoryTransport(options: InMemoryTransportOptions = {}): InMemoryTransport {
   const onError = options.onError ?? (() => {})
   const maxQueueDepth = options.maxQueueDepth ?? 1_000
+  const clock = options.clock ?? systemClock
   if (!(Number.isInteger(maxQueueDepth) && maxQueueDepth > 0)) {
     throw new ConfigurationError('maxQueueDepth', 'must be a positive integer')
   }
@@ -122,7 +126,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   let lastDeadLetterSeq = 0
   const subscriptions = new Set<Subscription>()
   const rateFor = createRateLimiters()
-  const timers = new Set<ReturnType<typeof setTimeout>>()
+  const timers = new Set<ClockTimer>()
   let closed = false
 
   function ensureGroup(name: string): GroupState {
@@ -196,7 +200,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
   }
 
   function later(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
+    const timer = clock.setTimer(() => {
       timers.delete(timer)
       fn()
     }, ms)
@@ -208,8 +212,8 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
    * back meanwhile it fires early by the wall clock: then it waits again for what is left.
    */
   function at(deliverAt: number, fn: () => void): void {
-    later(deliverAt - Date.now(), () => {
-      if (Date.now() < deliverAt) at(deliverAt, fn)
+    later(deliverAt - clock.now(), () => {
+      if (clock.now() < deliverAt) at(deliverAt, fn)
       else fn()
     })
   }
@@ -243,7 +247,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     holdBack: boolean,
   ): Promise<void> {
     let wait: Promise<void> | undefined
-    const now = Date.now()
+    const now = clock.now()
     for (const group of targets) {
       for (const envelope of envelopes) {
         const key = orderingKeyOf(envelope)
@@ -297,7 +301,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           return
         }
         const queued = message
-        const now = Date.now()
+        const now = clock.now()
         switch (settlement.kind) {
           case 'release':
             queued.attempt--
@@ -308,7 +312,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
             group.scheduled++
             later(settlement.delayMs, () => {
               group.scheduled--
-              queued.dueSince = Date.now()
+              queued.dueSince = clock.now()
               enqueue(group, queued)
             })
             return
@@ -408,7 +412,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
       if (closed) return
       closed = true
       await Promise.all([...subscriptions].map((s) => s.close()))
-      for (const timer of timers) clearTimeout(timer)
+      for (const timer of timers) timer.cancel()
       timers.clear()
       // Publishers still held back complete (into a transport that delivers no more).
       for (const group of groups.values()) releasePublishers(group, true)
@@ -421,7 +425,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
         key: orderingKeyOf(envelope),
         attempt: 0,
         firstFailedAt: undefined,
-        dueSince: Date.now(),
+        dueSince: clock.now(),
       })
     },
 
@@ -432,7 +436,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
     },
 
     async listGroups(): Promise<readonly GroupInfo[]> {
-      const now = Date.now()
+      const now = clock.now()
       return [...groups.entries()].map(([name, g]) => ({
         group: name,
         patterns: [...g.patterns.keys()],
@@ -505,7 +509,7 @@ export function createInMemoryTransport(options: InMemoryTransportOptions = {}):
           key: orderingKeyOf(letter.envelope),
           attempt: 0,
           firstFailedAt: undefined,
-          dueSince: Date.now(),
+          dueSince: clock.now(),
         }
         // The dead letter holding its key goes first; any other goes behind its key's messages, like a publish.
         const held = heldBy(letter)

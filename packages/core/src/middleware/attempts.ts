@@ -1,3 +1,4 @@
+import { type Clock, type ClockTimer, systemClock } from '../clock.js'
 import { HandlerTimeoutError, isHeraldError } from '../errors.js'
 import type { Delivery, Handler, Middleware } from '../transport.js'
 
@@ -8,6 +9,8 @@ export interface AttemptOptions {
   readonly retryDelayMs: number
   /** A try running longer than this fails with `HandlerTimeoutError` and has its signal aborted. */
   readonly timeoutMs: number
+  /** Whose time the timeouts and pauses run on. Default: the system's. */
+  readonly clock?: Clock
 }
 
 /**
@@ -69,11 +72,11 @@ class Try implements Delivery {
  * A handler that ignores its aborted signal keeps running, but its late outcome settles nothing.
  */
 export function attempts(options: AttemptOptions): Middleware {
-  const { retries, retryDelayMs, timeoutMs } = options
+  const { retries, retryDelayMs, timeoutMs, clock = systemClock } = options
   return (next) => {
     let oldest: Try | undefined
     let newest: Try | undefined
-    let timer: ReturnType<typeof setTimeout> | undefined
+    let timer: ClockTimer | undefined
     /** Deliveries waiting between two tries, with the function that ends the wait. */
     const pausing = new Map<Delivery, () => void>()
     const hooked = new WeakSet<AbortSignal>()
@@ -101,14 +104,14 @@ export function attempts(options: AttemptOptions): Middleware {
 
     function arm(): void {
       if (oldest === undefined) return
-      timer = setTimeout(expire, Math.max(0, oldest.deadline - performance.now()))
+      timer = clock.setTimer(expire, oldest.deadline - clock.monotonic())
       // Running handlers keep the process alive; the timer that watches them need not.
-      timer.unref?.()
+      timer.unref()
     }
 
     function expire(): void {
       timer = undefined
-      const now = performance.now()
+      const now = clock.monotonic()
       while (oldest !== undefined && oldest.deadline <= now) {
         const t = oldest
         unlink(t)
@@ -138,15 +141,15 @@ export function attempts(options: AttemptOptions): Middleware {
           const poison = isHeraldError(error) && error.deadLetterReason !== undefined
           if (poison || tried >= retries || delivery.signal.aborted) return reject(error)
           const wake = () => {
-            clearTimeout(wait)
+            wait.cancel()
             pausing.delete(delivery)
             if (delivery.signal.aborted) reject(error)
             else resolve(run(envelope, delivery, tried + 1))
           }
-          const wait = setTimeout(wake, retryDelayMs)
+          const wait = clock.setTimer(wake, retryDelayMs)
           pausing.set(delivery, wake)
         }
-        const t = new Try(delivery, performance.now() + timeoutMs, failed)
+        const t = new Try(delivery, clock.monotonic() + timeoutMs, failed)
         link(t)
         let handling: Promise<void>
         try {
