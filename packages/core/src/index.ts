@@ -42,6 +42,7 @@ export {
   type PullConsumerOptions,
   type PulledMessage,
   type PullSource,
+  type SettledListener,
   type Settlement,
   settlementOf,
   startPullConsumer,

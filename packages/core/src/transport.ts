@@ -1,3 +1,4 @@
+import type { SettledListener } from './consumer/pull-consumer.js'
 import type { Envelope } from './envelope.js'
 import type { KeyOrdering } from './ordering.js'
 import type { RetryPolicyInput } from './retry-policy.js'
@@ -32,6 +33,13 @@ export interface SubscriptionSpec {
    * together; a transport whose store can (SQLite, PostgreSQL, Redis) holds every process to it together.
    */
   readonly maxPerSecond?: number
+  /**
+   * Told how each delivery ended, once per delivery, as the consumer hands the outcome to the store: acked,
+   * retried (with its delay), dead-lettered (with its reason; deliveries that never reached a handler included),
+   * or released at shutdown. If storing it then fails, the message is delivered and reported again. For
+   * observers (metrics, logs, spans); what it throws goes to the transport's `onError`.
+   */
+  readonly onSettled?: SettledListener
 }
 
 /** Facts about one delivery of an envelope. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  PermanentError,
   type PulledMessage,
   type PullSource,
   resolveRetryPolicy,
@@ -108,5 +109,54 @@ describe('pull consumer', () => {
     expect(seen).toMatchObject({ topic: 't', group: 'g', attempt: 1 })
     store.releaseAll()
     expect((await subscription.close()).abandoned).toBe(0)
+  })
+})
+
+describe('pull consumer outcomes', () => {
+  it('reports each delivery once with the outcome it decided: ack, retry, dead letter, and the one that never ran', async () => {
+    const attempts = [1, 1, 1, 4]
+    let fetched = false
+    const source: PullSource<PulledMessage> = {
+      async fetch() {
+        if (fetched) return []
+        fetched = true
+        return attempts.map((attempt, i) => ({
+          topic: 't',
+          attempt,
+          envelope: { id: `m${i}`, headers: {}, body: new Uint8Array() },
+        }))
+      },
+      settle() {},
+      async waitForWork(signal) {
+        await new Promise((resolve) => (signal.aborted ? resolve(undefined) : setImmediate(resolve)))
+      },
+    }
+    const reported: string[] = []
+    const subscription = startPullConsumer(
+      source,
+      async (envelope) => {
+        if (envelope.id === 'm1') throw new Error('try again')
+        if (envelope.id === 'm2') throw new PermanentError('never')
+      },
+      {
+        group: 'g',
+        maxInFlight: 10,
+        retry: resolveRetryPolicy({ maxAttempts: 3 }),
+        shutdownTimeoutMs: 5_000,
+        onError: () => {},
+        onSettled: (envelope, delivery, settlement) => {
+          const detail = settlement.kind === 'dead-letter' ? `:${settlement.reason}` : ''
+          reported.push(`${envelope.id}@${delivery.attempt} ${settlement.kind}${detail}`)
+        },
+      },
+    )
+    await turns(20)
+    await subscription.close()
+    expect(reported.sort()).toEqual([
+      'm0@1 ack',
+      'm1@1 retry',
+      'm2@1 dead-letter:permanent_error',
+      'm3@4 dead-letter:max_deliveries_exceeded',
+    ])
   })
 })

@@ -1,10 +1,12 @@
 import {
-  decideFailure,
+  type Delivery,
   type Envelope,
   type Handler,
   HeaderNames,
   isHeraldError,
-  resolveRetryPolicy,
+  type SettledListener,
+  type Settlement,
+  type SubscriptionSpec,
   type Transport,
 } from '@herald/core'
 import {
@@ -13,6 +15,7 @@ import {
   isSpanContextValid,
   propagation,
   ROOT_CONTEXT,
+  type Span,
   SpanKind,
   SpanStatusCode,
   type TextMapGetter,
@@ -43,6 +46,24 @@ function withTraceContext(envelope: Envelope, ctx: Context): Envelope {
 }
 
 export type Outcome = 'acked' | 'retried' | 'dead_lettered'
+
+/** The counted outcome of a settlement; none for a delivery handed back at shutdown. */
+function outcomeOf(settlement: Settlement): Outcome | undefined {
+  switch (settlement.kind) {
+    case 'ack':
+      return 'acked'
+    case 'retry':
+      return 'retried'
+    case 'dead-letter':
+      return 'dead_lettered'
+    case 'release':
+      return undefined
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
 
 export interface InstrumentOptions {
   readonly service: string
@@ -116,8 +137,17 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     return child
   }
 
-  function instrumentHandler(group: string, retry: Parameters<typeof resolveRetryPolicy>[0], handler: Handler) {
-    const policy = resolveRetryPolicy(retry)
+  /**
+   * A subscription's observers: the handler wrapper opens the delivery's span and times the handler; the outcome
+   * (counted, logged, and set on the span, which then ends) is what the consumer decided, reported through
+   * `onSettled`: a retry copy that had to be dead-lettered, or a delivery dead-lettered before any handler ran
+   * (`max_deliveries_exceeded`), is counted as what it became.
+   */
+  function instrumentSubscription(
+    spec: SubscriptionSpec,
+    handler: Handler,
+  ): { handler: Handler; onSettled: SettledListener } {
+    const group = spec.group
     const debug = logger.isLevelEnabled('debug')
     // Labelled children, looked up once per type (one map lookup per delivery, no key built): prom-client
     // hashes the label object on every call.
@@ -138,21 +168,22 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
       }
       return children
     }
+    // Built only when something is logged: a pino child per delivery would cost more than the delivery.
+    const logFor = (envelope: Envelope, delivery: Delivery) =>
+      logger.child({
+        messageId: envelope.id,
+        type: envelope.headers[HeaderNames.type] ?? '',
+        group,
+        topic: delivery.topic,
+        correlationId: envelope.headers[HeaderNames.correlationId],
+        causationId: envelope.headers[HeaderNames.causationId],
+        attempt: delivery.attempt,
+      })
+    /** Each delivery's span between its handler starting and its outcome. */
+    const spans = new WeakMap<Delivery, Span>()
+
     const wrapped: Handler = (envelope, delivery) => {
-      const headers = envelope.headers
-      const type = headers[HeaderNames.type] ?? ''
-      const parent = propagation.extract(ROOT_CONTEXT, headers, getter)
-      // Built only when something is logged: a pino child per delivery would cost more than the delivery.
-      const log = () =>
-        logger.child({
-          messageId: envelope.id,
-          type,
-          group,
-          topic: delivery.topic,
-          correlationId: headers[HeaderNames.correlationId],
-          causationId: headers[HeaderNames.causationId],
-          attempt: delivery.attempt,
-        })
+      const parent = propagation.extract(ROOT_CONTEXT, envelope.headers, getter)
       const span = tracer.startSpan(`process ${delivery.topic}`, { kind: SpanKind.CONSUMER }, parent)
       if (span.isRecording())
         span.setAttributes({
@@ -163,40 +194,45 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
           'messaging.consumer.group.name': group,
           'messaging.delivery.attempt': delivery.attempt,
         })
+      spans.set(delivery, span)
       const handle = async () => {
         const started = performance.now()
-        let outcome: Outcome = 'acked'
         try {
           await handler(envelope, delivery)
-          if (debug) log().debug('handled')
+          if (debug) logFor(envelope, delivery).debug('handled')
         } catch (err) {
-          const decision = decideFailure(err, delivery.attempt, policy)
-          const message = redactSecrets(err instanceof Error ? err.message : String(err))
           span.recordException(err as Error)
-          span.setStatus({ code: SpanStatusCode.ERROR, message })
-          if (decision.kind === 'retry') {
-            outcome = 'retried'
-            log().warn({ err: message }, 'handler failed; will retry')
-          } else {
-            outcome = 'dead_lettered'
-            metrics.deadLettered.inc({ service, group, reason: decision.reason })
-            log().error({ err: message, reason: decision.reason }, 'handler failed; dead-lettered')
-          }
+          span.setStatus({ code: SpanStatusCode.ERROR, message: redactSecrets(errorText(err)) })
           throw err
         } finally {
-          const seconds = (performance.now() - started) / 1_000
-          const children = metricsFor(type)
-          children.handled[outcome].inc()
-          children.duration.observe(seconds)
-          span.setAttribute('herald.outcome', outcome)
-          span.end()
+          metricsFor(envelope.headers[HeaderNames.type] ?? '').duration.observe((performance.now() - started) / 1_000)
         }
       }
       // The handler runs with the delivery's span active, so what it publishes (and any instrumented client it
       // calls) joins the trace. With no SDK the span is an empty placeholder and there is no context to carry.
       return isSpanContextValid(span.spanContext()) ? context.with(trace.setSpan(parent, span), handle) : handle()
     }
-    return wrapped
+
+    const onSettled: SettledListener = (envelope, delivery, settlement) => {
+      const span = spans.get(delivery)
+      spans.delete(delivery)
+      const outcome = outcomeOf(settlement)
+      if (outcome !== undefined) metricsFor(envelope.headers[HeaderNames.type] ?? '').handled[outcome].inc()
+      if (settlement.kind === 'retry') {
+        const err = redactSecrets(settlement.error.message)
+        logFor(envelope, delivery).warn({ err, retryInMs: settlement.delayMs }, 'handler failed; will retry')
+      } else if (settlement.kind === 'dead-letter') {
+        metrics.deadLettered.inc({ service, group, reason: settlement.reason })
+        const err = settlement.error === undefined ? undefined : redactSecrets(settlement.error.message)
+        logFor(envelope, delivery).error({ err, reason: settlement.reason }, 'handler failed; dead-lettered')
+      }
+      if (span !== undefined) {
+        span.setAttribute('herald.outcome', outcome ?? 'released')
+        span.end()
+      }
+      spec.onSettled?.(envelope, delivery, settlement)
+    }
+    return { handler: wrapped, onSettled }
   }
 
   // Made once: a proxy that built them per property access would allocate on every publish.
@@ -210,8 +246,10 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
             (target.schedule as (...args: unknown[]) => Promise<void>)(topic, e, deliverAt, publishOptions),
           )
       : undefined
-  const subscribe = (spec: Parameters<Transport['subscribe']>[0], handler: Handler) =>
-    transport.subscribe(spec, instrumentHandler(spec.group, spec.retry, handler))
+  const subscribe = (spec: SubscriptionSpec, handler: Handler) => {
+    const instrumented = instrumentSubscription(spec, handler)
+    return transport.subscribe({ ...spec, onSettled: instrumented.onSettled }, instrumented.handler)
+  }
   const bound = new Map<PropertyKey, unknown>()
   return new Proxy(transport, {
     get(inner, property) {

@@ -108,6 +108,45 @@ describe('observability: metrics, traces and logs around any transport', () => {
     expect(everything).toContain('postgres://app:***@db/orders')
   })
 
+  it('counts what the consumer decided: a delivery dead-lettered before any handler ran is counted and logged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-obs-settled-'))
+    const path = join(dir, 'herald.db')
+    const registry = new Registry()
+    const { lines, logger } = captureLogs()
+    const obs = createObservability({ service: 'orders', registry, logger })
+    const transport = obs.instrument(createSqliteTransport({ path, pollIntervalMs: 10 }))
+    await transport.declareGroup('billing', ['order.placed'])
+    // A row whose three deliveries all ended without an outcome (as if three consumers had crashed in turn).
+    const raw = new Database(path)
+    raw
+      .prepare(
+        `INSERT INTO herald_queue (group_name, message_id, topic, headers, body, visible_at, enqueued_at, attempts)
+         VALUES ('billing', 'crashed-3-times', 'order.placed', ?, ?, ?, ?, 3)`,
+      )
+      .run(JSON.stringify({ type: 'order.placed' }), Buffer.from('{"orderId":"o","n":1}'), Date.now(), Date.now())
+    raw.close()
+    let ran = 0
+    const bus = createBus({ transport, service: 'orders', consumer: { retry: { maxAttempts: 3 } } })
+    bus.group('billing').on(OrderPlaced, async () => {
+      ran++
+    })
+    await bus.start()
+    const dead = () => metricValue(registry, 'herald_dead_lettered_total', { reason: 'max_deliveries_exceeded' })
+    await pollUntil(async () => (await dead()) === 1)
+    await bus.stop()
+    await transport.close()
+    rmSync(dir, { recursive: true, force: true })
+    expect(ran).toBe(0)
+    expect(
+      await metricValue(registry, 'herald_messages_handled_total', { group: 'billing', outcome: 'dead_lettered' }),
+    ).toBe(1)
+    expect(lines.find((l) => l.reason === 'max_deliveries_exceeded')).toMatchObject({
+      messageId: 'crashed-3-times',
+      group: 'billing',
+      attempt: 4,
+    })
+  })
+
   it('carries the trace from a publish to its handler and on to what the handler publishes', async () => {
     exporter.reset()
     const { logger } = captureLogs()

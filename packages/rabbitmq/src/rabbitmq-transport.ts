@@ -260,6 +260,28 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
     return { [X.firstFailedAt]: Number.isFinite(first) ? first : now, [X.lastFailedAt]: now }
   }
 
+  function retryCopy(delivered: Delivered, settlement: Settlement & { kind: 'retry' }, now: number): Options.Publish {
+    return moved(delivered, {
+      ...failureHeaders(delivered, now),
+      [X.attempts]: delivered.attempt,
+      [X.error]: JSON.stringify(settlement.error),
+    })
+  }
+
+  /** A retry whose copy could never be sent is dead-lettered now, rather than failing to settle on every try. */
+  function unsendableRetry(delivered: Delivered, options: Options.Publish): Settlement | undefined {
+    const problem = encodingProblem(options)
+    if (problem === undefined) return undefined
+    const error = { name: 'InvalidHeaderError', message: `cannot be retried: ${problem}` }
+    return { kind: 'dead-letter', reason: 'too_large', error, attempts: delivered.attempt }
+  }
+
+  /** What `settle` will store: observers hear of the dead letter an unsendable retry becomes, not of a retry. */
+  function revise(delivered: Delivered, settlement: Settlement): Settlement {
+    if (settlement.kind !== 'retry') return settlement
+    return unsendableRetry(delivered, retryCopy(delivered, settlement, Date.now())) ?? settlement
+  }
+
   async function settle(delivered: Delivered, queue: string, settlement: Settlement): Promise<void> {
     const { message, channel } = delivered
     const now = Date.now()
@@ -272,22 +294,9 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         return
       case 'retry': {
         const delay = roundDelay(settlement.delayMs)
-        const options = moved(delivered, {
-          ...failureHeaders(delivered, now),
-          [X.attempts]: delivered.attempt,
-          [X.error]: JSON.stringify(settlement.error),
-        })
-        const problem = encodingProblem(options)
-        if (problem !== undefined) {
-          // The retry's copy could never be sent: dead-letter now rather than fail to settle on every try.
-          const error = { name: 'InvalidHeaderError', message: `cannot be retried: ${problem}` }
-          return settle(delivered, queue, {
-            kind: 'dead-letter',
-            reason: 'too_large',
-            error,
-            attempts: delivered.attempt,
-          })
-        }
+        const options = retryCopy(delivered, settlement, now)
+        const revised = unsendableRetry(delivered, options)
+        if (revised !== undefined) return settle(delivered, queue, revised)
         await connection.publish([
           { ...ownCopyTo(queue, delay), content: message.content, options, topic: delivered.topic },
         ])
@@ -384,6 +393,7 @@ export async function createRabbitMqTransport(options: RabbitMqTransportOptions)
         if (delivered.channel !== channel) return
         await settle(delivered, queue, settlement)
       },
+      revise,
       waitForWork(signal) {
         if (buffer.length > 0 || signal.aborted) return Promise.resolve()
         // The consumer's signal is the same for its whole life: hook it once, not once per wait.

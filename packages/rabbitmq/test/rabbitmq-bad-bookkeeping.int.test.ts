@@ -1,4 +1,4 @@
-import { createBus, defineEvent, isHeraldError } from '@herald/core'
+import { createBus, defineEvent, type Handler, isHeraldError, type SubscriptionSpec } from '@herald/core'
 import { createHistory, pollUntil, type RabbitMqServer, startRabbitMq } from '@herald/testkit'
 import amqp from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -84,7 +84,25 @@ describe('rabbitmq: what a plain client sets is advisory at most', () => {
 
   it('oversized-header-table: a plain message whose retry copy cannot be encoded is dead-lettered as too_large; its batch is handled once', async () => {
     const { transport, name } = await setup()
-    const bus = createBus({ transport, service: 'billing', consumer: { ...fast, maxInFlight: 30 } })
+    // What observers hear (metrics, logs): the dead letter the retry became, not a retry.
+    const outcomes = new Map<string, string>()
+    const observed: typeof transport = Object.create(transport, {
+      subscribe: {
+        value: (spec: SubscriptionSpec, handler: Handler) =>
+          transport.subscribe(
+            {
+              ...spec,
+              onSettled: (envelope, _delivery, settlement) =>
+                outcomes.set(
+                  envelope.id,
+                  settlement.kind === 'dead-letter' ? `dead-letter:${settlement.reason}` : settlement.kind,
+                ),
+            },
+            handler,
+          ),
+      },
+    })
+    const bus = createBus({ transport: observed, service: 'billing', consumer: { ...fast, maxInFlight: 30 } })
     const calls = new Map<string, number>()
     bus.on(Order, async (message) => {
       calls.set(message.data.orderId, (calls.get(message.data.orderId) ?? 0) + 1)
@@ -111,6 +129,8 @@ describe('rabbitmq: what a plain client sets is advisory at most', () => {
       await pollUntil(async () => calls.has('fence'))
       for (let i = 0; i < 25; i++) expect(calls.get(`good-${i}`)).toBe(1)
       expect(calls.get('big')).toBe(1)
+      expect(outcomes.get('big-1')).toBe('dead-letter:too_large')
+      expect(outcomes.get('good-0')).toBe('ack')
     } finally {
       await plain.close()
       await bus.stop()

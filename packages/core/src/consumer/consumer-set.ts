@@ -19,6 +19,7 @@ export function pullConsumerOptions(
     onError,
     onClosed,
     ...(rate === undefined ? {} : { rate }),
+    ...(spec.onSettled === undefined ? {} : { onSettled: spec.onSettled }),
   }
 }
 

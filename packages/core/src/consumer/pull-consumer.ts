@@ -36,6 +36,11 @@ export interface PullSource<M extends PulledMessage> {
    * A source that settles in memory may return nothing: the consumer then skips a promise per message.
    */
   settle(message: M, settlement: Settlement): Promise<void> | void
+  /**
+   * The settlement the source will store for this one, if it cannot store it as given: e.g. a retry whose copy
+   * could never be sent becomes a dead letter. Called before `settle`, which then gets the revised settlement.
+   */
+  revise?(message: M, settlement: Settlement): Settlement
   /** Resolves when new messages may be ready, or when `signal` aborts. */
   waitForWork(signal: AbortSignal): Promise<void>
 }
@@ -51,7 +56,12 @@ export interface PullConsumerOptions {
   readonly onClosed?: () => void
   /** Shared by the group's consumers in this process: no claim takes more messages than it has tokens for. */
   readonly rate?: RateLimiter
+  /** Told each delivery's outcome as it is decided (see `SubscriptionSpec.onSettled`). */
+  readonly onSettled?: SettledListener
 }
+
+/** Hears how each delivery ended. */
+export type SettledListener = (envelope: Envelope, delivery: Delivery, settlement: Settlement) => void
 
 const fetchErrorBackoffMs = 500
 const acked: Settlement = { kind: 'ack' }
@@ -121,10 +131,25 @@ export function startPullConsumer<M extends PulledMessage>(
   let slotFreed: (() => void) | undefined
   let allSettled: (() => void) | undefined
   let closed: Promise<CloseReport> | undefined
+  const onSettled = options.onSettled
 
-  async function settleSafely(message: M, settlement: Settlement): Promise<void> {
+  function report(delivery: Claim<M> | M, settlement: Settlement): void {
+    const message = delivery instanceof Claim ? delivery.message : delivery
+    const facts: Delivery =
+      delivery instanceof Claim
+        ? delivery
+        : { topic: message.topic, group: options.group, attempt: message.attempt, signal: abandon.signal }
     try {
-      await source.settle(message, settlement)
+      onSettled?.(message.envelope, facts, settlement)
+    } catch (err) {
+      options.onError(err)
+    }
+  }
+
+  async function settleSafely(message: M | Claim<M>, settlement: Settlement): Promise<void> {
+    if (onSettled !== undefined) report(message, settlement)
+    try {
+      await source.settle(message instanceof Claim ? message.message : message, settlement)
     } catch (err) {
       options.onError(err)
     }
@@ -157,12 +182,14 @@ export function startPullConsumer<M extends PulledMessage>(
     )
   }
 
-  function handled(claim: Claim<M>, settlement: Settlement): void {
+  function handled(claim: Claim<M>, decided: Settlement): void {
     // The handler's slot is free once it returns: the next claim overlaps this settlement (one round trip, or
     // one shared commit, instead of two in a row). The settlement still counts against the unsettled limit.
     handlers--
     // An abandoned message was already handed back at shutdown.
     if (claim.abandoned) return
+    const settlement = source.revise === undefined ? decided : source.revise(claim.message, decided)
+    if (onSettled !== undefined) report(claim, settlement)
     let settling: Promise<void> | void
     try {
       settling = source.settle(claim.message, settlement)
@@ -266,7 +293,7 @@ export function startPullConsumer<M extends PulledMessage>(
       for (const claim of unsettled.splice(0)) {
         claim.abandon()
         abandoned++
-        await settleSafely(claim.message, { kind: 'release' })
+        await settleSafely(claim, { kind: 'release' })
       }
     }
     options.onClosed?.()

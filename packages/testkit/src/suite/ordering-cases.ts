@@ -163,16 +163,24 @@ export function describeKeyOrdering(name: string, setup: () => Promise<OrderingH
           failRate: 0.1,
           echoBody: true,
         }
-        const record = (e: { event: string; id?: string; body?: string }) => {
-          if (e.event === 'delivered') history.delivered(e.id!)
+        let doomedDeliveries = 0
+        const record = (doomed: boolean) => (e: { event: string; id?: string; body?: string }) => {
+          if (e.event === 'delivered') {
+            history.delivered(e.id!)
+            if (doomed) doomedDeliveries++
+          }
           if (e.event === 'completed') {
             log.handled(parse(e.body!))
             history.completed(e.id!)
           }
         }
-        const crashAt = Math.floor(sent.length / 4)
-        const doomed = spawnConsumer({ ...config, crashAtDelivery: crashAt }, record)
-        workers.push(doomed, spawnConsumer(config, record))
+        // The doomed process starts first and the other joins once it is consuming, so it reaches its crash
+        // point even on a loaded machine where the second could otherwise take nearly everything.
+        const crashAt = Math.floor(sent.length / 8)
+        const doomed = spawnConsumer({ ...config, crashAtDelivery: crashAt }, record(true))
+        workers.push(doomed)
+        await waitUntil(() => doomedDeliveries > 0, 'the doomed consumer to start')
+        workers.push(spawnConsumer(config, record(false)))
         const exit = await doomed.exited
         killed = `one of 2 processes (2 consumers) by ${exit.signal} at its delivery ${crashAt}`
         expect(exit.signal).toBe('SIGKILL')
