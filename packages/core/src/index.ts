@@ -168,6 +168,7 @@ export {
   parseStoredHeaders,
   storedBody,
   storedEventFromRow,
+  storedHeadersText,
   toBuffer,
 } from './stored-row.js'
 export { assertTopic, assertTopicPattern, compileTopicPattern, matchesTopic } from './topic-pattern.js'

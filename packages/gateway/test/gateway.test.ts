@@ -150,8 +150,10 @@ describe('@herald/gateway', () => {
     await expect(connect(url, noExp)).rejects.toThrow('refused: 401')
     await expect(connect(url, emptyRole)).rejects.toThrow('refused: 401')
     expect(gateway.stats().refused).toBe(2)
-    // A token good for one more second: the socket opens, then closes with 4001 when the token ends.
-    const shortLived = await signToken(secret, { id: 'r1', role: 'rider' }, { ttlSeconds: 1 })
+    // A short-lived token: the socket opens, then closes with 4001 when the token ends. `exp` counts in whole
+    // seconds from a truncated issue time, so a 1 s token may have almost nothing left when it is checked: 2 s
+    // leaves at least one.
+    const shortLived = await signToken(secret, { id: 'r1', role: 'rider' }, { ttlSeconds: 2 })
     const client = await connect(url, shortLived)
     expect(await client.closed).toBe(CloseCodes.tokenExpired)
     // Nothing reaches it after that.

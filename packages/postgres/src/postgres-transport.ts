@@ -23,6 +23,7 @@ import {
   resolveKeyOrdering,
   type Scheduler,
   type Settlement,
+  storedHeadersText,
   succeeded,
   type TopologyAdmin,
   type TopologyDescriber,
@@ -193,7 +194,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
         itemIndex.push(i)
         topics.push(item.topic)
         ids.push(envelope.id)
-        headers.push(JSON.stringify(envelope.headers))
+        headers.push(storedHeadersText(envelope))
         bodies.push(toBuffer(envelope.body))
         visibleAt.push(item.visibleAt ?? null)
         keys.push(orderingKeyOf(envelope) ?? null)
@@ -271,7 +272,7 @@ export async function createPostgresTransport(options: PostgresTransportOptions)
             topic: row.topic,
             key: row.order_key,
             attempt: row.attempts,
-            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: row.body },
+            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers, row.message_id), body: row.body },
           }
         })
       },

@@ -18,6 +18,7 @@ import {
   NoRouteError,
   orderingKeyOf,
   resolveKeyOrdering,
+  storedHeadersText,
   succeeded,
   TransportClosedError,
   toBuffer,
@@ -162,7 +163,7 @@ export async function createRedisTransport(options: RedisTransportOptions): Prom
       item.envelopes.flatMap((e) => [
         e.id,
         item.topic,
-        JSON.stringify(e.headers),
+        storedHeadersText(e),
         bodyArgument(e.body),
         orderingKeyOf(e) ?? '',
       ]),

@@ -30,10 +30,11 @@ function compareKeys(a: readonly [number, number], b: readonly [number, number])
 
 export function deadLetterFrom(fields: Fields): DeadLetter {
   const error = text(fields, 'e')
+  const id = text(fields, 'i') ?? ''
   return {
     envelope: {
-      id: text(fields, 'i') ?? '',
-      headers: parseStoredHeaders(text(fields, 'h') ?? ''),
+      id,
+      headers: parseStoredHeaders(text(fields, 'h') ?? '', id),
       body: fields.get('b') ?? Buffer.alloc(0),
     },
     topic: text(fields, 't') ?? '',

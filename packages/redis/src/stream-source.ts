@@ -124,6 +124,7 @@ export function createStreamSource(
   function pulled(entryId: string, fields: Fields, deliveries: number, counted: string | null): RedisPulled {
     const base = count(counted)
     held.add(entryId)
+    const id = text(fields, 'i') ?? ''
     return {
       entryId,
       key: text(fields, 'k'),
@@ -131,8 +132,8 @@ export function createStreamSource(
       topic: text(fields, 't') ?? '',
       attempt: base + deliveries,
       envelope: {
-        id: text(fields, 'i') ?? '',
-        headers: parseStoredHeaders(text(fields, 'h') ?? ''),
+        id,
+        headers: parseStoredHeaders(text(fields, 'h') ?? '', id),
         body: fields.get('b') ?? Buffer.alloc(0),
       },
     }

@@ -73,7 +73,7 @@ export function createDeadLetterQueries(
     redrive(filter: DeadLetterFilter, now: number): number {
       for (const letter of selected.all(bind(filter))) {
         const row = { id: letter.message_id, topic: letter.topic, headers: letter.headers, body: letter.body }
-        const key = orderingKeyOf({ id: row.id, headers: parseStoredHeaders(row.headers), body: row.body })
+        const key = orderingKeyOf({ id: row.id, headers: parseStoredHeaders(row.headers, row.id), body: row.body })
         const group = letter.group_name
         if (key === undefined) requeue.run({ group, ...row, now })
         else keys.redrive(group, key, row, now, keyConcurrency(group))
@@ -85,7 +85,7 @@ export function createDeadLetterQueries(
       for (const letter of selectedIds.all(bind(filter))) {
         const key = orderingKeyOf({
           id: letter.message_id,
-          headers: parseStoredHeaders(letter.headers),
+          headers: parseStoredHeaders(letter.headers, letter.message_id),
           body: Buffer.of(),
         })
         if (key !== undefined)

@@ -19,6 +19,7 @@ import {
   resolveKeyOrdering,
   type Settlement,
   storedBody,
+  storedHeadersText,
   systemClock,
   TransportClosedError,
   toBuffer,
@@ -118,7 +119,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
     assertTopic(topic)
     const rows = envelopes.map((e) => ({
       id: e.id,
-      headers: JSON.stringify(e.headers),
+      headers: storedHeadersText(e),
       body: toBuffer(e.body),
       key: orderingKeyOf(e),
     }))
@@ -205,7 +206,11 @@ export function createSqliteTransport(options: SqliteTransportOptions): SqliteTr
             topic: row.topic,
             key: row.order_key,
             attempt: row.attempts,
-            envelope: { id: row.message_id, headers: parseStoredHeaders(row.headers), body: storedBody(row.body) },
+            envelope: {
+              id: row.message_id,
+              headers: parseStoredHeaders(row.headers, row.message_id),
+              body: storedBody(row.body),
+            },
           }
         })
       },
