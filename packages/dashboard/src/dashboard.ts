@@ -8,7 +8,9 @@ import {
   type DeadLetterReason,
   type EventStore,
   isDeadLetterStore,
+  isHealthCheck,
   isHeraldError,
+  isKeyAdmin,
   isTopologyAdmin,
   type Transport,
   uuidV7,
@@ -17,6 +19,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createMetricsSampler, lineChart, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
+import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures } from './operations.js'
 import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, removedRow, tailPage } from './pages.js'
 import { createSessions, readCookie, type Session } from './session.js'
 
@@ -37,6 +40,8 @@ export interface DashboardOptions {
 }
 
 const cookieName = 'herald_dashboard_session'
+/** The dashboard's own temporary groups, one per live tail: never shown as the operator's. */
+const tailGroupPrefix = 'herald-dashboard-'
 /** Readable by the page's own script (never by another site's), which sends it back as `x-csrf-token`. */
 const csrfCookieName = 'herald_dashboard_csrf'
 const htmxPath = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js')
@@ -187,7 +192,72 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     reply.header('content-type', 'text/javascript').header('cache-control', 'no-cache').send(readFileSync(scriptPath)),
   )
 
-  app.get('/', async (request, reply) => {
+  async function overview(): Promise<Overview> {
+    const at = Date.now()
+    const [health, groups, heldKeys] = await Promise.all([
+      isHealthCheck(transport)
+        ? transport.checkHealth().catch((err: unknown) => ({ ok: false, details: { error: String(err) } }))
+        : undefined,
+      isTopologyAdmin(transport) ? transport.listGroups() : undefined,
+      isKeyAdmin(transport) ? transport.listHeldKeys() : undefined,
+    ])
+    // The dashboard's own temporary groups (live tails) are not the operator's.
+    const own = (g: { group: string }) => !g.group.startsWith(tailGroupPrefix)
+    return { transport: transport.name, health, groups: groups?.filter(own), heldKeys, at }
+  }
+
+  app.get('/', async (_request, reply) => page(reply, overviewPage(await overview())))
+  app.get('/overview/figures', async (_request, reply) => page(reply, overviewFigures(await overview())))
+
+  app.post('/keys/release', async (request, reply) => {
+    if (!isKeyAdmin(transport)) return reply.code(404).send()
+    const body = (request.body ?? {}) as Record<string, unknown>
+    const { group, key } = body
+    if (typeof group !== 'string' || group === '' || typeof key !== 'string' || key === '')
+      return text(reply, 400, 'name the group and the key to release')
+    const released = await transport.releaseKey(group, key)
+    return page(
+      reply,
+      released ? html`Released key ${key} of group ${group}.` : html`Key ${key} of group ${group} was not held.`,
+    )
+  })
+
+  app.get('/failures', async (request, reply) => {
+    if (!isDeadLetterStore(transport))
+      return page(reply, layout('Failures', html`<p>${transport.name} keeps no dead letters.</p>`))
+    const group = (request.query as Record<string, unknown>).group
+    const only = typeof group === 'string' && group !== '' ? group : undefined
+    return page(reply, failuresPage(await scanFailures(transport, only), only))
+  })
+
+  // A failure group's dead letters are found again by the same grouping, then acted on 1,000 ids at a time.
+  for (const action of ['redrive', 'purge'] as const) {
+    app.post(`/failures/${action}`, async (request, reply) => {
+      if (!isDeadLetterStore(transport)) return reply.code(404).send()
+      const failure = ((request.body ?? {}) as Record<string, unknown>).failure
+      let group: unknown
+      try {
+        ;[group] = JSON.parse(Buffer.from(String(failure ?? ''), 'base64url').toString('utf8')) as unknown[]
+      } catch {
+        return text(reply, 400, 'the failure group is malformed')
+      }
+      if (typeof group !== 'string' || group === '') return text(reply, 400, 'the failure group is malformed')
+      const ids: string[] = []
+      await scanFailures(transport, group, (letter, key) => {
+        if (key === failure) ids.push(letter.envelope.id)
+      })
+      let count = 0
+      for (let i = 0; i < ids.length; i += 1_000) {
+        const chosen = { group, ids: ids.slice(i, i + 1_000) }
+        count +=
+          action === 'redrive' ? await transport.redriveDeadLetters(chosen) : await transport.purgeDeadLetters(chosen)
+      }
+      const verb = action === 'redrive' ? 'Redrove' : 'Purged'
+      return page(reply, html`${verb} ${count} dead letter${count === 1 ? '' : 's'} of group ${group}.`)
+    })
+  }
+
+  app.get('/tail', async (request, reply) => {
     const pattern = String((request.query as Record<string, unknown>).pattern ?? '#')
     assertTopicPattern(pattern)
     return page(reply, tailPage(pattern))
@@ -199,7 +269,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     assertTopicPattern(pattern)
     if (tails >= maxTails) return reply.code(503).send('too many live tails open\n')
     tails++
-    const group = `herald-dashboard-${uuidV7()}`
+    const group = `${tailGroupPrefix}${uuidV7()}`
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })

@@ -7,7 +7,7 @@ header{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;gap:1.2rem;
 header a{color:#cfe3ff;text-decoration:none} header strong{margin-right:1rem}
 main{padding:1rem} table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 pre{background:#f4f6f8;padding:.6rem;overflow:auto;max-height:24rem} .muted{color:#667} button{cursor:pointer}
-form.inline{display:inline} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
+form.inline{display:inline} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37} .bad{color:#cf222e} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
 `
 
 export function layout(title: string, body: SafeHtml): SafeHtml {
@@ -23,7 +23,7 @@ export function layout(title: string, body: SafeHtml): SafeHtml {
 </head>
 <body>
 <header><strong>Herald</strong>
-<a href="/">Live tail</a><a href="/dead-letters">Dead letters</a><a href="/events">Events</a><a href="/charts">Charts</a>
+<a href="/">Overview</a><a href="/failures">Failures</a><a href="/dead-letters">Dead letters</a><a href="/tail">Live tail</a><a href="/events">Events</a><a href="/charts">Charts</a>
 </header>
 <main>${body}</main>
 </body>
@@ -34,7 +34,7 @@ export function tailPage(pattern: string): SafeHtml {
   return layout(
     'Live tail',
     html`<h1>Live tail</h1>
-<form method="get" action="/"><label>Pattern <input name="pattern" value="${pattern}"></label> <button>Follow</button></form>
+<form method="get" action="/tail"><label>Pattern <input name="pattern" value="${pattern}"></label> <button>Follow</button></form>
 <p class="muted">Messages published to <code>${pattern}</code> while this page is open, newest first.</p>
 <table><thead><tr><th>time</th><th>topic</th><th>type</th><th>id</th><th>payload</th></tr></thead>
 <tbody id="tail" data-pattern="${pattern}"></tbody></table>`,

@@ -35,7 +35,7 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
   try {
     const id = await bus.publish(OrderPlaced, { note: '<img src=x onerror="window.__owned = true">' })
     await pollUntil(async () => (await transport.getDeadLetter(id)) !== undefined)
-    const page = await browser.newPage()
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } })
 
     const refused = await page.goto(`${base}/dead-letters`)
     expect(refused?.status()).toBe(401)
@@ -45,6 +45,19 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     // The login leaves a clean address bar and a session cookie that is not the token.
     expect(page.url()).toBe(`${base}/`)
     for (const cookie of await page.context().cookies()) expect(cookie.value).not.toContain(token)
+    // The overview lands first, and keeps itself current: a second dead letter shows up without a reload.
+    const billing = page.locator('tr[data-group="billing"]')
+    await billing.waitFor()
+    expect(await billing.locator('td').nth(6).textContent()).toBe('1')
+    await bus.publish(OrderPlaced, { note: 'a second one' })
+    await page.locator('tr[data-group="billing"] td:nth-child(7)', { hasText: '2' }).waitFor()
+    await page.screenshot({ path: join(artifacts, 'overview.png'), fullPage: true })
+    await page.goto(`${base}/failures`)
+    await page.locator('#failures tr', { hasText: 'card declined' }).waitFor()
+    expect(await page.locator('#failures tr', { hasText: 'card declined' }).locator('td').first().textContent()).toBe(
+      '2',
+    )
+    await page.screenshot({ path: join(artifacts, 'failures.png'), fullPage: true })
     await page.goto(`${base}/dead-letters`)
     const row = page.locator(`tr[data-id="${id}"]`)
     await row.waitFor()

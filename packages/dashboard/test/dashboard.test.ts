@@ -68,7 +68,7 @@ describe('dashboard', () => {
 
   it('every response forbids framing, referrers and inline script; bad input is a 400, not a 500', async () => {
     app = await createDashboard({ transport, token })
-    for (const url of ['/', '/dead-letters', '/nowhere']) {
+    for (const url of ['/', '/tail', '/failures', '/dead-letters', '/nowhere']) {
       const response = await app.inject({ url, headers: auth })
       const csp = String(response.headers['content-security-policy'])
       expect(csp).toContain("frame-ancestors 'none'")
@@ -77,9 +77,16 @@ describe('dashboard', () => {
       expect(response.headers['x-frame-options']).toBe('DENY')
       expect(response.headers['referrer-policy']).toBe('no-referrer')
     }
-    const page = await app.inject({ url: '/', headers: auth })
+    const page = await app.inject({ url: '/tail', headers: auth })
     expect(page.body).not.toMatch(/<script>(?!<\/script>)/)
-    expect((await app.inject({ url: '/?pattern=a..b', headers: auth })).statusCode).toBe(400)
+    expect((await app.inject({ url: '/tail?pattern=a..b', headers: auth })).statusCode).toBe(400)
+    for (const payload of [{}, { group: 'g' }])
+      expect((await app.inject({ method: 'POST', url: '/keys/release', headers: auth, payload })).statusCode).toBe(400)
+    for (const failure of ['not base64 json', Buffer.from('[1]').toString('base64url')])
+      expect(
+        (await app.inject({ method: 'POST', url: '/failures/redrive', headers: auth, payload: { failure } }))
+          .statusCode,
+      ).toBe(400)
     expect((await app.inject({ url: '/tail/stream?pattern=%23.%23x', headers: auth })).statusCode).toBe(400)
     const malformed = await app.inject({
       method: 'POST',
@@ -126,6 +133,100 @@ describe('dashboard', () => {
     expect(redrive.body).toMatch(/^Redrove 1 dead letter\.<tr id="dl-[\w-]+" hx-swap-oob="delete"><\/tr>$/)
     await handled.wait
     expect(await transport.getDeadLetter(id)).toBeUndefined()
+    await bus.stop()
+  })
+
+  it('overview: every group with its depth, scheduled, on-key, dead-letter and held-key figures, and the health', async () => {
+    app = await createDashboard({ transport, token })
+    await transport.declareGroup('billing', ['order.placed'], { ordering: { afterDeadLetter: 'hold' } })
+    await transport.declareGroup('shipping', ['order.#'])
+    const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0, retry: { maxAttempts: 1 } } })
+    await bus.publish(OrderPlaced, { note: 'k-head' }, { partitionKey: 'k' })
+    await bus.publish(OrderPlaced, { note: 'k-next' }, { partitionKey: 'k' })
+    await bus.publish(OrderPlaced, { note: 'later' }, { delayMs: 3_600_000 })
+    // billing's consumer fails the key's head: the key is held, its next message waits.
+    bus.group('billing', { ordering: { afterDeadLetter: 'hold' } }).on(OrderPlaced, async (message) => {
+      if (message.data.note === 'k-head') throw new PermanentError('no')
+    })
+    await bus.start()
+    await pollUntil(async () => (await transport.listHeldKeys()).length === 1)
+    await bus.stop()
+
+    const response = await app.inject({ url: '/', headers: auth })
+    expect(response.statusCode).toBe(200)
+    const row = (group: string) => response.body.match(new RegExp(`<tr data-group="${group}">([\\s\\S]*?)</tr>`))?.[1]
+    const cells = (group: string) =>
+      [...(row(group) ?? '').matchAll(/<td class="n">([\s\S]*?)<\/td>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ''))
+    // depth, in flight, scheduled, on key, dead letters, held keys, lag
+    expect(cells('billing').slice(0, 6)).toEqual(['2', '0', '1', '1', '1', '1'])
+    // shipping has no consumer: key k's second message waits behind its first there too.
+    expect(cells('shipping').slice(0, 6)).toEqual(['3', '0', '1', '1', '0', '0'])
+    expect(response.body).toContain('healthy')
+    expect(response.body).toContain('hx-get="/overview/figures"')
+    expect(response.body).toMatch(/<table id="held-keys">[\s\S]*<code>k<\/code>/)
+
+    // Releasing the key from the page lets its next message go; the dead letter stays.
+    const release = await app.inject({
+      method: 'POST',
+      url: '/keys/release',
+      headers: auth,
+      payload: { group: 'billing', key: 'k' },
+    })
+    expect(release.body).toBe('Released key k of group billing.')
+    expect(await transport.listHeldKeys()).toEqual([])
+    const figures = await app.inject({ url: '/overview/figures', headers: auth })
+    expect(figures.body).toContain('No key is held by a dead letter.')
+    expect((await transport.listDeadLetters()).items).toHaveLength(1)
+  })
+
+  it('failures: dead letters grouped by cause with ids and numbers masked; redriving one group leaves the others', async () => {
+    app = await createDashboard({ transport, token })
+    const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0, retry: { maxAttempts: 1 } } })
+    let fixed = false
+    const billed: string[] = []
+    bus.group('billing').on(OrderPlaced, async (message) => {
+      const note = message.data.note
+      if (!fixed && note.startsWith('card')) throw new PermanentError(`card declined for order ${note.slice(5)}`)
+      if (note.startsWith('stock')) throw new Error(`no stock for item "${note}"`)
+      billed.push(note)
+    })
+    await bus.start()
+    for (let n = 0; n < 5; n++) await bus.publish(OrderPlaced, { note: `card-${n}` })
+    for (let n = 0; n < 3; n++) await bus.publish(OrderPlaced, { note: `stock-${n}` })
+    await pollUntil(async () => (await transport.listDeadLetters()).items.length === 8)
+
+    const page = await app.inject({ url: '/failures', headers: auth })
+    expect(page.statusCode).toBe(200)
+    const rows = [
+      ...page.body.matchAll(/<tr id="failure-([\w-]+)"><td class="n"><b>(\d+)<\/b>[\s\S]*?<code>([^<]*)<\/code>/g),
+    ]
+    expect(rows.map((r) => [r[2], r[3]])).toEqual([
+      ['5', 'card declined for order &lt;n&gt;'],
+      ['3', 'no stock for item &lt;text&gt;'],
+    ])
+    expect(page.body).toContain('8 dead letters.')
+
+    fixed = true
+    const card = rows[0]![1]!
+    const redrive = await app.inject({
+      method: 'POST',
+      url: '/failures/redrive',
+      headers: auth,
+      payload: { failure: card },
+    })
+    expect(redrive.body).toBe('Redrove 5 dead letters of group billing.')
+    await pollUntil(async () => billed.length === 5)
+    const left = (await transport.listDeadLetters()).items.map((l) => l.error?.message)
+    expect(left).toHaveLength(3)
+    expect(left.every((m) => m?.startsWith('no stock'))).toBe(true)
+    const purge = await app.inject({
+      method: 'POST',
+      url: '/failures/purge',
+      headers: auth,
+      payload: { failure: rows[1]![1]! },
+    })
+    expect(purge.body).toBe('Purged 3 dead letters of group billing.')
+    expect((await transport.listDeadLetters()).items).toHaveLength(0)
     await bus.stop()
   })
 

@@ -1,0 +1,191 @@
+import type { DeadLetter, DeadLetterStore, GroupInfo, HealthReport, HeldKey } from '@herald/core'
+import { html, type SafeHtml } from './html.js'
+import { layout } from './pages.js'
+
+/** What the overview shows: the transport, its health, every group and the keys dead letters hold. */
+export interface Overview {
+  readonly transport: string
+  readonly health: HealthReport | undefined
+  readonly groups: readonly GroupInfo[] | undefined
+  readonly heldKeys: readonly HeldKey[] | undefined
+  /** Epoch ms the figures were read. */
+  readonly at: number
+}
+
+const dash = html`<span class="muted">–</span>`
+
+function figure(value: number | undefined): SafeHtml | number {
+  return value === undefined ? dash : value
+}
+
+/** A lag in time, as an operator reads it: 0, 850 ms, 12 s, 4 min, 3 h. */
+export function duration(ms: number | undefined): SafeHtml | string {
+  if (ms === undefined) return dash
+  if (ms < 1_000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${Math.round(ms / 1_000)} s`
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
+/** The part of the overview that refreshes itself every 2 s. */
+export function overviewFigures(o: Overview): SafeHtml {
+  const health =
+    o.health === undefined
+      ? html`<span class="muted">no health check</span>`
+      : o.health.ok
+        ? html`<b class="ok">healthy</b>`
+        : html`<b class="bad">unhealthy</b> <code>${JSON.stringify(o.health.details)}</code>`
+  const groups =
+    o.groups === undefined
+      ? html`<p class="muted">${o.transport} cannot list its groups.</p>`
+      : html`<table id="groups"><thead><tr><th>group</th><th>patterns</th><th class="n">depth</th><th class="n">in flight</th>
+<th class="n">scheduled</th><th class="n">on key</th><th class="n">dead letters</th><th class="n">held keys</th><th class="n">lag</th></tr></thead>
+<tbody>${o.groups.map(
+          (
+            g,
+          ) => html`<tr data-group="${g.group}"><td><b>${g.group}</b></td><td><code>${g.patterns.join(' ')}</code></td>
+<td class="n">${g.depth}</td><td class="n">${figure(g.inFlight)}</td><td class="n">${figure(g.scheduled)}</td>
+<td class="n">${figure(g.waitingOnKey)}</td>
+<td class="n">${g.deadLetters > 0 ? html`<a class="bad" href="/failures?group=${encodeURIComponent(g.group)}">${g.deadLetters}</a>` : 0}</td>
+<td class="n">${g.heldKeys === undefined ? dash : g.heldKeys > 0 ? html`<b class="bad">${g.heldKeys}</b>` : 0}</td>
+<td class="n">${duration(g.oldestDueAgeMs)}</td></tr>`,
+        )}</tbody></table>`
+  const held =
+    o.heldKeys === undefined
+      ? ''
+      : html`<h2>Held keys</h2>
+${
+  o.heldKeys.length === 0
+    ? html`<p class="muted">No key is held by a dead letter.</p>`
+    : html`<p class="muted">A key of a group with <code>afterDeadLetter: 'hold'</code> waits for its dead letter: redrive it
+(it goes first), purge it, or release the key (its next message goes; the dead letter stays).</p>
+<table id="held-keys"><thead><tr><th>group</th><th>key</th><th>held by</th><th class="n">waiting</th><th></th></tr></thead>
+<tbody>${o.heldKeys.map(
+        (k) => html`<tr><td>${k.group}</td><td><code>${k.key}</code></td>
+<td><a href="/dead-letters/${encodeURIComponent(k.deadLetterId)}?group=${encodeURIComponent(k.group)}">${k.deadLetterId}</a></td>
+<td class="n">${k.waiting}</td>
+<td><button type="button" hx-post="/keys/release" hx-vals='${JSON.stringify({ group: k.group, key: k.key })}' hx-target="#result"
+hx-confirm="${`Release key ${k.key} of group ${k.group}? Its next message goes on; the dead letter stays.`}">Release</button></td></tr>`,
+      )}</tbody></table>`
+}`
+  return html`<div id="figures" hx-get="/overview/figures" hx-trigger="every 2s" hx-swap="outerHTML">
+<p>Transport <b>${o.transport}</b>: ${health} <span class="muted">· read ${new Date(o.at).toISOString()}, refreshed every 2 s</span></p>
+${groups}${held}</div>`
+}
+
+export function overviewPage(o: Overview): SafeHtml {
+  return layout(
+    'Overview',
+    html`<h1>Overview</h1><p id="result" class="muted"></p>${overviewFigures(o)}
+<p class="muted">depth: messages waiting or being handled; on key: keyed messages waiting behind an earlier one of
+their key; lag: how long the oldest due message has waited.</p>`,
+  )
+}
+
+/** Dead letters that failed the same way: one group, one reason, one error type, one message once ids and numbers are masked. */
+export interface FailureGroup {
+  readonly key: string
+  readonly group: string
+  readonly reason: string
+  readonly errorName: string
+  readonly message: string
+  count: number
+  firstSeen: number
+  lastSeen: number
+  readonly sampleId: string
+}
+
+/**
+ * An error message with what varies between messages masked: UUIDs, long hex strings, numbers and quoted
+ * text. `order 42 cannot be billed` and `order 7 cannot be billed` are one failure.
+ */
+export function normalisedMessage(message: string): string {
+  return message
+    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, '<id>')
+    .replace(/\b[0-9a-f]{16,}\b/gi, '<hex>')
+    .replace(/"[^"]*"|'[^']*'/g, '<text>')
+    .replace(/\d+(\.\d+)?/g, '<n>')
+    .slice(0, 300)
+}
+
+export function failureKeyOf(letter: DeadLetter): string {
+  const name = letter.error?.name ?? ''
+  const message = normalisedMessage(letter.error?.message ?? '')
+  return Buffer.from(JSON.stringify([letter.group, letter.reason, name, message])).toString('base64url')
+}
+
+/** Most dead letters one grouping reads: beyond it, the page says it counted only the first ones. */
+export const maxScanned = 200_000
+
+/** Reads every dead letter (a page of 1,000 at a time) matching `group`, and groups them by failure. */
+export async function scanFailures(
+  store: DeadLetterStore,
+  group: string | undefined,
+  visit?: (letter: DeadLetter, key: string) => void,
+): Promise<{ groups: FailureGroup[]; scanned: number; complete: boolean }> {
+  const groups = new Map<string, FailureGroup>()
+  let scanned = 0
+  let cursor: string | undefined
+  do {
+    const page = await store.listDeadLetters({
+      limit: 1_000,
+      ...(group === undefined ? {} : { group }),
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    for (const letter of page.items) {
+      const key = failureKeyOf(letter)
+      visit?.(letter, key)
+      const found = groups.get(key)
+      if (found === undefined) {
+        groups.set(key, {
+          key,
+          group: letter.group,
+          reason: letter.reason,
+          errorName: letter.error?.name ?? '',
+          message: normalisedMessage(letter.error?.message ?? ''),
+          count: 1,
+          firstSeen: letter.deadLetteredAt,
+          lastSeen: letter.deadLetteredAt,
+          sampleId: letter.envelope.id,
+        })
+      } else {
+        found.count++
+        found.firstSeen = Math.min(found.firstSeen, letter.deadLetteredAt)
+        found.lastSeen = Math.max(found.lastSeen, letter.deadLetteredAt)
+      }
+    }
+    scanned += page.items.length
+    cursor = page.nextCursor
+  } while (cursor !== undefined && scanned < maxScanned)
+  return { groups: [...groups.values()].sort((a, b) => b.count - a.count), scanned, complete: cursor === undefined }
+}
+
+export function failuresPage(
+  result: { groups: readonly FailureGroup[]; scanned: number; complete: boolean },
+  group: string | undefined,
+): SafeHtml {
+  return layout(
+    'Failures',
+    html`<h1>Failures by cause</h1>
+<form method="get" action="/failures"><label>Group <input name="group" value="${group ?? ''}"></label> <button>Show</button></form>
+<p class="muted">Dead letters grouped by group, reason, error type and message (ids, numbers and quoted text masked).
+${result.complete ? html`${result.scanned} dead letters.` : html`<b>Counted the first ${result.scanned} dead letters only.</b>`}</p>
+<p id="result" class="muted"></p>
+${
+  result.groups.length === 0
+    ? html`<p>No dead letters.</p>`
+    : html`<table id="failures"><thead><tr><th class="n">count</th><th>group</th><th>reason</th><th>error</th><th>message</th>
+<th>first seen</th><th>last seen</th><th></th></tr></thead><tbody>${result.groups.map(
+        (
+          f,
+        ) => html`<tr id="failure-${f.key}"><td class="n"><b>${f.count}</b></td><td>${f.group}</td><td>${f.reason}</td>
+<td>${f.errorName}</td><td><code>${f.message}</code><br><a class="muted" href="/dead-letters/${encodeURIComponent(f.sampleId)}?group=${encodeURIComponent(f.group)}">an example</a></td>
+<td>${new Date(f.firstSeen).toISOString()}</td><td>${new Date(f.lastSeen).toISOString()}</td>
+<td><button type="button" hx-post="/failures/redrive" hx-vals='${JSON.stringify({ failure: f.key })}' hx-target="#result"
+hx-confirm="${`Redrive the ${f.count} dead letters of group ${f.group} that failed with ${f.reason}${f.errorName === '' ? '' : ` (${f.errorName})`}?`}">Redrive all</button>
+<button type="button" hx-post="/failures/purge" hx-vals='${JSON.stringify({ failure: f.key })}' hx-target="#result"
+hx-confirm="${`Delete the ${f.count} dead letters of group ${f.group} that failed with ${f.reason}? They cannot be recovered.`}">Purge all</button></td></tr>`,
+      )}</tbody></table>`
+}`,
+  )
+}
