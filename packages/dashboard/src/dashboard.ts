@@ -6,6 +6,7 @@ import {
   assertTopicPattern,
   type DeadLetterFilter,
   type DeadLetterReason,
+  type EventFilter,
   type EventStore,
   isDeadLetterStore,
   isHealthCheck,
@@ -20,7 +21,16 @@ import { createMetricsSampler, lineChart, type MetricsSource } from './charts.js
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
 import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures } from './operations.js'
-import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, removedRow, tailPage } from './pages.js'
+import {
+  deadLetterPage,
+  deadLettersPage,
+  type EventSearch,
+  eventsPage,
+  flowPage,
+  layout,
+  removedRow,
+  tailPage,
+} from './pages.js'
 import { createSessions, readCookie, type Session } from './session.js'
 
 export interface DashboardOptions {
@@ -116,6 +126,36 @@ function selectionFrom(fields: Record<string, unknown>): Map<string, string[]> |
     byGroup.set(group, [...(byGroup.get(group) ?? []), id])
   }
   return byGroup
+}
+
+/** The event search form's fields, as given (for the form) and as a query; a string is what was wrong. */
+function eventSearchFrom(
+  q: Record<string, unknown>,
+): { fields: EventSearch; query: EventFilter; before?: number } | string {
+  const field = (name: string) => (typeof q[name] === 'string' && q[name] !== '' ? (q[name] as string) : undefined)
+  const fields: EventSearch = {
+    type: field('type'),
+    source: field('source'),
+    correlationId: field('correlationId'),
+    since: field('since'),
+    until: field('until'),
+  }
+  const query: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {}
+  if (fields.type !== undefined) query.types = fields.type.split(/[\s,]+/).filter((t) => t !== '')
+  if (fields.source !== undefined) query.source = fields.source
+  if (fields.correlationId !== undefined) query.correlationId = fields.correlationId
+  for (const bound of ['since', 'until'] as const) {
+    const value = fields[bound]
+    if (value === undefined) continue
+    const ms = Date.parse(value)
+    if (!Number.isFinite(ms)) return `"${bound}" is not a time: ${value} (ISO 8601, e.g. 2026-12-01T09:00:00Z)`
+    query[bound] = ms
+  }
+  const cursor = field('before')
+  if (cursor === undefined) return { fields, query }
+  const before = Number(cursor)
+  if (!Number.isSafeInteger(before) || before < 1) return 'the page cursor is malformed'
+  return { fields, query, before }
 }
 
 /**
@@ -378,21 +418,20 @@ ${latency.map((l) => lineChart(`Handler latency in group ${l.group}`, 'ms', l.se
     )
   })
 
+  // Search over the whole history, newest first, a page of 100 at a time by cursor: every filter is an indexed
+  // column of the event store, so an old event is found as fast as a new one.
   app.get('/events', async (request, reply) => {
     const store = options.eventStore
     if (store === undefined) return page(reply, layout('Events', html`<p>No event store is configured.</p>`))
-    const q = request.query as Record<string, unknown>
-    const filter: { type?: string; correlationId?: string } = {}
-    if (typeof q.type === 'string' && q.type !== '') filter.type = q.type
-    if (typeof q.correlationId === 'string' && q.correlationId !== '') filter.correlationId = q.correlationId
-    const head = await store.headPosition()
+    const search = eventSearchFrom(request.query as Record<string, unknown>)
+    if (typeof search === 'string') return text(reply, 400, search)
     const result = await store.queryEvents({
-      ...(filter.type === undefined ? {} : { types: [filter.type] }),
-      ...(filter.correlationId === undefined ? {} : { correlationId: filter.correlationId }),
-      after: Math.max(0, head - 10_000),
-      limit: 10_000,
+      ...search.query,
+      newestFirst: true,
+      limit: 100,
+      ...(search.before === undefined ? {} : { before: search.before }),
     })
-    return page(reply, eventsPage(result.items.slice(-200).reverse(), filter))
+    return page(reply, eventsPage(result.items, search.fields, result.nextCursor))
   })
 
   app.get('/flows/:correlationId', async (request, reply) => {

@@ -113,23 +113,43 @@ first failed ${when(letter.firstFailedAt)}, last ${when(letter.lastFailedAt)}, d
   )
 }
 
+/** The event search as the operator typed it. */
+export interface EventSearch {
+  readonly type: string | undefined
+  readonly source: string | undefined
+  readonly correlationId: string | undefined
+  readonly since: string | undefined
+  readonly until: string | undefined
+}
+
 export function eventsPage(
   events: readonly StoredEvent[],
-  filter: { type?: string; correlationId?: string },
+  search: EventSearch,
+  nextCursor: number | undefined,
 ): SafeHtml {
+  const next = new URLSearchParams()
+  for (const [name, value] of Object.entries(search)) if (value !== undefined) next.set(name, value)
+  if (nextCursor !== undefined) next.set('before', String(nextCursor))
   return layout(
     'Events',
     html`<h1>Events</h1>
 <form method="get" action="/events">
-<label>Type <input name="type" value="${filter.type ?? ''}"></label>
-<label>Correlation id <input name="correlationId" value="${filter.correlationId ?? ''}"></label> <button>Search</button>
+<label>Types <input name="type" value="${search.type ?? ''}" placeholder="order.placed order.paid"></label>
+<label>Source <input name="source" value="${search.source ?? ''}"></label>
+<label>Correlation id <input name="correlationId" value="${search.correlationId ?? ''}"></label>
+<label>Since <input name="since" value="${search.since ?? ''}" placeholder="2026-12-01T09:00:00Z"></label>
+<label>Until <input name="until" value="${search.until ?? ''}"></label> <button>Search</button>
 </form>
-<table><thead><tr><th>position</th><th>time</th><th>type</th><th>source</th><th>correlation</th><th>payload</th></tr></thead>
+<p class="muted">Newest first, 100 a page, over the whole history.</p>
+<table id="events"><thead><tr><th>position</th><th>time</th><th>type</th><th>source</th><th>correlation</th><th>payload</th></tr></thead>
 <tbody>${events.map(
-      (e) => html`<tr><td>${e.position}</td><td>${when(e.time)}</td><td>${e.type}</td><td>${e.source}</td>
+      (
+        e,
+      ) => html`<tr data-position="${e.position}"><td>${e.position}</td><td>${when(e.time)}</td><td>${e.type}</td><td>${e.source}</td>
 <td>${e.correlationId === undefined ? '' : html`<a href="/flows/${encodeURIComponent(e.correlationId)}">${e.correlationId}</a>`}</td>
 <td><code>${decode(e.envelope.body).slice(0, 200)}</code></td></tr>`,
-    )}</tbody></table>`,
+    )}</tbody></table>
+${nextCursor === undefined ? (events.length === 0 ? html`<p>No events match.</p>` : '') : html`<p><a id="older" href="/events?${next.toString()}">Older events</a></p>`}`,
   )
 }
 

@@ -283,6 +283,53 @@ describe('dashboard', () => {
     await store.close()
   })
 
+  it('searches the whole history newest first: an old flow behind 10,000 newer events is found, then paged by cursor', async () => {
+    const store = createSqliteEventStore({ path: join(dir, 'herald.db') })
+    app = await createDashboard({ transport, eventStore: store, token })
+    const encoder = new TextEncoder()
+    const at = Date.parse('2026-11-01T00:00:00Z')
+    const stored = (n: number, correlationId: string) => ({
+      topic: 'order.placed',
+      envelope: {
+        id: `e-${n}`,
+        headers: {
+          type: 'order.placed',
+          source: 'shop',
+          time: new Date(at + n * 1_000).toISOString(),
+          correlationid: correlationId,
+        },
+        body: encoder.encode(JSON.stringify({ n })),
+      },
+    })
+    // The flow's 150 events come first; 10,500 newer events of other flows follow.
+    await store.append(Array.from({ length: 150 }, (_, n) => stored(n, 'old-flow')))
+    for (let start = 150; start < 10_650; start += 1_500)
+      await store.append(Array.from({ length: 1_500 }, (_, i) => stored(start + i, `flow-${start + i}`)))
+
+    const first = await app.inject({ url: '/events?correlationId=old-flow', headers: auth })
+    expect(first.statusCode).toBe(200)
+    const positions = (body: string) => [...body.matchAll(/<tr data-position="(\d+)">/g)].map((m) => Number(m[1]))
+    const page1 = positions(first.body)
+    expect(page1).toHaveLength(100)
+    expect(page1).toEqual([...page1].sort((a, b) => b - a))
+    const older = first.body.match(/<a id="older" href="([^"]+)">/)?.[1]?.replaceAll('&amp;', '&')
+    expect(older).toContain('correlationId=old-flow')
+    const second = await app.inject({ url: older!, headers: auth })
+    const page2 = positions(second.body)
+    expect(page2).toHaveLength(50)
+    expect(Math.max(...page2)).toBeLessThan(Math.min(...page1))
+    expect(second.body).not.toContain('id="older"')
+    // A time range: the flow's events 10 to 19 by their own time.
+    const range = await app.inject({
+      url: `/events?correlationId=old-flow&since=${new Date(at + 10_000).toISOString()}&until=${new Date(at + 20_000).toISOString()}`,
+      headers: auth,
+    })
+    expect(positions(range.body)).toHaveLength(10)
+    expect((await app.inject({ url: '/events?since=yesterday', headers: auth })).statusCode).toBe(400)
+    expect((await app.inject({ url: '/events?before=-3', headers: auth })).statusCode).toBe(400)
+    await store.close()
+  })
+
   it('charts throughput per type and handler latency per group from the observability metrics', async () => {
     const obs = createObservability({ service: 'shop', logger: pino({ level: 'silent' }) })
     const instrumented = obs.instrument(createInMemoryTransport())

@@ -183,10 +183,11 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
 
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
       const limit = eventPageSize(query)
-      const filter = where(query, 2)
+      const filter = where(query, 3)
+      const order = query.newestFirst === true ? 'DESC' : ''
       const result = await pool.query<EventRow>(
-        `SELECT * FROM ${s}.events WHERE position > $1${filter.sql} ORDER BY position LIMIT $2`,
-        [query.after ?? 0, limit + 1, ...filter.params],
+        `SELECT * FROM ${s}.events WHERE position > $1 AND position < $3${filter.sql} ORDER BY position ${order} LIMIT $2`,
+        [query.after ?? 0, limit + 1, query.before ?? Number.MAX_SAFE_INTEGER, ...filter.params],
       )
       const rows = result.rows
       const items = rows.slice(0, limit).map(storedEventFromRow)

@@ -150,13 +150,14 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
       const limit = eventPageSize(query)
       const filter = where(query)
-      const text = `SELECT * FROM herald_events WHERE position > ?${filter.sql} ORDER BY position LIMIT ?`
+      const order = query.newestFirst === true ? 'DESC' : ''
+      const text = `SELECT * FROM herald_events WHERE position > ? AND position < ?${filter.sql} ORDER BY position ${order} LIMIT ?`
       let statement = queries.get(text)
       if (statement === undefined) {
         statement = db.prepare<unknown[], EventRow>(text)
         queries.set(text, statement)
       }
-      const rows = statement.all(query.after ?? 0, ...filter.params, limit + 1)
+      const rows = statement.all(query.after ?? 0, query.before ?? Number.MAX_SAFE_INTEGER, ...filter.params, limit + 1)
       const items = rows.slice(0, limit).map(storedEventFromRow)
       const last = items.at(-1)
       return rows.length > limit && last !== undefined ? { items, nextCursor: last.position } : { items }

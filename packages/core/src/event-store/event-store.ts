@@ -41,12 +41,19 @@ export interface EventFilter {
 export interface EventQuery extends EventFilter {
   /** Only events after this position (a page's `nextCursor`, a checkpoint). Default 0: from the start. */
   readonly after?: number
+  /**
+   * Pages newest first: the newest matching events, in descending position order; `nextCursor` is then the next
+   * (older) page's `before`. Default false: oldest first.
+   */
+  readonly newestFirst?: boolean
+  /** Only events before this position (a newest-first page's `nextCursor`). Default: no bound. */
+  readonly before?: number
   /** Page size. Default 100, at most 10,000. */
   readonly limit?: number
 }
 
 export interface EventPage {
-  /** In position order. */
+  /** In position order (descending with `newestFirst`). */
   readonly items: readonly StoredEvent[]
   /** Pass as `after` for the next page; absent on the last page. */
   readonly nextCursor?: number

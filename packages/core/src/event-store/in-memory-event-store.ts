@@ -66,9 +66,12 @@ export function createInMemoryEventStore(): EventStore {
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
       const limit = eventPageSize(query)
       const after = query.after ?? 0
+      const before = query.before ?? Number.POSITIVE_INFINITY
       const items: StoredEvent[] = []
-      for (const event of events) {
-        if (event.position <= after || !matchesEventFilter(event, query)) continue
+      const newestFirst = query.newestFirst === true
+      for (let i = 0; i < events.length; i++) {
+        const event = events[newestFirst ? events.length - 1 - i : i]!
+        if (event.position <= after || event.position >= before || !matchesEventFilter(event, query)) continue
         items.push(event)
         if (items.length > limit) break
       }

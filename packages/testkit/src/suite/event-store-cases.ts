@@ -153,6 +153,54 @@ export function describeEventStore(
       expect(pages).toBe(5)
     })
 
+    it('event-store-newest-first: pages newest first by cursor over the whole history, with filters and bounds', async () => {
+      const store = await open()
+      const all: EventToStore[] = []
+      for (let i = 0; i < 120; i++)
+        all.push(event({ type: types[i % types.length]!, time: baseTime + i * 1_000, correlationId: `c-${i % 4}` }))
+      await store.append(all)
+      const newest = (keep: (i: number) => boolean) =>
+        all
+          .filter((_, i) => keep(i))
+          .map((e) => e.envelope.id)
+          .reverse()
+      const seen: string[] = []
+      let before: number | undefined
+      let pages = 0
+      do {
+        const page = await store.queryEvents({
+          correlationId: 'c-1',
+          newestFirst: true,
+          limit: 7,
+          ...(before === undefined ? {} : { before }),
+        })
+        const positions = page.items.map((e) => e.position)
+        expect(positions).toEqual([...positions].sort((a, b) => b - a))
+        seen.push(...page.items.map((e) => e.envelope.id))
+        before = page.nextCursor
+        pages++
+      } while (before !== undefined)
+      // The oldest of them is found too: nothing is left out for being old.
+      expect(seen).toEqual(newest((i) => i % 4 === 1))
+      expect(pages).toBe(5)
+      const first = await store.queryEvents({ newestFirst: true, limit: 1 })
+      expect(first.items[0]?.envelope.id).toBe(all.at(-1)!.envelope.id)
+      // A time range, newest first: events 30 to 39.
+      const ranged = await store.queryEvents({
+        newestFirst: true,
+        since: baseTime + 30_000,
+        until: baseTime + 40_000,
+        limit: 100,
+      })
+      expect(ranged.items.map((e) => e.envelope.id)).toEqual(newest((i) => i >= 30 && i < 40))
+      // `after` and `before` bound positions on either side, in either order.
+      const p = (await store.queryEvents({ limit: 120 })).items.map((e) => e.position)
+      const window = await store.queryEvents({ after: p[9]!, before: p[20]!, newestFirst: true, limit: 100 })
+      expect(window.items.map((e) => e.position)).toEqual(p.slice(10, 20).reverse())
+      const forward = await store.queryEvents({ after: p[9]!, before: p[20]!, limit: 100 })
+      expect(forward.items.map((e) => e.position)).toEqual(p.slice(10, 20))
+    })
+
     it('event-store-expected-version: of 10 concurrent appends expecting version 5, exactly one wins', async () => {
       const store = await open()
       const stream = `order-${uuidV7()}`
