@@ -17,6 +17,9 @@
     }
   })
 
+  const charts = document.getElementById('charts')
+  if (charts !== null && typeof uPlot === 'function') drawCharts(charts)
+
   const rows = document.getElementById('tail')
   if (rows === null) return
   const source = new EventSource(`/tail/stream?pattern=${encodeURIComponent(rows.dataset.pattern ?? '#')}`)
@@ -32,4 +35,53 @@
     rows.prepend(tr)
     while (rows.children.length > 500) rows.lastChild.remove()
   })
+
+  // Live charts: one uPlot per chart, redrawn with each sample the server sends over server-sent events.
+  function drawCharts(container) {
+    const plots = new Map()
+    // Distinct colours for any number of series: hues a golden angle apart.
+    const colour = (i) => `hsl(${Math.round((i * 137.508) % 360)} 65% 42%)`
+    const width = () => Math.max(320, Math.min(container.clientWidth, 1200))
+    const source = new EventSource(container.dataset.stream)
+    source.addEventListener('message', (e) => {
+      for (const chart of JSON.parse(e.data)) {
+        let plot = plots.get(chart.id)
+        if (plot !== undefined && plot.series.length !== chart.series.length + 1) {
+          plot.destroy()
+          plot.root.parentElement.remove()
+          plot = undefined
+        }
+        if (plot === undefined) {
+          const figure = document.createElement('figure')
+          figure.dataset.chart = chart.id
+          container.appendChild(figure)
+          plot = new uPlot(
+            {
+              title: chart.title,
+              width: width(),
+              height: 220,
+              series: [
+                {},
+                ...chart.series.map((name, i) => ({
+                  label: name,
+                  stroke: colour(i),
+                  width: 2,
+                  points: { show: true, size: 4 },
+                  value: (_u, v) => (v == null ? '–' : `${v} ${chart.unit}`),
+                })),
+              ],
+              axes: [{}, { label: chart.unit, size: 60 }],
+              scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+            },
+            chart.data,
+            figure,
+          )
+          plots.set(chart.id, plot)
+        } else {
+          plot.setData(chart.data)
+        }
+        plot.root.parentElement.dataset.points = String(chart.data[0].length)
+      }
+    })
+  }
 })()

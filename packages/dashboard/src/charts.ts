@@ -1,5 +1,3 @@
-import { html, type SafeHtml } from './html.js'
-
 /** The part of a prom-client `Registry` the charts read (so the dashboard needs no prom-client of its own). */
 export interface MetricsSource {
   getSingleMetric(name: string):
@@ -111,26 +109,23 @@ export function createMetricsSampler(source: MetricsSource, options: { intervalM
 
 export type MetricsSampler = ReturnType<typeof createMetricsSampler>
 
-const colors = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf']
+/** One chart as uPlot takes it: x values in seconds, then one array per series (null where a series has no point). */
+export interface ChartData {
+  readonly id: string
+  readonly title: string
+  readonly unit: string
+  readonly series: readonly string[]
+  readonly data: readonly (readonly (number | null)[])[]
+}
 
-/** A line chart as inline SVG: no script, no library, every label escaped. */
-export function lineChart(title: string, unit: string, series: readonly Series[]): SafeHtml {
-  const width = 640
-  const height = 180
-  const all = series.flatMap((s) => s.points)
-  const first = Math.min(...all.map((p) => p.at))
-  const last = Math.max(...all.map((p) => p.at))
-  const top = Math.max(1e-9, ...all.map((p) => p.value))
-  const x = (at: number) => (last === first ? width / 2 : ((at - first) / (last - first)) * width)
-  const y = (value: number) => height - (value / top) * (height - 10)
-  return html`<figure>
-<figcaption>${title} <span class="muted">(max ${top.toFixed(top < 10 ? 2 : 0)} ${unit})</span></figcaption>
-<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${title}" style="background:#f8f9fb">
-${series.map(
-  (s, i) =>
-    html`<polyline data-series="${s.name}" fill="none" stroke="${colors[i % colors.length]}" stroke-width="2" points="${s.points.map((p) => `${x(p.at).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ')}"></polyline>`,
-)}
-</svg>
-<p>${series.map((s, i) => html`<span style="color:${colors[i % colors.length]}">■</span> ${s.name} `)}</p>
-</figure>`
+/** Series of points at sample times, aligned on the union of their times. */
+export function alignedChart(id: string, title: string, unit: string, series: readonly Series[]): ChartData {
+  const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.at)))].sort((a, b) => a - b)
+  const index = new Map(times.map((t, i) => [t, i]))
+  const columns = series.map((s) => {
+    const column: (number | null)[] = times.map(() => null)
+    for (const p of s.points) column[index.get(p.at)!] = Math.round(p.value * 1_000) / 1_000
+    return column
+  })
+  return { id, title, unit, series: series.map((s) => s.name), data: [times.map((t) => t / 1_000), ...columns] }
 }

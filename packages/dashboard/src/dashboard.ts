@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   assertTopicPattern,
@@ -17,7 +18,7 @@ import {
   uuidV7,
 } from '@herald/core'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { createMetricsSampler, lineChart, type MetricsSource } from './charts.js'
+import { alignedChart, type ChartData, createMetricsSampler, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
 import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures } from './operations.js'
@@ -55,6 +56,8 @@ const tailGroupPrefix = 'herald-dashboard-'
 /** Readable by the page's own script (never by another site's), which sends it back as `x-csrf-token`. */
 const csrfCookieName = 'herald_dashboard_csrf'
 const htmxPath = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js')
+/** uPlot's package directory: its `exports` name no files, so it is found through its package.json. */
+const uplotDir = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist')
 const scriptPath = fileURLToPath(new URL('../assets/dashboard.js', import.meta.url))
 
 function sameToken(given: string | undefined, expected: Buffer): boolean {
@@ -228,6 +231,18 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
       .header('cache-control', 'max-age=3600')
       .send(readFileSync(htmxPath)),
   )
+  app.get('/assets/uplot.iife.min.js', async (_request, reply) =>
+    reply
+      .header('content-type', 'text/javascript')
+      .header('cache-control', 'max-age=3600')
+      .send(readFileSync(join(uplotDir, 'uPlot.iife.min.js'))),
+  )
+  app.get('/assets/uplot.min.css', async (_request, reply) =>
+    reply
+      .header('content-type', 'text/css')
+      .header('cache-control', 'max-age=3600')
+      .send(readFileSync(join(uplotDir, 'uPlot.min.css'))),
+  )
   app.get('/assets/dashboard.js', async (_request, reply) =>
     reply.header('content-type', 'text/javascript').header('cache-control', 'no-cache').send(readFileSync(scriptPath)),
   )
@@ -399,23 +414,50 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
       : createMetricsSampler(options.metrics, { intervalMs: options.sampleIntervalMs ?? 5_000 })
   app.addHook('onClose', async () => sampler?.stop())
 
+  const intervalMs = options.sampleIntervalMs ?? 5_000
+  /** Every chart's data; the console's own temporary groups (live tails) are never charted. */
+  const chartData = (): ChartData[] =>
+    sampler === undefined
+      ? []
+      : [
+          alignedChart('throughput', 'Messages handled per second, by type', 'msg/s', sampler.throughput()),
+          ...sampler
+            .latency()
+            .filter((l) => !l.group.startsWith(tailGroupPrefix))
+            .map((l) => alignedChart(`latency-${l.group}`, `Handler latency in group ${l.group}`, 'ms', l.series)),
+        ]
+
   app.get('/charts', async (_request, reply) => {
     if (sampler === undefined)
       return page(
         reply,
         layout('Charts', html`<p>Pass the observability registry as <code>metrics</code> for charts.</p>`),
       )
-    const latency = sampler.latency()
     return page(
       reply,
       layout(
         'Charts',
-        html`<h1>Throughput and handler latency</h1>
-<p class="muted">Sampled every ${(options.sampleIntervalMs ?? 5_000) / 1_000} s; reload for the latest.</p>
-${lineChart('Messages handled per second, by type', 'msg/s', sampler.throughput())}
-${latency.map((l) => lineChart(`Handler latency in group ${l.group}`, 'ms', l.series))}`,
+        html`<link rel="stylesheet" href="/assets/uplot.min.css"><script src="/assets/uplot.iife.min.js"></script>
+<h1>Throughput and handler latency</h1>
+<p class="muted">Sampled every ${intervalMs / 1_000} s and drawn as each sample arrives. Drag across a chart to zoom
+into a time range, double-click to zoom out; click a legend entry to hide or show its series.</p>
+<div id="charts" data-stream="/charts/stream"></div>`,
       ),
     )
+  })
+
+  app.get('/charts/data', async (_request, reply) => reply.send(chartData()))
+
+  // Server-sent events: every chart's data at each sample, while the page is open.
+  app.get('/charts/stream', async (request, reply) => {
+    if (sampler === undefined) return reply.code(404).send()
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    const send = () => res.write(`data: ${JSON.stringify(chartData())}\n\n`)
+    send()
+    const timer = setInterval(send, intervalMs)
+    request.raw.on('close', () => clearInterval(timer))
   })
 
   // Search over the whole history, newest first, a page of 100 at a time by cursor: every filter is an indexed

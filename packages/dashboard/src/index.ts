@@ -1,3 +1,3 @@
-export { createMetricsSampler, lineChart, type MetricsSource, type Series } from './charts.js'
+export { alignedChart, type ChartData, createMetricsSampler, type MetricsSource, type Series } from './charts.js'
 export { createDashboard, type DashboardOptions } from './dashboard.js'
 export { escapeHtml, html, SafeHtml } from './html.js'

@@ -4,9 +4,11 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createBus, defineEvent, PermanentError } from '@herald/core'
+import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
+import { createObservability } from '@herald/observability'
 import { createSqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
+import { pino } from 'pino'
 import { type Browser, chromium } from 'playwright-core'
 import { expect, it } from 'vitest'
 import { z } from 'zod'
@@ -98,6 +100,51 @@ function launch(): Promise<Browser> {
     ],
   })
 }
+
+it('in Chromium: charts draw with uPlot, update live from server-sent events, and a legend click hides a series', async () => {
+  mkdirSync(artifacts, { recursive: true })
+  const obs = createObservability({ service: 'shop', logger: pino({ level: 'silent' }) })
+  const transport = obs.instrument(createInMemoryTransport())
+  const bus = createBus({ transport, service: 'shop' })
+  bus.group('billing').on(OrderPlaced, async () => {})
+  bus.group('shipping').on(OrderPlaced, async () => {})
+  await bus.start()
+  const app = await createDashboard({ transport, token, metrics: obs.registry, sampleIntervalMs: 200 })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const browser = await launch()
+  let publishing = true
+  const traffic = (async () => {
+    for (let n = 0; publishing; n++) {
+      await bus.publish(OrderPlaced, { note: `o-${n}` })
+      await new Promise((done) => setTimeout(done, 5))
+    }
+  })()
+  try {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } })
+    await page.goto(`${base}/charts?token=${token}`)
+    const throughput = page.locator('figure[data-chart="throughput"]')
+    await throughput.locator('canvas').waitFor()
+    await page.locator('figure[data-chart="latency-billing"] .u-legend', { hasText: 'p99' }).waitFor()
+    expect(await throughput.locator('.u-title').textContent()).toBe('Messages handled per second, by type')
+    expect(await throughput.locator('.u-legend').textContent()).toContain('order.placed')
+    // Live: the chart gains samples without a reload (each redraw records how many it holds).
+    const points = Number(await throughput.getAttribute('data-points'))
+    await expect
+      .poll(async () => Number(await throughput.getAttribute('data-points')), { timeout: 30_000 })
+      .toBeGreaterThan(points + 2)
+    // A click on a legend entry hides its series.
+    await throughput.locator('.u-legend tr.u-series', { hasText: 'order.placed' }).click()
+    await throughput.locator('.u-legend tr.u-series.u-off', { hasText: 'order.placed' }).waitFor()
+    await page.screenshot({ path: join(artifacts, 'charts.png'), fullPage: true })
+  } finally {
+    publishing = false
+    await traffic
+    await browser.close()
+    await app.close()
+    await bus.stop()
+    await transport.close()
+  }
+})
 
 it('in Chromium: a page on another port cannot purge, redrive or frame the dashboard; purging one group keeps the other', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-browser-'))

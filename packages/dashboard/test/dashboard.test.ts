@@ -342,13 +342,39 @@ describe('dashboard', () => {
     await bus.start()
     for (let i = 0; i < 20; i++) await bus.publish(OrderPlaced, { note: `o-${i}` })
     await pollUntil(async () => handled === 20)
-    // Wait for two samples after the work: then one interval's differences hold all twenty deliveries.
-    const charts = async () => (await app.inject({ url: '/charts', headers: auth })).body
-    await pollUntil(async () => /data-series="order.placed"[^>]*points="[^"]*\d+\.\d,\d/.test(await charts()))
-    const body = await charts()
-    expect(body).toContain('Messages handled per second, by type')
-    expect(body).toContain('Handler latency in group billing')
-    for (const series of ['p50', 'p95', 'p99']) expect(body).toContain(`data-series="${series}"`)
+    // A live tail open meanwhile: its temporary group is handled and timed too, but never charted.
+    const tail = await app.listen({ port: 0, host: '127.0.0.1' })
+    const controller = new AbortController()
+    const stream = await fetch(`${tail}/tail/stream?pattern=order.%23`, { headers: auth, signal: controller.signal })
+    await pollUntil(async () => (await instrumented.listGroups()).some((g) => g.group.startsWith('herald-dashboard-')))
+    await bus.publish(OrderPlaced, { note: 'seen by the tail' })
+    // Wait for two samples after the work: then one interval's differences hold the deliveries.
+    type Chart = { id: string; title: string; unit: string; series: string[]; data: (number | null)[][] }
+    const data = async () => (await app.inject({ url: '/charts/data', headers: auth })).json() as Chart[]
+    const placedRate = (charts: Chart[]) => {
+      const throughput = charts.find((c) => c.id === 'throughput')
+      const column = throughput?.data[1 + (throughput?.series.indexOf('order.placed') ?? -2)] ?? []
+      return column.some((v) => v !== null && v > 0)
+    }
+    await pollUntil(async () => placedRate(await data()))
+    await pollUntil(async () => (await data()).some((c) => c.id === 'latency-billing' && c.data[0]!.length > 0))
+    const charts = await data()
+    const throughput = charts.find((c) => c.id === 'throughput')!
+    expect(throughput).toMatchObject({ title: 'Messages handled per second, by type', unit: 'msg/s' })
+    // Aligned columns: times in seconds, then one value (or null) per time for each series.
+    for (const column of throughput.data) expect(column).toHaveLength(throughput.data[0]!.length)
+    const latency = charts.find((c) => c.id === 'latency-billing')!
+    expect(latency).toMatchObject({
+      title: 'Handler latency in group billing',
+      unit: 'ms',
+      series: ['p50', 'p95', 'p99'],
+    })
+    expect(charts.map((c) => c.title).join()).not.toContain('herald-dashboard-')
+    const page = await app.inject({ url: '/charts', headers: auth })
+    expect(page.body).toContain('<script src="/assets/uplot.iife.min.js"></script>')
+    expect((await app.inject({ url: '/assets/uplot.iife.min.js', headers: auth })).body).toContain('uPlot')
+    controller.abort()
+    await stream.body?.cancel().catch(() => {})
     await bus.stop()
     await instrumented.close()
   })
