@@ -481,7 +481,12 @@ into a time range, double-click to zoom out; click a legend entry to hide or sho
     if (store === undefined) return page(reply, layout('Flow', html`<p>No event store is configured.</p>`))
     const { correlationId } = request.params as { correlationId: string }
     const result = await store.queryEvents({ correlationId, limit: 1_000 })
-    return page(reply, flowPage(correlationId, result.items))
+    // Which of the flow's messages were dead-lettered (by any group): one lookup by id each.
+    const failed = new Set<string>()
+    if (isDeadLetterStore(transport))
+      for (const e of result.items)
+        if ((await transport.getDeadLetter(e.envelope.id)) !== undefined) failed.add(e.envelope.id)
+    return page(reply, flowPage(correlationId, result.items, failed))
   })
 
   return app

@@ -7,7 +7,7 @@ header{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;gap:1.2rem;
 header a{color:#cfe3ff;text-decoration:none} header strong{margin-right:1rem}
 main{padding:1rem} table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 pre{background:#f4f6f8;padding:.6rem;overflow:auto;max-height:24rem} .muted{color:#667} button{cursor:pointer}
-form.inline{display:inline} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37} .bad{color:#cf222e} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
+form.inline{display:inline} td.lane,th.lane{width:45%} .bar{height:.8rem;background:#4c8bf5;border-radius:2px;min-width:3px} .bad-bar{background:#cf222e} tr.failed td{background:#fff5f5} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37} .bad{color:#cf222e} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
 `
 
 export function layout(title: string, body: SafeHtml): SafeHtml {
@@ -107,6 +107,7 @@ export function deadLetterPage(letter: DeadLetter): SafeHtml {
 first failed ${when(letter.firstFailedAt)}, last ${when(letter.lastFailedAt)}, dead-lettered ${when(letter.deadLetteredAt)}</p>
 <p id="result" class="muted"></p>
 <button type="button" hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ selected: selectionValue(letter.group, letter.envelope.id) })}' hx-target="#result">Redrive</button>
+<p><a href="/flows/${encodeURIComponent(letter.envelope.headers.correlationid ?? letter.envelope.id)}">The flow this message belongs to</a></p>
 <h2>Payload</h2><pre id="payload">${decode(letter.envelope.body)}</pre>
 <h2>Headers</h2><pre>${JSON.stringify(letter.envelope.headers, null, 2)}</pre>
 <h2>Error</h2><pre>${letter.error === undefined ? 'none (the consumer never finished an attempt)' : JSON.stringify(letter.error, null, 2)}</pre>`,
@@ -153,8 +154,11 @@ ${nextCursor === undefined ? (events.length === 0 ? html`<p>No events match.</p>
   )
 }
 
-/** The causation tree of one correlation id: each event under the event whose handler produced it. */
-export function flowPage(correlationId: string, events: readonly StoredEvent[]): SafeHtml {
+/**
+ * One flow as a timeline: each event of the correlation id on its own row, under the event whose handler produced
+ * it, with a bar from its time to the last event it led to; events that were dead-lettered are marked failed.
+ */
+export function flowPage(correlationId: string, events: readonly StoredEvent[], failed: ReadonlySet<string>): SafeHtml {
   const children = new Map<string | undefined, StoredEvent[]>()
   const ids = new Set(events.map((e) => e.envelope.id))
   for (const e of events) {
@@ -162,16 +166,40 @@ export function flowPage(correlationId: string, events: readonly StoredEvent[]):
     const parent = cause !== undefined && ids.has(cause) ? cause : undefined
     children.set(parent, [...(children.get(parent) ?? []), e])
   }
-  const start = events[0]?.time ?? 0
-  const branch = (parent: string | undefined): SafeHtml =>
-    html`<ul class="tree">${(children.get(parent) ?? []).map(
-      (
-        e,
-      ) => html`<li><b>${e.type}</b> from ${e.source} <span class="muted">+${e.time - start} ms · ${e.envelope.id}</span>
-${branch(e.envelope.id)}</li>`,
-    )}</ul>`
+  const start = events.length === 0 ? 0 : Math.min(...events.map((e) => e.time))
+  const end = events.length === 0 ? 0 : Math.max(...events.map((e) => e.time))
+  const total = Math.max(1, end - start)
+  // The last time reached by an event and everything it caused.
+  const reach = new Map<string, number>()
+  const reachOf = (e: StoredEvent): number => {
+    let last = reach.get(e.envelope.id)
+    if (last === undefined) {
+      last = Math.max(e.time, ...(children.get(e.envelope.id) ?? []).map(reachOf))
+      reach.set(e.envelope.id, last)
+    }
+    return last
+  }
+  const rows: SafeHtml[] = []
+  const visit = (parent: string | undefined, depth: number) => {
+    for (const e of children.get(parent) ?? []) {
+      const left = ((e.time - start) / total) * 100
+      const span = reachOf(e) - e.time
+      const width = Math.max(0.4, (span / total) * 100)
+      const bad = failed.has(e.envelope.id)
+      rows.push(html`<tr class="${bad ? 'failed' : ''}" data-id="${e.envelope.id}">
+<td style="padding-left:${0.5 + depth * 1.2}rem"><b>${e.type}</b> <span class="muted">from ${e.source}</span>${bad ? html` <a class="bad" href="/dead-letters/${encodeURIComponent(e.envelope.id)}">dead-lettered</a>` : ''}</td>
+<td class="n">+${e.time - start} ms</td><td class="n">${span} ms</td>
+<td class="lane"><div class="bar${bad ? ' bad-bar' : ''}" style="margin-left:${left.toFixed(2)}%;width:${Math.min(width, 100 - left).toFixed(2)}%"></div></td></tr>`)
+      visit(e.envelope.id, depth + 1)
+    }
+  }
+  visit(undefined, 0)
   return layout(
     `Flow ${correlationId}`,
-    html`<h1>Flow <code>${correlationId}</code></h1><p>${events.length} events, ${events.length > 0 ? (events.at(-1)?.time ?? 0) - start : 0} ms from first to last.</p>${branch(undefined)}`,
+    html`<h1>Flow <code>${correlationId}</code></h1>
+<p>${events.length} events, ${end - start} ms from first to last${failed.size > 0 ? html`; <b class="bad">${failed.size} dead-lettered</b>` : ''}.
+Each event sits under the event whose handler published it; its bar runs from its time to the last event it led to.</p>
+<table id="timeline"><thead><tr><th>event</th><th class="n">at</th><th class="n">led on for</th><th class="lane">timeline</th></tr></thead>
+<tbody>${rows}</tbody></table>`,
   )
 }

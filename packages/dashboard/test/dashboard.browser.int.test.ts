@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
 import { createObservability } from '@herald/observability'
-import { createSqliteTransport } from '@herald/sqlite'
+import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
 import { pino } from 'pino'
 import { type Browser, chromium } from 'playwright-core'
@@ -18,20 +18,23 @@ import { createDashboard } from '../src/index.js'
 const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url))
 const token = 'browser-token-0123456789abcdef'
 const OrderPlaced = defineEvent('order.placed', { version: 1, schema: z.object({ note: z.string() }) })
+const OrderBilled = defineEvent('order.billed', { version: 1, schema: z.object({ note: z.string() }) })
 
 it('in Chromium: pages refuse without the token, show a hostile payload as text, and a click redrives a dead letter', async () => {
   mkdirSync(artifacts, { recursive: true })
   const dir = mkdtempSync(join(tmpdir(), 'herald-browser-'))
   const transport = createSqliteTransport({ path: join(dir, 'herald.db') })
-  const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0 } })
+  const eventStore = createSqliteEventStore({ path: join(dir, 'herald.db') })
+  const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0 }, audit: { store: eventStore } })
   let fixed = false
   const handled = createLatch()
-  bus.group('billing').on(OrderPlaced, async () => {
+  bus.group('billing').on(OrderPlaced, async (_message, context) => {
     if (!fixed) throw new PermanentError('card declined')
+    await context.publish(OrderBilled, { note: 'billed' })
     handled.open()
   })
   await bus.start()
-  const app = await createDashboard({ transport, token })
+  const app = await createDashboard({ transport, token, eventStore })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   const browser = await launch()
   try {
@@ -67,6 +70,7 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     await page.screenshot({ path: join(artifacts, 'dead-letters.png'), fullPage: true })
 
     await page.goto(`${base}/dead-letters/${id}`)
+    await page.screenshot({ path: join(artifacts, 'dead-letter.png'), fullPage: true })
     expect(await page.textContent('#payload')).toBe('{"note":"<img src=x onerror=\\"window.__owned = true\\">"}')
     expect(await page.evaluate(() => (globalThis as { __owned?: boolean }).__owned)).toBeUndefined()
     expect(await page.locator('#payload img').count()).toBe(0)
@@ -78,10 +82,27 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     await page.screenshot({ path: join(artifacts, 'redriven.png'), fullPage: true })
     await handled.wait
     expect(await transport.getDeadLetter(id)).toBeUndefined()
+
+    // Every other page, as an operator sees it.
+    await pollUntil(async () => (await eventStore.queryEvents({ types: ['order.billed'] })).items.length === 1)
+    await page.goto(`${base}/events`)
+    await page.locator('#events tr', { hasText: 'order.billed' }).waitFor()
+    await page.screenshot({ path: join(artifacts, 'events.png'), fullPage: true })
+    const correlationId = (await eventStore.getEvent(id))!.correlationId!
+    await page.goto(`${base}/flows/${encodeURIComponent(correlationId)}`)
+    await page.locator('#timeline tr', { hasText: 'order.billed' }).waitFor()
+    await page.screenshot({ path: join(artifacts, 'flow.png'), fullPage: true })
+    await page.goto(`${base}/tail?pattern=order.%23`)
+    // The tail sees what is published once its temporary group exists.
+    await pollUntil(async () => (await transport.listGroups()).some((g) => g.group.startsWith('herald-dashboard-')))
+    await bus.publish(OrderPlaced, { note: 'tailed' })
+    await page.locator('#tail tr', { hasText: 'tailed' }).first().waitFor()
+    await page.screenshot({ path: join(artifacts, 'tail.png'), fullPage: true })
   } finally {
     await browser.close()
     await app.close()
     await bus.stop()
+    await eventStore.close()
     await transport.close()
     rmSync(dir, { recursive: true, force: true })
   }

@@ -253,33 +253,44 @@ describe('dashboard', () => {
     await pollUntil(async () => !(await transport.listGroups()).some((g) => g.group.startsWith('herald-dashboard-')))
   })
 
-  it('searches the event store and draws the causation tree of one correlation id', async () => {
+  it('searches the event store and draws one flow as a timeline, its dead-lettered step marked', async () => {
     const store = createSqliteEventStore({ path: join(dir, 'herald.db') })
     app = await createDashboard({ transport, eventStore: store, token })
-    const bus = createBus({ transport, service: 'shop', audit: { store } })
-    const billed = createLatch()
+    const bus = createBus({ transport, service: 'shop', audit: { store }, consumer: { immediateRetries: 0 } })
     bus.group('billing').on(OrderPlaced, async (message, ctx) => {
       await ctx.publish(OrderBilled, { note: `billed ${message.data.note}` })
     })
-    bus.group('mail').on(OrderBilled, async () => billed.open())
+    bus.group('mail').on(OrderBilled, async () => {
+      throw new PermanentError('mail server refused')
+    })
     await bus.start()
     const id = await bus.publish(OrderPlaced, { note: 'o-1' })
-    await billed.wait
+    await pollUntil(async () => (await transport.listDeadLetters({ group: 'mail' })).items.length === 1)
     await bus.stop()
     const placed = await store.getEvent(id)
     const correlationId = placed!.correlationId!
+    const billedId = (await transport.listDeadLetters({ group: 'mail' })).items[0]!.envelope.id
 
     const search = await app.inject({ url: '/events?type=order.billed', headers: auth })
     expect(search.body).toContain('billed o-1')
     expect(search.body).not.toContain('"note":"o-1"')
     const flow = await app.inject({ url: `/flows/${correlationId}`, headers: auth })
     expect(flow.statusCode).toBe(200)
-    // order.billed is drawn inside the list item of order.placed, its cause.
-    const placedAt = flow.body.indexOf('<b>order.placed</b>')
-    const billedAt = flow.body.indexOf('<b>order.billed</b>')
-    expect(placedAt).toBeGreaterThan(0)
-    expect(billedAt).toBeGreaterThan(placedAt)
-    expect(flow.body.slice(placedAt, billedAt)).toContain('<ul class="tree">')
+    // One row per event, the caused one after its cause and indented one level deeper; the failed one marked.
+    const rows = [
+      ...flow.body.matchAll(
+        /<tr class="(failed)?" data-id="([^"]+)">\s*<td style="padding-left:([\d.]+)rem"><b>([^<]+)<\/b>/g,
+      ),
+    ]
+    expect(rows.map((r) => [r[4], r[2], r[1] ?? ''])).toEqual([
+      ['order.placed', id, ''],
+      ['order.billed', billedId, 'failed'],
+    ])
+    expect(Number(rows[1]![3])).toBeGreaterThan(Number(rows[0]![3]))
+    expect(flow.body).toContain('1 dead-lettered')
+    // The dead letter links back to its flow.
+    const letter = await app.inject({ url: `/dead-letters/${billedId}?group=mail`, headers: auth })
+    expect(letter.body).toContain(`href="/flows/${encodeURIComponent(correlationId)}"`)
     await store.close()
   })
 
