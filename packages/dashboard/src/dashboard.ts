@@ -14,6 +14,7 @@ import {
   isHeraldError,
   isKeyAdmin,
   isTopologyAdmin,
+  isTopologyDescriber,
   type Transport,
   uuidV7,
 } from '@herald/core'
@@ -21,7 +22,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { alignedChart, type ChartData, createMetricsSampler, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
-import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures } from './operations.js'
+import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures, topologyPage } from './operations.js'
 import {
   deadLetterPage,
   deadLettersPage,
@@ -262,6 +263,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
   }
 
   app.get('/', async (_request, reply) => page(reply, overviewPage(await overview())))
+  app.get('/topology', async (_request, reply) => {
+    const topology = isTopologyDescriber(transport) ? await transport.describeTopology() : undefined
+    const own = topology && { ...topology, groups: topology.groups.filter((g) => !g.group.startsWith(tailGroupPrefix)) }
+    return page(reply, topologyPage(own, transport.name))
+  })
   app.get('/overview/figures', async (_request, reply) => page(reply, overviewFigures(await overview())))
 
   app.post('/keys/release', async (request, reply) => {

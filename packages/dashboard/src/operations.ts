@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterStore, GroupInfo, HealthReport, HeldKey } from '@herald/core'
+import type { DeadLetter, DeadLetterStore, GroupInfo, HealthReport, HeldKey, TopologyDescription } from '@herald/core'
 import { html, type SafeHtml } from './html.js'
 import { layout } from './pages.js'
 
@@ -187,5 +187,40 @@ hx-confirm="${`Redrive the ${f.count} dead letters of group ${f.group} that fail
 hx-confirm="${`Delete the ${f.count} dead letters of group ${f.group} that failed with ${f.reason}? They cannot be recovered.`}">Purge all</button></td></tr>`,
       )}</tbody></table>`
 }`,
+  )
+}
+
+/** What is bound to what, in the transport's own names: where publishes go, each group's queue, delays, dead letters. */
+export function topologyPage(topology: TopologyDescription | undefined, transport: string): SafeHtml {
+  if (topology === undefined)
+    return layout('Topology', html`<h1>Topology</h1><p>${transport} cannot describe its topology.</p>`)
+  // Which groups each topic pattern feeds: the same pattern bound to several groups fans out to each.
+  const byPattern = new Map<string, string[]>()
+  for (const g of topology.groups)
+    for (const pattern of g.patterns) byPattern.set(pattern, [...(byPattern.get(pattern) ?? []), g.group])
+  return layout(
+    'Topology',
+    html`<h1>Topology</h1>
+<table id="topology-entry"><tbody>
+<tr><th>transport</th><td>${topology.transport}</td></tr>
+<tr><th>publishes go to</th><td><code>${topology.entry}</code></td></tr>
+<tr><th>delays and retries wait in</th><td><code>${topology.delays}</code></td></tr>
+<tr><th>dead letters are kept in</th><td><code>${topology.deadLetters}</code></td></tr>
+</tbody></table>
+<h2>Groups</h2>
+<table id="topology-groups"><thead><tr><th>group</th><th>bound to</th><th>its messages wait in</th></tr></thead>
+<tbody>${topology.groups.map(
+      (g) =>
+        html`<tr data-group="${g.group}"><td><b>${g.group}</b></td><td>${g.patterns.map((p) => html`<code>${p}</code> `)}</td><td><code>${g.queue}</code></td></tr>`,
+    )}</tbody></table>
+<h2>Patterns</h2>
+<p class="muted">Every group bound to a pattern gets its own copy of each message that matches it; consumers of one
+group share that group's copies.</p>
+<table id="topology-patterns"><thead><tr><th>pattern</th><th>groups</th></tr></thead>
+<tbody>${[...byPattern]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(
+        ([pattern, groups]) => html`<tr><td><code>${pattern}</code></td><td>${groups.join(', ')}</td></tr>`,
+      )}</tbody></table>`,
   )
 }

@@ -98,6 +98,9 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     await bus.publish(OrderPlaced, { note: 'tailed' })
     await page.locator('#tail tr', { hasText: 'tailed' }).first().waitFor()
     await page.screenshot({ path: join(artifacts, 'tail.png'), fullPage: true })
+    await page.goto(`${base}/topology`)
+    await page.locator('#topology-groups tr', { hasText: 'billing' }).waitFor()
+    await page.screenshot({ path: join(artifacts, 'topology.png'), fullPage: true })
   } finally {
     await browser.close()
     await app.close()

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { escapeHtml } from '../src/html.js'
 import { createDashboard } from '../src/index.js'
 
 const token = 'test-token-0123456789abcdef'
@@ -177,6 +178,22 @@ describe('dashboard', () => {
     const figures = await app.inject({ url: '/overview/figures', headers: auth })
     expect(figures.body).toContain('No key is held by a dead letter.')
     expect((await transport.listDeadLetters()).items).toHaveLength(1)
+  })
+
+  it('topology: where publishes go, each group with its patterns and queue, and which groups each pattern feeds', async () => {
+    app = await createDashboard({ transport, token })
+    await transport.declareGroup('billing', ['order.placed'])
+    await transport.declareGroup('audit', ['order.#', 'order.placed'])
+    const response = await app.inject({ url: '/topology', headers: auth })
+    expect(response.statusCode).toBe(200)
+    const topology = await transport.describeTopology()
+    expect(response.body).toContain(`<code>${escapeHtml(topology.entry)}</code>`)
+    const billing = response.body.match(/<tr data-group="billing">([\s\S]*?)<\/tr>/)?.[1] ?? ''
+    expect(billing).toContain('<code>order.placed</code>')
+    expect(billing).toContain(`<code>${escapeHtml(topology.groups.find((g) => g.group === 'billing')!.queue)}</code>`)
+    const patterns = response.body.slice(response.body.indexOf('id="topology-patterns"'))
+    expect(patterns).toMatch(/<code>order\.placed<\/code><\/td><td>(billing, audit|audit, billing)<\/td>/)
+    expect(patterns).toMatch(/<code>order\.#<\/code><\/td><td>audit<\/td>/)
   })
 
   it('failures: dead letters grouped by cause with ids and numbers masked; redriving one group leaves the others', async () => {
