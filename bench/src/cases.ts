@@ -3,10 +3,12 @@ import {
   heraldPostgresEventRead,
   heraldSqliteEventAppend,
   heraldSqliteEventRead,
+  heraldSqliteEventSearch,
   rawPostgresEventAppend,
   rawPostgresEventRead,
   rawSqliteEventAppend,
   rawSqliteEventRead,
+  rawSqliteEventSearch,
 } from './cases/event-store.js'
 import {
   heraldInMemory,
@@ -140,6 +142,15 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'better-sqlite3 keyset pages of 1,000',
     herald: heraldSqliteEventRead,
     baseline: rawSqliteEventRead,
+  },
+  {
+    bench: 'event-search-1m',
+    transport: 'sqlite',
+    api: 'EventStore.queryEvents newest first, the console search',
+    raw: 'better-sqlite3 table with the same indexes, same queries',
+    herald: heraldSqliteEventSearch,
+    baseline: rawSqliteEventSearch,
+    once: true,
   },
   {
     bench: 'event-store-append',

@@ -85,7 +85,10 @@ for (const { c, i } of selected) {
   else {
     const latency =
       line.p50_ms === undefined ? '' : `  p50 ${line.p50_ms} ms, p99 ${line.p99_ms} ms (raw p99 ${line.raw_p99_ms} ms)`
-    const growth = c.once ? `, RSS growth after the first tenth ${herald.rssGrowthMb} MB vs ${raw.rssGrowthMb} MB` : ''
+    const growth =
+      c.once && herald.rssGrowthMb !== undefined
+        ? `, RSS growth after the first tenth ${herald.rssGrowthMb} MB vs ${raw.rssGrowthMb} MB`
+        : ''
     const transportLevel =
       atTransport === undefined
         ? ''

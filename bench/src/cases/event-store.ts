@@ -6,7 +6,7 @@ import { createPostgresEventStore } from '@herald/postgres'
 import { createSqliteEventStore } from '@herald/sqlite'
 import Database from 'better-sqlite3'
 import pg from 'pg'
-import type { BenchSide } from '../measure.js'
+import { type BenchSide, latencies } from '../measure.js'
 
 const events = 20_000
 const window = 1_000
@@ -171,3 +171,109 @@ async function rawPostgresEvents(): Promise<{ appendPerS: number; readPerS: numb
 
 export const rawPostgresEventAppend: BenchSide = async () => ({ perSecond: (await rawPostgresEvents()).appendPerS })
 export const rawPostgresEventRead: BenchSide = async () => ({ perSecond: (await rawPostgresEvents()).readPerS })
+
+/**
+ * The console's search over a large history: 1,000,000 events (10,000 correlation ids of 100 events each, spread
+ * over a simulated month), then 200 searches alternating by correlation id (newest first, a page of 100) and by
+ * a one-minute time range at a random age. `perSecond` is searches per second; p50/p99 are per search.
+ */
+const searchEvents = 1_000_000
+const flows = 10_000
+const month = 30 * 24 * 3_600_000
+const searchStart = Date.parse('2026-11-01T00:00:00Z')
+const timeOf = (i: number) => searchStart + Math.floor((i / searchEvents) * month)
+
+/** Search `i`: by correlation id when even, else a one-minute time range at an age spread over the month. */
+function searchQuery(i: number): { correlationId?: string; since?: number; until?: number } {
+  if (i % 2 === 0) return { correlationId: `c-${(i * 7_919) % flows}` }
+  const since = searchStart + Math.floor((((i * 104_729) % 1_000) / 1_000) * month)
+  return { since, until: since + 60_000 }
+}
+
+/** Runs the 200 searches one after another and reports their rate and latency. */
+async function timedSearches(search: (query: ReturnType<typeof searchQuery>) => Promise<number> | number) {
+  const samples: number[] = []
+  let found = 0
+  const started = performance.now()
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now()
+    found += await search(searchQuery(i))
+    samples.push(performance.now() - t)
+  }
+  if (found === 0) throw new Error('the searches found nothing')
+  return { perSecond: 200 / ((performance.now() - started) / 1_000), ...latencies(samples.sort((a, b) => a - b)) }
+}
+
+export const heraldSqliteEventSearch: BenchSide = async () => {
+  const dir = tempDir()
+  const store = createSqliteEventStore({ path: dir.path })
+  for (let start = 0; start < searchEvents; start += 10_000) {
+    await store.append(
+      Array.from({ length: 10_000 }, (_, k) => {
+        const i = start + k
+        return {
+          topic: 'order.placed',
+          envelope: {
+            id: uuidV7(),
+            headers: {
+              type: 'order.placed',
+              source: 'bench',
+              time: new Date(timeOf(i)).toISOString(),
+              correlationid: `c-${i % flows}`,
+            },
+            body,
+          },
+        }
+      }),
+    )
+  }
+  const result = await timedSearches(
+    async (query) => (await store.queryEvents({ ...query, newestFirst: true, limit: 100 })).items.length,
+  )
+  await store.close()
+  dir.cleanup()
+  return result
+}
+
+/** The baseline: the same million rows in a hand-written better-sqlite3 table with the same indexes, same queries. */
+export const rawSqliteEventSearch: BenchSide = async () => {
+  const dir = tempDir()
+  const db = new Database(dir.path)
+  db.pragma('journal_mode = WAL')
+  db.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL,
+    source TEXT NOT NULL, time INTEGER NOT NULL, correlation_id TEXT, recorded_at INTEGER NOT NULL,
+    headers TEXT NOT NULL, body BLOB NOT NULL); ${sameIndexes}`)
+  const insert = db.prepare(
+    'INSERT INTO events (id, type, source, time, correlation_id, recorded_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  )
+  const fill = db.transaction((from: number) => {
+    for (let i = from; i < from + 10_000; i++) {
+      const time = timeOf(i)
+      const headers = {
+        type: 'order.placed',
+        source: 'bench',
+        time: new Date(time).toISOString(),
+        correlationid: `c-${i % flows}`,
+      }
+      insert.run(
+        uuidV7(),
+        'order.placed',
+        'bench',
+        time,
+        `c-${i % flows}`,
+        Date.now(),
+        JSON.stringify(headers),
+        Buffer.from(body),
+      )
+    }
+  })
+  for (let start = 0; start < searchEvents; start += 10_000) fill(start)
+  const byCorrelation = db.prepare('SELECT * FROM events WHERE correlation_id = ? ORDER BY position DESC LIMIT 100')
+  const byTime = db.prepare('SELECT * FROM events WHERE time >= ? AND time < ? ORDER BY position DESC LIMIT 100')
+  const result = await timedSearches((q) =>
+    q.correlationId !== undefined ? byCorrelation.all(q.correlationId).length : byTime.all(q.since, q.until).length,
+  )
+  db.close()
+  dir.cleanup()
+  return result
+}

@@ -185,9 +185,12 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
       const limit = eventPageSize(query)
       const filter = where(query, 3)
       const order = query.newestFirst === true ? 'DESC' : ''
+      // Position bounds only when given, so the planner is free to use the filter's index (see the SQLite store).
+      const positions = `${query.after === undefined ? '' : ' AND position > $1'}${query.before === undefined ? '' : ' AND position < $3'}`
       const result = await pool.query<EventRow>(
-        `SELECT * FROM ${s}.events WHERE position > $1 AND position < $3${filter.sql} ORDER BY position ${order} LIMIT $2`,
-        [query.after ?? 0, limit + 1, query.before ?? Number.MAX_SAFE_INTEGER, ...filter.params],
+        `SELECT * FROM ${s}.events WHERE $1::bigint IS NOT NULL AND $3::bigint IS NOT NULL${positions}${filter.sql}
+         ORDER BY position ${order} LIMIT $2`,
+        [query.after ?? 0, limit + 1, query.before ?? 0, ...filter.params],
       )
       const rows = result.rows
       const items = rows.slice(0, limit).map(storedEventFromRow)

@@ -151,13 +151,20 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): EventS
       const limit = eventPageSize(query)
       const filter = where(query)
       const order = query.newestFirst === true ? 'DESC' : ''
-      const text = `SELECT * FROM herald_events WHERE position > ? AND position < ?${filter.sql} ORDER BY position ${order} LIMIT ?`
+      // Position bounds only when given: a bound that is always there would steer the planner to a scan of the
+      // primary key instead of the filter's index (a correlation search over a million events took 94 ms, not 1).
+      const bounds = [
+        ...(query.after === undefined ? [] : [query.after]),
+        ...(query.before === undefined ? [] : [query.before]),
+      ]
+      const positions = `${query.after === undefined ? '' : ' AND position > ?'}${query.before === undefined ? '' : ' AND position < ?'}`
+      const text = `SELECT * FROM herald_events WHERE 1${positions}${filter.sql} ORDER BY position ${order} LIMIT ?`
       let statement = queries.get(text)
       if (statement === undefined) {
         statement = db.prepare<unknown[], EventRow>(text)
         queries.set(text, statement)
       }
-      const rows = statement.all(query.after ?? 0, query.before ?? Number.MAX_SAFE_INTEGER, ...filter.params, limit + 1)
+      const rows = statement.all(...bounds, ...filter.params, limit + 1)
       const items = rows.slice(0, limit).map(storedEventFromRow)
       const last = items.at(-1)
       return rows.length > limit && last !== undefined ? { items, nextCursor: last.position } : { items }
