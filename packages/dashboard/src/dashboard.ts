@@ -22,7 +22,16 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { alignedChart, type ChartData, createMetricsSampler, type MetricsSource } from './charts.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
-import { failuresPage, type Overview, overviewFigures, overviewPage, scanFailures, topologyPage } from './operations.js'
+import {
+  createJobs,
+  failuresPage,
+  jobFragment,
+  type Overview,
+  overviewFigures,
+  overviewPage,
+  scanFailures,
+  topologyPage,
+} from './operations.js'
 import {
   deadLetterPage,
   deadLettersPage,
@@ -291,7 +300,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     return page(reply, failuresPage(await scanFailures(transport, only), only))
   })
 
-  // A failure group's dead letters are found again by the same grouping, then acted on 1,000 ids at a time.
+  // A failure group's dead letters are found again by the same grouping, then acted on 1,000 ids at a time, as a
+  // job the page follows: a group of 100,000 takes a while, and the operator sees how far it got.
+  const jobs = createJobs()
   for (const action of ['redrive', 'purge'] as const) {
     app.post(`/failures/${action}`, async (request, reply) => {
       if (!isDeadLetterStore(transport)) return reply.code(404).send()
@@ -303,20 +314,26 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
         return text(reply, 400, 'the failure group is malformed')
       }
       if (typeof group !== 'string' || group === '') return text(reply, 400, 'the failure group is malformed')
-      const ids: string[] = []
-      await scanFailures(transport, group, (letter, key) => {
-        if (key === failure) ids.push(letter.envelope.id)
+      const job = jobs.start(action, group, async (progress) => {
+        const ids: string[] = []
+        await scanFailures(transport, group, (letter, key) => {
+          if (key === failure) ids.push(letter.envelope.id)
+        })
+        progress.total = ids.length
+        for (let i = 0; i < ids.length; i += 1_000) {
+          const chosen = { group, ids: ids.slice(i, i + 1_000) }
+          progress.done +=
+            action === 'redrive' ? await transport.redriveDeadLetters(chosen) : await transport.purgeDeadLetters(chosen)
+        }
       })
-      let count = 0
-      for (let i = 0; i < ids.length; i += 1_000) {
-        const chosen = { group, ids: ids.slice(i, i + 1_000) }
-        count +=
-          action === 'redrive' ? await transport.redriveDeadLetters(chosen) : await transport.purgeDeadLetters(chosen)
-      }
-      const verb = action === 'redrive' ? 'Redrove' : 'Purged'
-      return page(reply, html`${verb} ${count} dead letter${count === 1 ? '' : 's'} of group ${group}.`)
+      return page(reply, jobFragment(job))
     })
   }
+  app.get('/jobs/:id', async (request, reply) => {
+    const job = jobs.get((request.params as { id: string }).id)
+    if (job === undefined) return text(reply, 404, 'no such job (the console keeps the last 100)')
+    return page(reply, jobFragment(job))
+  })
 
   app.get('/tail', async (request, reply) => {
     const pattern = String((request.query as Record<string, unknown>).pattern ?? '#')

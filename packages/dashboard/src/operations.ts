@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { DeadLetter, DeadLetterStore, GroupInfo, HealthReport, HeldKey, TopologyDescription } from '@herald/core'
 import { html, type SafeHtml } from './html.js'
 import { layout } from './pages.js'
@@ -223,4 +224,63 @@ group share that group's copies.</p>
         ([pattern, groups]) => html`<tr><td><code>${pattern}</code></td><td>${groups.join(', ')}</td></tr>`,
       )}</tbody></table>`,
   )
+}
+
+/** A bulk action running in the background: how many it found, how many it has done, and how it ended. */
+export interface Job {
+  readonly id: string
+  readonly action: 'redrive' | 'purge'
+  readonly group: string
+  /** Undefined while the dead letters are still being found. */
+  total: number | undefined
+  done: number
+  state: 'running' | 'finished' | 'failed'
+  error: string | undefined
+}
+
+/** The console's jobs, the last 100 kept. */
+export function createJobs() {
+  const jobs = new Map<string, Job>()
+  return {
+    start(action: Job['action'], group: string, work: (progress: Job) => Promise<void>): Job {
+      const job: Job = {
+        id: randomUUID(),
+        action,
+        group,
+        total: undefined,
+        done: 0,
+        state: 'running',
+        error: undefined,
+      }
+      jobs.set(job.id, job)
+      if (jobs.size > 100) jobs.delete(jobs.keys().next().value!)
+      work(job).then(
+        () => {
+          job.state = 'finished'
+        },
+        (err: unknown) => {
+          job.state = 'failed'
+          job.error = err instanceof Error ? err.message : String(err)
+        },
+      )
+      return job
+    },
+    get: (id: string) => jobs.get(id),
+  }
+}
+
+/** A job's progress; while it runs, it asks for itself again every second. */
+export function jobFragment(job: Job): SafeHtml {
+  const plural = (n: number) => `${n} dead letter${n === 1 ? '' : 's'}`
+  const verb = job.action === 'redrive' ? 'Redrove' : 'Purged'
+  if (job.state === 'finished')
+    return html`<span id="job-${job.id}" data-state="finished">${verb} ${plural(job.done)} of group ${job.group}.</span>`
+  if (job.state === 'failed')
+    return html`<span id="job-${job.id}" data-state="failed" class="bad">${verb} ${plural(job.done)} of group ${job.group}, then failed: ${job.error}</span>`
+  const doing = job.action === 'redrive' ? 'Redriving' : 'Purging'
+  const where =
+    job.total === undefined
+      ? 'finding the dead letters…'
+      : `${job.done} of ${job.total} (${Math.floor((100 * job.done) / Math.max(1, job.total))}%)`
+  return html`<span id="job-${job.id}" data-state="running" hx-get="/jobs/${job.id}" hx-trigger="every 1s" hx-swap="outerHTML">${doing} group ${job.group}: ${where}</span>`
 }

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
 import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
-import { createLatch, pollUntil } from '@herald/testkit'
+import { createHistory, createLatch, pollUntil } from '@herald/testkit'
+import Database from 'better-sqlite3'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -16,6 +17,20 @@ const token = 'test-token-0123456789abcdef'
 const auth = { authorization: `Bearer ${token}` }
 const OrderPlaced = defineEvent('order.placed', { version: 1, schema: z.object({ note: z.string() }) })
 const OrderBilled = defineEvent('order.billed', { version: 1, schema: z.object({ note: z.string() }) })
+
+/** Follows a console job from its first fragment until it ends; returns its last text and every text seen. */
+async function follow(app: FastifyInstance, fragment: string): Promise<{ last: string; seen: string[] }> {
+  const id = fragment.match(/id="job-([\w-]+)"/)?.[1]
+  if (id === undefined) throw new Error(`not a job: ${fragment}`)
+  const seen = [fragment]
+  await pollUntil(async () => {
+    const body = (await app.inject({ url: `/jobs/${id}`, headers: auth })).body
+    seen.push(body)
+    return !body.includes('data-state="running"')
+  }, 120_000)
+  const text = (html: string) => html.replace(/<[^>]+>/g, '')
+  return { last: text(seen.at(-1)!), seen: seen.map(text) }
+}
 
 describe('dashboard', () => {
   let dir: string
@@ -180,6 +195,61 @@ describe('dashboard', () => {
     expect((await transport.listDeadLetters()).items).toHaveLength(1)
   })
 
+  it('failure-group-bulk-redrive: a failure group of 100,000 dead letters is redriven with progress shown, none lost', async () => {
+    app = await createDashboard({ transport, token })
+    await transport.declareGroup('billing', ['order.placed'])
+    // 100,000 dead letters of one failure, and 10 of another that must stay, written straight into the store.
+    const raw = new Database(join(dir, 'herald.db'))
+    const insert = raw.prepare(
+      `INSERT INTO herald_dead_letters (group_name, message_id, topic, headers, body, reason, attempts,
+         first_failed_at, last_failed_at, dead_lettered_at, error) VALUES ('billing', ?, 'order.placed', ?, ?, ?, 5, ?, ?, ?, ?)`,
+    )
+    const history = createHistory()
+    const now = Date.now()
+    raw.transaction(() => {
+      for (let n = 0; n < 100_010; n++) {
+        const id = `dl-${n}`
+        const timeout = n < 100_000
+        if (timeout) {
+          history.attempted(id)
+          history.ok(id)
+        }
+        const error = timeout
+          ? { name: 'HandlerTimeoutError', message: `Handler did not finish within ${30_000 + (n % 7)} ms` }
+          : { name: 'Error', message: 'card declined' }
+        const reason = timeout ? 'max_deliveries_exceeded' : 'handler_error'
+        const body = Buffer.from(`{"note":"${n}"}`)
+        insert.run(id, JSON.stringify({ type: 'order.placed' }), body, reason, now, now, now, JSON.stringify(error))
+      }
+    })()
+    raw.close()
+    const failures = await app.inject({ url: '/failures?group=billing', headers: auth })
+    expect(failures.body).toContain('100010 dead letters.')
+    const timeoutGroup = failures.body.match(/<tr id="failure-([\w-]+)"><td class="n"><b>100000<\/b>/)?.[1]
+    expect(timeoutGroup).toBeDefined()
+
+    await transport.subscribe({ group: 'billing', patterns: ['order.placed'], maxInFlight: 200 }, async (e) => {
+      history.delivered(e.id)
+      history.completed(e.id)
+    })
+    const started = await app.inject({
+      method: 'POST',
+      url: '/failures/redrive',
+      headers: auth,
+      payload: { failure: timeoutGroup },
+    })
+    expect(started.body).toContain('data-state="running"')
+    const { last, seen } = await follow(app, started.body)
+    expect(last).toBe('Redrove 100000 dead letters of group billing.')
+    // Progress was shown on the way: some answer said how many of the 100,000 were done.
+    expect(seen.some((t) => /: \d+ of 100000 \(\d+%\)/.test(t))).toBe(true)
+    await pollUntil(async () => history.check().lost.length === 0, 120_000)
+    console.log(`[sqlite] failure-group-bulk-redrive: ${history.summary()}`)
+    expect(history.check().lost).toEqual([])
+    const left = (await transport.listDeadLetters({ group: 'billing' })).items
+    expect(left.map((l) => l.error?.message)).toEqual(Array(10).fill('card declined'))
+  })
+
   it('topology: where publishes go, each group with its patterns and queue, and which groups each pattern feeds', async () => {
     app = await createDashboard({ transport, token })
     await transport.declareGroup('billing', ['order.placed'])
@@ -198,6 +268,7 @@ describe('dashboard', () => {
 
   it('failures: dead letters grouped by cause with ids and numbers masked; redriving one group leaves the others', async () => {
     app = await createDashboard({ transport, token })
+    const finished = async (fragment: string) => (await follow(app, fragment)).last
     const bus = createBus({ transport, service: 'shop', consumer: { immediateRetries: 0, retry: { maxAttempts: 1 } } })
     let fixed = false
     const billed: string[] = []
@@ -231,7 +302,7 @@ describe('dashboard', () => {
       headers: auth,
       payload: { failure: card },
     })
-    expect(redrive.body).toBe('Redrove 5 dead letters of group billing.')
+    expect(await finished(redrive.body)).toBe('Redrove 5 dead letters of group billing.')
     await pollUntil(async () => billed.length === 5)
     const left = (await transport.listDeadLetters()).items.map((l) => l.error?.message)
     expect(left).toHaveLength(3)
@@ -242,7 +313,7 @@ describe('dashboard', () => {
       headers: auth,
       payload: { failure: rows[1]![1]! },
     })
-    expect(purge.body).toBe('Purged 3 dead letters of group billing.')
+    expect(await finished(purge.body)).toBe('Purged 3 dead letters of group billing.')
     expect((await transport.listDeadLetters()).items).toHaveLength(0)
     await bus.stop()
   })
