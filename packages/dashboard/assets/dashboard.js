@@ -17,20 +17,72 @@
     }
   })
 
+  // Times in the reader's zone and as how long ago; ids copied by their button. Run again after every htmx swap.
+  const ago = (ms) => {
+    const s = Math.round((Date.now() - ms) / 1_000)
+    if (s < 5) return 'just now'
+    if (s < 90) return `${s} s ago`
+    if (s < 5_400) return `${Math.round(s / 60)} min ago`
+    if (s < 129_600) return `${Math.round(s / 3_600)} h ago`
+    return `${Math.round(s / 86_400)} days ago`
+  }
+  const times = (root) => {
+    for (const t of root.querySelectorAll('time[datetime]')) {
+      const ms = Date.parse(t.getAttribute('datetime'))
+      if (Number.isFinite(ms)) t.textContent = `${new Date(ms).toLocaleString()} (${ago(ms)})`
+    }
+  }
+  times(document)
+  document.addEventListener('htmx:afterSwap', (event) => times(event.detail.target.parentElement ?? document))
+  setInterval(() => times(document), 30_000)
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest?.('button.copy')
+    if (button === null || button === undefined) return
+    event.preventDefault()
+    void navigator.clipboard?.writeText(button.dataset.copy ?? '').then(() => {
+      button.textContent = 'copied'
+      setTimeout(() => {
+        button.textContent = 'copy'
+      }, 1_000)
+    })
+  })
+
   const charts = document.getElementById('charts')
   if (charts !== null && typeof uPlot === 'function') drawCharts(charts)
 
   const rows = document.getElementById('tail')
   if (rows === null) return
   const source = new EventSource(`/tail/stream?pattern=${encodeURIComponent(rows.dataset.pattern ?? '#')}`)
+  // Pause holds the rows still (messages keep being counted); the rate is what arrived over the last 5 s.
+  let paused = false
+  const pause = document.getElementById('tail-pause')
+  const rate = document.getElementById('tail-rate')
+  pause?.addEventListener('click', () => {
+    paused = !paused
+    pause.textContent = paused ? 'Resume' : 'Pause'
+  })
+  const arrivals = []
+  setInterval(() => {
+    while (arrivals.length > 0 && arrivals[0] < Date.now() - 5_000) arrivals.shift()
+    if (rate !== null) rate.textContent = `${(arrivals.length / 5).toFixed(1)} msg/s`
+  }, 1_000)
+  let received = 0
   source.addEventListener('message', (e) => {
+    arrivals.push(Date.now())
+    if (rate !== null) rate.dataset.received = String(++received)
+    if (paused) return
     const m = JSON.parse(e.data)
     const tr = document.createElement('tr')
-    for (const text of [m.time, m.topic, m.type, m.id, m.body]) {
+    for (const text of [new Date(m.time).toLocaleTimeString(), m.topic, m.type, m.id, m.body]) {
       const td = document.createElement('td')
       td.textContent = text
       tr.appendChild(td)
     }
+    // The id shortened, whole on hover.
+    const idCell = tr.children[3]
+    idCell.title = m.id
+    idCell.className = 'nowrap'
+    if (m.id.length > 16) idCell.textContent = `${m.id.slice(0, 8)}…${m.id.slice(-4)}`
     tr.dataset.id = m.id
     rows.prepend(tr)
     while (rows.children.length > 500) rows.lastChild.remove()

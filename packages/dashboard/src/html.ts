@@ -36,3 +36,27 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): SafeH
 export function trusted(markup: string): SafeHtml {
   return new SafeHtml(markup)
 }
+
+/**
+ * An id as an operator wants it in a table: its first and last characters, the whole id on hover, and a button
+ * that copies it (the console's script does the copying).
+ */
+export function shortId(id: string): SafeHtml {
+  const short = id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id
+  return html`<code class="id" title="${id}">${short}</code><button type="button" class="copy" data-copy="${id}" title="copy the whole id">copy</button>`
+}
+
+/** A time the console's script shows in the reader's time zone and as how long ago; ISO 8601 without the script. */
+export function timeTag(ms: number): SafeHtml {
+  const iso = new Date(ms).toISOString()
+  return html`<time datetime="${iso}" title="${iso}">${iso}</time>`
+}
+
+/** A payload pretty-printed when it is JSON (as text either way), in a block that folds. */
+export function payloadBlock(text: string, open = true): SafeHtml {
+  let shown = text
+  try {
+    shown = JSON.stringify(JSON.parse(text), null, 2)
+  } catch {}
+  return html`<details ${open ? trusted('open') : ''}><summary>payload (${text.length} characters)</summary><pre id="payload">${shown}</pre></details>`
+}

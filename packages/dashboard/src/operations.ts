@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { DeadLetter, DeadLetterStore, GroupInfo, HealthReport, HeldKey, TopologyDescription } from '@herald/core'
-import { html, type SafeHtml } from './html.js'
+import { html, type SafeHtml, shortId, timeTag } from './html.js'
 import { layout } from './pages.js'
 
 /** What the overview shows: the transport, its health, every group and the keys dead letters hold. */
@@ -63,14 +63,14 @@ ${
 <table id="held-keys"><thead><tr><th>group</th><th>key</th><th>held by</th><th class="n">waiting</th><th></th></tr></thead>
 <tbody>${o.heldKeys.map(
         (k) => html`<tr><td>${k.group}</td><td><code>${k.key}</code></td>
-<td><a href="/dead-letters/${encodeURIComponent(k.deadLetterId)}?group=${encodeURIComponent(k.group)}">${k.deadLetterId}</a></td>
+<td class="nowrap"><a href="/dead-letters/${encodeURIComponent(k.deadLetterId)}?group=${encodeURIComponent(k.group)}">${shortId(k.deadLetterId)}</a></td>
 <td class="n">${k.waiting}</td>
 <td><button type="button" hx-post="/keys/release" hx-vals='${JSON.stringify({ group: k.group, key: k.key })}' hx-target="#result"
 hx-confirm="${`Release key ${k.key} of group ${k.group}? Its next message goes on; the dead letter stays.`}">Release</button></td></tr>`,
       )}</tbody></table>`
 }`
   return html`<div id="figures" hx-get="/overview/figures" hx-trigger="every 2s" hx-swap="outerHTML">
-<p>Transport <b>${o.transport}</b>: ${health} <span class="muted">· read ${new Date(o.at).toISOString()}, refreshed every 2 s</span></p>
+<p>Transport <b>${o.transport}</b>: ${health} <span class="muted">· read ${timeTag(o.at)}, refreshed every 2 s</span></p>
 ${groups}${held}</div>`
 }
 
@@ -181,7 +181,7 @@ ${
           f,
         ) => html`<tr id="failure-${f.key}"><td class="n"><b>${f.count}</b></td><td>${f.group}</td><td>${f.reason}</td>
 <td>${f.errorName}</td><td><code>${f.message}</code><br><a class="muted" href="/dead-letters/${encodeURIComponent(f.sampleId)}?group=${encodeURIComponent(f.group)}">an example</a></td>
-<td>${new Date(f.firstSeen).toISOString()}</td><td>${new Date(f.lastSeen).toISOString()}</td>
+<td>${timeTag(f.firstSeen)}</td><td>${timeTag(f.lastSeen)}</td>
 <td><button type="button" hx-post="/failures/redrive" hx-vals='${JSON.stringify({ failure: f.key })}' hx-target="#result"
 hx-confirm="${`Redrive the ${f.count} dead letters of group ${f.group} that failed with ${f.reason}${f.errorName === '' ? '' : ` (${f.errorName})`}?`}">Redrive all</button>
 <button type="button" hx-post="/failures/purge" hx-vals='${JSON.stringify({ failure: f.key })}' hx-target="#result"

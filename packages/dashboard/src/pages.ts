@@ -1,13 +1,13 @@
 import type { DeadLetter, StoredEvent } from '@herald/core'
-import { html, type SafeHtml, trusted } from './html.js'
+import { html, payloadBlock, type SafeHtml, shortId, timeTag, trusted } from './html.js'
 
 const style = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24}
-header{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;gap:1.2rem;align-items:center}
+header{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;align-items:center}
 header a{color:#cfe3ff;text-decoration:none} header strong{margin-right:1rem}
-main{padding:1rem} table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+main{padding:1rem;max-width:100vw;box-sizing:border-box} table{border-collapse:collapse;width:100%;display:block;overflow-x:auto} td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 pre{background:#f4f6f8;padding:.6rem;overflow:auto;max-height:24rem} .muted{color:#667} button{cursor:pointer}
-form.inline{display:inline} td.lane,th.lane{width:45%} .bar{height:.8rem;background:#4c8bf5;border-radius:2px;min-width:3px} .bad-bar{background:#cf222e} tr.failed td{background:#fff5f5} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37} .bad{color:#cf222e} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
+form.inline{display:inline} .nowrap{white-space:nowrap} code.id{font-size:.92em} button.copy{border:none;background:none;color:#667;padding:0 .3rem;font-size:.8em;text-decoration:underline} details summary{cursor:pointer;color:#445} td.lane,th.lane{width:45%} .bar{height:.8rem;background:#4c8bf5;border-radius:2px;min-width:3px} .bad-bar{background:#cf222e} tr.failed td{background:#fff5f5} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37} .bad{color:#cf222e} .tree{list-style:none;padding-left:1.2rem;border-left:2px solid #ccd} .tree li{margin:.3rem 0}
 `
 
 export function layout(title: string, body: SafeHtml): SafeHtml {
@@ -35,7 +35,8 @@ export function tailPage(pattern: string): SafeHtml {
     'Live tail',
     html`<h1>Live tail</h1>
 <form method="get" action="/tail"><label>Pattern <input name="pattern" value="${pattern}"></label> <button>Follow</button></form>
-<p class="muted">Messages published to <code>${pattern}</code> while this page is open, newest first.</p>
+<p class="muted">Messages published to <code>${pattern}</code> while this page is open, newest first.
+<button type="button" id="tail-pause">Pause</button> <span id="tail-rate">0.0 msg/s</span></p>
 <table><thead><tr><th>time</th><th>topic</th><th>type</th><th>id</th><th>payload</th></tr></thead>
 <tbody id="tail" data-pattern="${pattern}"></tbody></table>`,
   )
@@ -67,8 +68,8 @@ export function deadLetterRows(letters: readonly DeadLetter[]): SafeHtml {
   return html`${letters.map(
     (l) => html`<tr id="${rowId(l.group, l.envelope.id)}" data-id="${l.envelope.id}">
 <td><input type="checkbox" name="selected" value="${selectionValue(l.group, l.envelope.id)}"></td>
-<td><a href="/dead-letters/${encodeURIComponent(l.envelope.id)}?group=${encodeURIComponent(l.group)}">${l.envelope.id}</a></td>
-<td>${l.group}</td><td>${l.topic}</td><td>${l.reason}</td><td>${l.attempts}</td><td>${when(l.deadLetteredAt)}</td>
+<td class="nowrap"><a href="/dead-letters/${encodeURIComponent(l.envelope.id)}?group=${encodeURIComponent(l.group)}">${shortId(l.envelope.id)}</a></td>
+<td>${l.group}</td><td>${l.topic}</td><td>${l.reason}</td><td>${l.attempts}</td><td>${timeTag(l.deadLetteredAt)}</td>
 <td>${l.error?.message ?? ''}</td>
 <td><button type="button" hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ selected: selectionValue(l.group, l.envelope.id) })}' hx-target="#result">Redrive</button></td>
 </tr>`,
@@ -104,12 +105,12 @@ export function deadLetterPage(letter: DeadLetter): SafeHtml {
     `Dead letter ${letter.envelope.id}`,
     html`<h1>Dead letter <code>${letter.envelope.id}</code></h1>
 <p>group <b>${letter.group}</b>, topic <b>${letter.topic}</b>, reason <b>${letter.reason}</b>, ${letter.attempts} attempts;
-first failed ${when(letter.firstFailedAt)}, last ${when(letter.lastFailedAt)}, dead-lettered ${when(letter.deadLetteredAt)}</p>
+first failed ${timeTag(letter.firstFailedAt)}, last ${timeTag(letter.lastFailedAt)}, dead-lettered ${timeTag(letter.deadLetteredAt)}</p>
 <p id="result" class="muted"></p>
 <button type="button" hx-post="/dead-letters/redrive" hx-vals='${JSON.stringify({ selected: selectionValue(letter.group, letter.envelope.id) })}' hx-target="#result">Redrive</button>
 <p><a href="/flows/${encodeURIComponent(letter.envelope.headers.correlationid ?? letter.envelope.id)}">The flow this message belongs to</a></p>
-<h2>Payload</h2><pre id="payload">${decode(letter.envelope.body)}</pre>
-<h2>Headers</h2><pre>${JSON.stringify(letter.envelope.headers, null, 2)}</pre>
+<h2>Payload</h2>${payloadBlock(decode(letter.envelope.body))}
+<h2>Headers</h2><details open><summary>${Object.keys(letter.envelope.headers).length} headers</summary><pre>${JSON.stringify(letter.envelope.headers, null, 2)}</pre></details>
 <h2>Error</h2><pre>${letter.error === undefined ? 'none (the consumer never finished an attempt)' : JSON.stringify(letter.error, null, 2)}</pre>`,
   )
 }

@@ -71,7 +71,9 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
 
     await page.goto(`${base}/dead-letters/${id}`)
     await page.screenshot({ path: join(artifacts, 'dead-letter.png'), fullPage: true })
-    expect(await page.textContent('#payload')).toBe('{"note":"<img src=x onerror=\\"window.__owned = true\\">"}')
+    expect(await page.textContent('#payload')).toBe('{\n  "note": "<img src=x onerror=\\"window.__owned = true\\">"\n}')
+    // Times read in the reader's zone and as how long ago; the id has a copy button with the whole id.
+    expect(await page.locator('time').first().textContent()).toMatch(/ago\)$|just now\)$/)
     expect(await page.evaluate(() => (globalThis as { __owned?: boolean }).__owned)).toBeUndefined()
     expect(await page.locator('#payload img').count()).toBe(0)
 
@@ -98,6 +100,31 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
     await bus.publish(OrderPlaced, { note: 'tailed' })
     await page.locator('#tail tr', { hasText: 'tailed' }).first().waitFor()
     await page.screenshot({ path: join(artifacts, 'tail.png'), fullPage: true })
+    // Paused, the rows hold still while arrivals are still counted; resumed, new ones show again.
+    await page.click('#tail-pause')
+    const received = Number(await page.locator('#tail-rate').getAttribute('data-received'))
+    await bus.publish(OrderPlaced, { note: 'while paused' })
+    // It arrives (and the billing it causes, also order.#): counted, not shown.
+    await expect
+      .poll(async () => Number(await page.locator('#tail-rate').getAttribute('data-received')), { timeout: 30_000 })
+      .toBeGreaterThanOrEqual(received + 2)
+    expect(await page.locator('#tail tr', { hasText: 'while paused' }).count()).toBe(0)
+    await page.click('#tail-pause')
+    await bus.publish(OrderPlaced, { note: 'after resume' })
+    await page.locator('#tail tr', { hasText: 'after resume' }).first().waitFor()
+    // On a phone the page fits its width: wide tables scroll inside themselves, the page does not.
+    await page.setViewportSize({ width: 390, height: 844 })
+    for (const path of ['/', '/failures', '/dead-letters']) {
+      await page.goto(`${base}${path}`)
+      const width = await page.evaluate(
+        () =>
+          (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement
+            .scrollWidth,
+      )
+      expect(width, path).toBeLessThanOrEqual(390)
+    }
+    await page.screenshot({ path: join(artifacts, 'dead-letters-phone.png'), fullPage: true })
+    await page.setViewportSize({ width: 1366, height: 900 })
     await page.goto(`${base}/topology`)
     await page.locator('#topology-groups tr', { hasText: 'billing' }).waitFor()
     await page.screenshot({ path: join(artifacts, 'topology.png'), fullPage: true })

@@ -131,9 +131,14 @@ describe('dashboard', () => {
     expect(list.body).toContain(id)
     expect(list.body).toContain('permanent_error')
     expect(list.body).toContain('cannot bill &lt;b&gt;')
+    // The id shortened in the table, whole on hover and in its copy button; the time machine-readable.
+    expect(list.body).toContain(`<code class="id" title="${id}">${id.slice(0, 8)}…${id.slice(-4)}</code>`)
+    expect(list.body).toContain(`data-copy="${id}"`)
+    expect(list.body).toMatch(/<time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z"/)
     expect(list.headers['content-security-policy']).toContain("default-src 'self'")
     const detail = await app.inject({ url: `/dead-letters/${id}`, headers: auth })
-    expect(detail.body).toContain('{&quot;note&quot;:&quot;&lt;script&gt;alert(')
+    // Pretty-printed, and escaped: the payload is text, never markup.
+    expect(detail.body).toContain('&quot;note&quot;: &quot;&lt;script&gt;alert(')
     expect(detail.body).not.toContain('<script>alert')
 
     expect(
