@@ -477,8 +477,12 @@ describe('dashboard', () => {
     const page = await app.inject({ url: '/charts', headers: auth })
     expect(page.body).toContain('<script src="/assets/uplot.iife.min.js"></script>')
     expect((await app.inject({ url: '/assets/uplot.iife.min.js', headers: auth })).body).toContain('uPlot')
+    // The tail's group has series of its own while it is open; they go when it closes and its group is deleted.
+    await pollUntil(async () => (await obs.registry.metrics()).includes('group="herald-dashboard-'))
     controller.abort()
     await stream.body?.cancel().catch(() => {})
+    await pollUntil(async () => !(await obs.registry.metrics()).includes('herald-dashboard-'))
+    expect(await obs.registry.metrics()).toContain('group="billing"')
     await bus.stop()
     await instrumented.close()
   })

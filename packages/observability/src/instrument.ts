@@ -250,12 +250,22 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     const instrumented = instrumentSubscription(spec, handler)
     return transport.subscribe({ ...spec, onSettled: instrumented.onSettled }, instrumented.handler)
   }
+  // A deleted group's series go with it: the console's live tails, for one, each make and delete a group.
+  const inner = transport as unknown as { deleteGroup?: (group: string) => Promise<void> }
+  const deleteGroup =
+    typeof inner.deleteGroup === 'function'
+      ? async (group: string) => {
+          await (inner.deleteGroup as (group: string) => Promise<void>).call(transport, group)
+          await metrics.forgetGroup(group)
+        }
+      : undefined
   const bound = new Map<PropertyKey, unknown>()
   return new Proxy(transport, {
     get(inner, property) {
       if (property === 'publish') return publish
       if (property === 'schedule' && schedule !== undefined) return schedule
       if (property === 'subscribe') return subscribe
+      if (property === 'deleteGroup' && deleteGroup !== undefined) return deleteGroup
       const value = Reflect.get(inner, property, inner)
       if (typeof value !== 'function') return value
       let fn = bound.get(property)

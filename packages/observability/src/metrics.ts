@@ -20,6 +20,11 @@ export interface HeraldMetrics {
   countingChild(counter: Counter<string>, labels: Readonly<Record<string, string>>): { inc(): void }
   /** Reports an outbox's backlog and lag (age of its oldest unsent message) at each scrape, labelled `outbox`. */
   watchOutbox(name: string, source: { stats(): Promise<OutboxStats> }): void
+  /**
+   * Drops every series labelled with this group (handled, dead-lettered, handle duration): the group is gone, as
+   * when the transport deletes it, so its series would only grow the scrape.
+   */
+  forgetGroup(group: string): Promise<void>
 }
 
 export function createHeraldMetrics(registry: Registry): HeraldMetrics {
@@ -97,7 +102,7 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
     }
     return all
   }
-  return {
+  const metrics: HeraldMetrics = {
     published: new Counter({
       name: 'herald_messages_published_total',
       help: 'Messages the broker accepted, by type and topic.',
@@ -177,6 +182,27 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
         },
       }
     },
+    async forgetGroup(group) {
+      for (const [counter, entries] of pending)
+        for (const [key, entry] of entries)
+          if (entry.labels.group === group) {
+            entries.delete(key)
+            counter.remove(entry.labels)
+          }
+      const perGroup: (Counter<string> | Histogram<string>)[] = [
+        metrics.handled,
+        metrics.deadLettered,
+        metrics.handleDuration,
+      ]
+      for (const metric of perGroup) {
+        for (const value of (await metric.get()).values) {
+          if (value.labels.group !== group) continue
+          // A histogram's values are its buckets, sum and count: the series' own labels are all but `le`.
+          const { le: _bucket, ...labels } = value.labels
+          metric.remove(labels as Record<string, string>)
+        }
+      }
+    },
     watchOutbox(name, source) {
       if (outboxes.size === 0) {
         outboxGauge('herald_outbox_backlog', 'Messages staged in the outbox and not yet sent.', (s) => s.backlog)
@@ -189,4 +215,5 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
       outboxes.set(name, source)
     },
   }
+  return metrics
 }
