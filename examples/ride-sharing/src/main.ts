@@ -252,6 +252,7 @@ async function runAllInOne(): Promise<void> {
     no_driver: report.no_driver,
     cancelled: report.cancelled,
     dead_lettered: deadLettered,
+    early_completions: report.early_completions,
     // A fixed run waits for every ride to end: one that did not is lost. Stopped live, rides are just unfinished.
     ...(fixedRun ? { lost: report.pending.length } : { unfinished: report.pending.length }),
     foreign_frames: report.foreign_frames,

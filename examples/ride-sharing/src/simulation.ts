@@ -36,6 +36,12 @@ export interface SimulationReport {
   readonly pending: readonly string[]
   /** Frames a client received that named another user: must be 0. */
   readonly foreign_frames: number
+  /**
+   * Drivers who pressed "complete" as they accepted, before the ride was paid: the trip service refuses each
+   * (`PermanentError`: not yet their trip, or not paid), so each is one dead letter, the operator's to look at in
+   * the console's failures page.
+   */
+  readonly early_completions: number
   readonly frames: number
   /** Positions of their driver that riders received. */
   readonly driver_locations_seen: number
@@ -115,6 +121,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   })
   const activity = options.onActivity ?? (() => {})
   let foreign = 0
+  let early = 0
   let frames = 0
   let locations = 0
   const outcome = new Map<string, 'completed' | 'no_driver' | 'cancelled' | 'pending'>()
@@ -152,8 +159,14 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         const draw = random()
         const offerId = String(frame.data?.offerId)
         // replyTo: the answer joins the offer's flow (the gateway checks this driver received it).
-        if (draw < 0.75) socket.send({ type: 'trip.accept', tripId, offerId, replyTo: frame.id })
-        else if (draw < 0.9) socket.send({ type: 'trip.decline', tripId, offerId, replyTo: frame.id })
+        if (draw < 0.75) {
+          socket.send({ type: 'trip.accept', tripId, offerId, replyTo: frame.id })
+          // One driver in fifteen presses "complete" straight away, before the rider has paid.
+          if (random() < 1 / 15) {
+            early++
+            socket.send({ type: 'trip.complete', tripId, replyTo: frame.id })
+          }
+        } else if (draw < 0.9) socket.send({ type: 'trip.decline', tripId, offerId, replyTo: frame.id })
         // else: the driver looks away and the offer times out.
       } else if (frame.type === 'trip.event.paid') {
         // On the way: the rider sees the car move, then the drop-off.
@@ -227,6 +240,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     cancelled: count('cancelled'),
     pending: [...outcome].filter(([, o]) => o === 'pending').map(([id]) => id),
     foreign_frames: foreign,
+    early_completions: early,
     frames,
     driver_locations_seen: locations,
   }
