@@ -15,6 +15,8 @@ interface Sample {
   readonly handled: Map<string, number>
   /** Cumulative handle-duration bucket counts, by group, then by upper bound. */
   readonly buckets: Map<string, Map<number, number>>
+  /** Deliveries handled so far by group, and of those the ones that failed (retried or dead-lettered). */
+  readonly byGroup: Map<string, { handled: number; failed: number }>
 }
 
 export interface Series {
@@ -52,9 +54,15 @@ export function createMetricsSampler(source: MetricsSource, options: { intervalM
 
   async function sample(): Promise<void> {
     const handled = new Map<string, number>()
+    const byGroup = new Map<string, { handled: number; failed: number }>()
     for (const v of (await source.getSingleMetric('herald_messages_handled_total')?.get())?.values ?? []) {
       const type = String(v.labels.type ?? '')
       handled.set(type, (handled.get(type) ?? 0) + v.value)
+      const group = String(v.labels.group ?? '')
+      const counts = byGroup.get(group) ?? { handled: 0, failed: 0 }
+      counts.handled += v.value
+      if (v.labels.outcome !== 'acked') counts.failed += v.value
+      byGroup.set(group, counts)
     }
     const buckets = new Map<string, Map<number, number>>()
     for (const v of (await source.getSingleMetric('herald_handle_duration_seconds')?.get())?.values ?? []) {
@@ -66,7 +74,7 @@ export function createMetricsSampler(source: MetricsSource, options: { intervalM
       byBound.set(le, (byBound.get(le) ?? 0) + v.value)
       buckets.set(group, byBound)
     }
-    samples.push({ at: Date.now(), handled, buckets })
+    samples.push({ at: Date.now(), handled, buckets, byGroup })
     if (samples.length > keep) samples.shift()
   }
 
@@ -88,6 +96,23 @@ export function createMetricsSampler(source: MetricsSource, options: { intervalM
           return { at: s.at, value: ((s.handled.get(name) ?? 0) - (prev.handled.get(name) ?? 0)) / seconds }
         }),
       }))
+    },
+    /** Per group, handled and failed per second over each interval (oldest first), for the overview. */
+    groupRates(): Map<string, { handled: number[]; failed: number[] }> {
+      const rates = new Map<string, { handled: number[]; failed: number[] }>()
+      for (let i = 1; i < samples.length; i++) {
+        const prev = samples[i - 1] as Sample
+        const s = samples[i] as Sample
+        const seconds = Math.max(0.001, (s.at - prev.at) / 1_000)
+        for (const [group, now] of s.byGroup) {
+          const before = prev.byGroup.get(group) ?? { handled: 0, failed: 0 }
+          const r = rates.get(group) ?? { handled: [], failed: [] }
+          r.handled.push(Math.max(0, now.handled - before.handled) / seconds)
+          r.failed.push(Math.max(0, now.failed - before.failed) / seconds)
+          rates.set(group, r)
+        }
+      }
+      return rates
     },
     /** Handler latency p50 / p95 / p99 in ms over each interval, per group. */
     latency(): { group: string; series: Series[] }[] {

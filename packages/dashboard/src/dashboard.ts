@@ -268,7 +268,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     ])
     // The dashboard's own temporary groups (live tails) are not the operator's.
     const own = (g: { group: string }) => !g.group.startsWith(tailGroupPrefix)
-    return { transport: transport.name, health, groups: groups?.filter(own), heldKeys, at }
+    const rates = sampler?.groupRates()
+    return { transport: transport.name, health, groups: groups?.filter(own), heldKeys, rates, at }
   }
 
   app.get('/', async (_request, reply) => page(reply, overviewPage(await overview())))

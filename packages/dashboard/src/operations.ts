@@ -9,6 +9,10 @@ export interface Overview {
   readonly health: HealthReport | undefined
   readonly groups: readonly GroupInfo[] | undefined
   readonly heldKeys: readonly HeldKey[] | undefined
+  /** Handled and failed per second by group over the recent samples, oldest first; absent without metrics. */
+  readonly rates:
+    | ReadonlyMap<string, { readonly handled: readonly number[]; readonly failed: readonly number[] }>
+    | undefined
   /** Epoch ms the figures were read. */
   readonly at: number
 }
@@ -28,6 +32,22 @@ export function duration(ms: number | undefined): SafeHtml | string {
   return `${(ms / 3_600_000).toFixed(1)} h`
 }
 
+/**
+ * The latest rate and a sparkline of the recent ones: an inline SVG polyline, no axes (the charts page has
+ * those), scaled to its own highest value.
+ */
+function rate(values: readonly number[] | undefined, bad = false): SafeHtml {
+  if (values === undefined || values.length === 0) return dash
+  const last = values.at(-1)!
+  const top = Math.max(...values, 1e-9)
+  const width = 80
+  const height = 18
+  const step = values.length === 1 ? 0 : width / (values.length - 1)
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(height - 1 - (v / top) * (height - 2)).toFixed(1)}`)
+  return html`<span class="rate">${last < 10 ? last.toFixed(1) : Math.round(last)}</span>
+<svg class="spark" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" aria-hidden="true"><polyline fill="none" stroke="${bad && last > 0 ? '#cf222e' : '#4c8bf5'}" stroke-width="1.5" points="${points.join(' ')}"></polyline></svg>`
+}
+
 /** The part of the overview that refreshes itself every 2 s. */
 export function overviewFigures(o: Overview): SafeHtml {
   const health =
@@ -40,7 +60,8 @@ export function overviewFigures(o: Overview): SafeHtml {
     o.groups === undefined
       ? html`<p class="muted">${o.transport} cannot list its groups.</p>`
       : html`<table id="groups"><thead><tr><th>group</th><th>patterns</th><th class="n">depth</th><th class="n">in flight</th>
-<th class="n">scheduled</th><th class="n">on key</th><th class="n">dead letters</th><th class="n">held keys</th><th class="n">lag</th></tr></thead>
+<th class="n">scheduled</th><th class="n">on key</th><th class="n">dead letters</th><th class="n">held keys</th><th class="n">lag</th>
+<th>handled/s</th><th>failed/s</th></tr></thead>
 <tbody>${o.groups.map(
           (
             g,
@@ -49,7 +70,8 @@ export function overviewFigures(o: Overview): SafeHtml {
 <td class="n">${figure(g.waitingOnKey)}</td>
 <td class="n">${g.deadLetters > 0 ? html`<a class="bad" href="/failures?group=${encodeURIComponent(g.group)}">${g.deadLetters}</a>` : 0}</td>
 <td class="n">${g.heldKeys === undefined ? dash : g.heldKeys > 0 ? html`<b class="bad">${g.heldKeys}</b>` : 0}</td>
-<td class="n">${duration(g.oldestDueAgeMs)}</td></tr>`,
+<td class="n">${duration(g.oldestDueAgeMs)}</td>
+<td class="nowrap">${rate(o.rates?.get(g.group)?.handled)}</td><td class="nowrap">${rate(o.rates?.get(g.group)?.failed, true)}</td></tr>`,
         )}</tbody></table>`
   const held =
     o.heldKeys === undefined

@@ -183,6 +183,8 @@ describe('dashboard', () => {
     // shipping has no consumer: key k's second message waits behind its first there too.
     expect(cells('shipping').slice(0, 6)).toEqual(['3', '0', '1', '1', '0', '0'])
     expect(response.body).toContain('healthy')
+    // Without the metrics registry there are no rates: a dash, not a zero.
+    expect(row('billing')).not.toContain('class="spark"')
     expect(response.body).toContain('hx-get="/overview/figures"')
     expect(response.body).toMatch(/<table id="held-keys">[\s\S]*<code>k<\/code>/)
 
@@ -474,6 +476,10 @@ describe('dashboard', () => {
       series: ['p50', 'p95', 'p99'],
     })
     expect(charts.map((c) => c.title).join()).not.toContain('herald-dashboard-')
+    // The overview shows each group's handled and failed per second, with a sparkline of the recent samples.
+    const overview = await app.inject({ url: '/', headers: auth })
+    const billingRow = overview.body.match(/<tr data-group="billing">([\s\S]*?)<\/tr>/)?.[1] ?? ''
+    expect(billingRow).toMatch(/<span class="rate">[\d.]+<\/span>\s*<svg class="spark"/)
     const page = await app.inject({ url: '/charts', headers: auth })
     expect(page.body).toContain('<script src="/assets/uplot.iife.min.js"></script>')
     expect((await app.inject({ url: '/assets/uplot.iife.min.js', headers: auth })).body).toContain('uPlot')
