@@ -154,7 +154,14 @@ function eventSearchFrom(
     until: field('until'),
   }
   const query: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {}
-  if (fields.type !== undefined) query.types = fields.type.split(/[\s,]+/).filter((t) => t !== '')
+  if (fields.type !== undefined) {
+    // `order.placed` exactly; `order.#` (or `order.*` for one level, read as the same prefix) under a prefix.
+    const tokens = fields.type.split(/[\s,]+/).filter((t) => t !== '' && t !== '#')
+    const exact = tokens.filter((t) => !/\.[#*]$/.test(t))
+    const under = tokens.filter((t) => /\.[#*]$/.test(t)).map((t) => t.slice(0, -2))
+    if (exact.length > 0) query.types = exact
+    if (under.length > 0) query.typesUnder = under
+  }
   if (fields.source !== undefined) query.source = fields.source
   if (fields.correlationId !== undefined) query.correlationId = fields.correlationId
   for (const bound of ['since', 'until'] as const) {

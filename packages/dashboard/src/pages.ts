@@ -136,7 +136,7 @@ export function eventsPage(
     'Events',
     html`<h1>Events</h1>
 <form method="get" action="/events">
-<label>Types <input name="type" value="${search.type ?? ''}" placeholder="order.placed order.paid"></label>
+<label>Types <input name="type" value="${search.type ?? ''}" placeholder="order.placed payment.#"></label>
 <label>Source <input name="source" value="${search.source ?? ''}"></label>
 <label>Correlation id <input name="correlationId" value="${search.correlationId ?? ''}"></label>
 <label>Since <input name="since" value="${search.since ?? ''}" placeholder="2026-12-01T09:00:00Z"></label>

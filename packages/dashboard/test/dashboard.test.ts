@@ -369,6 +369,9 @@ describe('dashboard', () => {
     const search = await app.inject({ url: '/events?type=order.billed', headers: auth })
     expect(search.body).toContain('billed o-1')
     expect(search.body).not.toContain('"note":"o-1"')
+    // A type pattern: order.# is every type under order.
+    const family = await app.inject({ url: '/events?type=order.%23', headers: auth })
+    expect([...family.body.matchAll(/<tr data-position=/g)]).toHaveLength(2)
     const flow = await app.inject({ url: `/flows/${correlationId}`, headers: auth })
     expect(flow.statusCode).toBe(200)
     // One row per event, the caused one after its cause and indented one level deeper; the failed one marked.

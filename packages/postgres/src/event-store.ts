@@ -38,7 +38,18 @@ function where(filter: EventFilter, offset: number): { sql: string; params: unkn
     params.push(value)
     conditions.push(condition(`$${offset + params.length}`))
   }
-  if (filter.types !== undefined) add((p) => `type = ANY(${p}::text[])`, filter.types)
+  // Exact types, and types under a prefix as a range of the type index ('/' is the character after '.').
+  const typeConditions: string[] = []
+  const param = (value: unknown) => {
+    params.push(value)
+    return `$${offset + params.length}`
+  }
+  if (filter.types !== undefined) typeConditions.push(`type = ANY(${param(filter.types)}::text[])`)
+  for (const under of filter.typesUnder ?? [])
+    typeConditions.push(
+      `type = ${param(under)} OR (type > ${param(`${under}.`)} COLLATE "C" AND type < ${param(`${under}/`)} COLLATE "C")`,
+    )
+  if (typeConditions.length > 0) conditions.push(`(${typeConditions.join(' OR ')})`)
   if (filter.source !== undefined) add((p) => `source = ${p}`, filter.source)
   if (filter.correlationId !== undefined) add((p) => `correlation_id = ${p}`, filter.correlationId)
   if (filter.stream !== undefined) add((p) => `stream = ${p}`, filter.stream)

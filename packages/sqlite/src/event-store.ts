@@ -30,10 +30,17 @@ export interface SqliteEventStoreOptions {
 function where(filter: EventFilter): { sql: string; params: unknown[] } {
   const conditions: string[] = []
   const params: unknown[] = []
+  // Exact types, and types under a prefix as a range of the type index ('/' is the character after '.').
+  const typeConditions: string[] = []
   if (filter.types !== undefined) {
-    conditions.push('type IN (SELECT value FROM json_each(?))')
+    typeConditions.push('type IN (SELECT value FROM json_each(?))')
     params.push(JSON.stringify(filter.types))
   }
+  for (const under of filter.typesUnder ?? []) {
+    typeConditions.push('type = ? OR (type > ? AND type < ?)')
+    params.push(under, `${under}.`, `${under}/`)
+  }
+  if (typeConditions.length > 0) conditions.push(`(${typeConditions.join(' OR ')})`)
   const equal = { source: filter.source, correlation_id: filter.correlationId, stream: filter.stream }
   for (const [column, value] of Object.entries(equal)) {
     if (value === undefined) continue

@@ -4,7 +4,11 @@ import type { EventFilter, EventStore, StoredEvent } from './event-store.js'
 
 /** True when `event` is selected by `filter`; stores without a query language filter with it. */
 export function matchesEventFilter(event: StoredEvent, filter: EventFilter): boolean {
-  if (filter.types !== undefined && !filter.types.includes(event.type)) return false
+  if (filter.types !== undefined || filter.typesUnder !== undefined) {
+    const exact = filter.types?.includes(event.type) ?? false
+    const under = filter.typesUnder?.some((t) => event.type === t || event.type.startsWith(`${t}.`)) ?? false
+    if (!exact && !under) return false
+  }
   if (filter.source !== undefined && event.source !== filter.source) return false
   if (filter.correlationId !== undefined && event.correlationId !== filter.correlationId) return false
   if (filter.stream !== undefined && event.stream !== filter.stream) return false

@@ -31,6 +31,11 @@ export interface StoredEvent {
 /** Selects events. Every field narrows; `since` is inclusive and `until` exclusive, both on `time`. */
 export interface EventFilter {
   readonly types?: readonly string[]
+  /**
+   * Types equal to one of these or under it: `order` matches `order`, `order.placed` and `order.line.added` (what
+   * the topic pattern `order.#` would). With `types` too, an event matching either is selected.
+   */
+  readonly typesUnder?: readonly string[]
   readonly source?: string
   readonly correlationId?: string
   readonly stream?: string

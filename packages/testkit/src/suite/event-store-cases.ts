@@ -109,7 +109,7 @@ export function describeEventStore(
       expect(await store.getEvent(uuidV7())).toBeUndefined()
     })
 
-    it('queries by type, source, correlation and time range (since inclusive, until exclusive), paging disjointly', async () => {
+    it('queries by type (exact or under a prefix), source, correlation and time range (since inclusive, until exclusive), paging disjointly', async () => {
       const store = await open()
       const all: EventToStore[] = []
       for (let i = 0; i < 250; i++) {
@@ -130,6 +130,13 @@ export function describeEventStore(
 
       expect(await ids({ types: ['order.paid'] })).toEqual(expected((i) => i % 5 === 1))
       expect(await ids({ types: ['order.paid', 'kitchen.ready'] })).toEqual(expected((i) => i % 5 === 1 || i % 5 === 4))
+      // Types under a prefix, as the topic pattern order.# would select them; alone and with exact types.
+      expect(await ids({ typesUnder: ['order'] })).toEqual(expected((i) => i % 5 <= 2))
+      expect(await ids({ typesUnder: ['order'], types: ['kitchen.ready'] })).toEqual(
+        expected((i) => i % 5 <= 2 || i % 5 === 4),
+      )
+      expect(await ids({ typesUnder: ['order.pa'] })).toEqual([])
+      expect(await ids({ typesUnder: ['stock'], newestFirst: true })).toEqual(expected((i) => i % 5 === 3).reverse())
       expect(await ids({ source: 'kitchen' })).toEqual(expected((i) => i % 2 === 1))
       expect(await ids({ correlationId: 'c-3' })).toEqual(expected((i) => i % 10 === 3))
       // Boundaries fall exactly on events 10 and 20: 10 is in, 20 is out.
