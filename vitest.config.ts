@@ -22,7 +22,10 @@ const unit = ['packages/core/test/**/*.test.ts', 'packages/postgres/test/topic-r
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources of every workspace package, never a stale build.
-    alias: [{ find: /^@herald\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/index.ts` }],
+    alias: [
+      { find: /^@herald\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/index.ts` },
+      { find: /^@herald\/([a-z-]+)\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/$2.ts` },
+    ],
   },
   test: {
     testTimeout: 120_000,

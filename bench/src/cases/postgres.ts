@@ -1,4 +1,5 @@
-import { createWakeSignal, sleep } from '@herald/core'
+import { sleep } from '@herald/core'
+import { createWakeSignal } from '@herald/core/adapter'
 import { createPostgresTransport } from '@herald/postgres'
 import pg from 'pg'
 import { type BenchSide, heraldThroughput, keyedBusThroughput } from '../measure.js'

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWakeSignal, uuidV7 } from '@herald/core'
+import { uuidV7 } from '@herald/core'
+import { createWakeSignal } from '@herald/core/adapter'
 import { createSqliteTransport } from '@herald/sqlite'
 import Database from 'better-sqlite3'
 import {

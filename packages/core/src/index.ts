@@ -1,4 +1,3 @@
-export { type BatchOutcome, type Coalescer, createCoalescer, succeeded } from './batching/coalescer.js'
 export {
   type Bus,
   type BusOptions,
@@ -31,24 +30,10 @@ export {
 } from './capabilities.js'
 export { type Clock, type ClockTimer, isoClock, systemClock } from './clock.js'
 export { type Codec, createJsonCodec, defaultMaxMessageBytes, type JsonCodecOptions } from './codec.js'
-export {
-  type ConsumerSet,
-  createConsumerSet,
-  createRateLimiters,
-  pullConsumerOptions,
-  type StoppablePullSource,
-} from './consumer/consumer-set.js'
-export {
-  type PullConsumerOptions,
-  type PulledMessage,
-  type PullSource,
-  type SettledListener,
-  type Settlement,
-  settlementOf,
-  startPullConsumer,
+export type {
+  SettledListener,
+  Settlement,
 } from './consumer/pull-consumer.js'
-export { burstOf, createRateLimiter, type RateLimiter } from './consumer/rate-limiter.js'
-export { createWakeSignal, type WakeSignal } from './consumer/wake-signal.js'
 export {
   type CommandContract,
   type ContractOptions,
@@ -161,16 +146,6 @@ export {
 export { sendPrepared } from './send-prepared.js'
 export { sleep } from './sleep.js'
 export type { StandardSchemaV1 } from './standard-schema.js'
-export {
-  type DeadLetterRow,
-  deadLetterFromRow,
-  type EventRow,
-  parseStoredHeaders,
-  storedBody,
-  storedEventFromRow,
-  storedHeadersText,
-  toBuffer,
-} from './stored-row.js'
 export { assertTopic, assertTopicPattern, compileTopicPattern, matchesTopic } from './topic-pattern.js'
 export {
   applyMiddleware,

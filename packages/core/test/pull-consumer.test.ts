@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  PermanentError,
-  type PulledMessage,
-  type PullSource,
-  resolveRetryPolicy,
-  type Settlement,
-  startPullConsumer,
-  uuidV7,
-} from '../src/index.js'
+import { type PulledMessage, type PullSource, startPullConsumer } from '../src/adapter.js'
+import { PermanentError, resolveRetryPolicy, type Settlement, uuidV7 } from '../src/index.js'
 
 /** Lets the event loop run `turns` times: enough for a loop with nothing to wait on to make progress. */
 async function turns(n: number): Promise<void> {

@@ -1,11 +1,5 @@
-import {
-  type DeadLetter,
-  type DeadLetterFilter,
-  type DeadLetterPage,
-  type DeadLetterQuery,
-  type DeadLetterRow,
-  deadLetterFromRow,
-} from '@herald/core'
+import type { DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery } from '@herald/core'
+import { type DeadLetterRow, deadLetterFromRow } from '@herald/core/adapter'
 import type pg from 'pg'
 import type { Statements } from './statements.js'
 

@@ -2,21 +2,17 @@ import {
   type AppendResult,
   assertExpectedVersion,
   assertStreamName,
-  type BatchOutcome,
   ConfigurationError,
-  createCoalescer,
   type EventFilter,
   type EventPage,
   type EventQuery,
-  type EventRow,
   type EventStore,
   type EventToStore,
   eventFields,
   eventPageSize,
   type RetentionOptions,
-  storedEventFromRow,
-  toBuffer,
 } from '@herald/core'
+import { type BatchOutcome, createCoalescer, type EventRow, storedEventFromRow, toBuffer } from '@herald/core/adapter'
 import pg from 'pg'
 import { migrate } from './migrate.js'
 import { assertSchemaName } from './schema.js'

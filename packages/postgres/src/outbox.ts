@@ -8,10 +8,9 @@ import {
   type OutboxRecord,
   type OutboxStore,
   type PreparedMessage,
-  parseStoredHeaders,
-  toBuffer,
   uuidV7,
 } from '@herald/core'
+import { parseStoredHeaders, toBuffer } from '@herald/core/adapter'
 import type pg from 'pg'
 import { migrate } from './migrate.js'
 import { assertSchemaName } from './schema.js'

@@ -1,10 +1,7 @@
 import {
   assertTopic,
   assertTopicPattern,
-  type BatchOutcome,
   ConfigurationError,
-  createCoalescer,
-  createConsumerSet,
   type DeadLetterStore,
   type Envelope,
   type GroupInfo,
@@ -16,23 +13,28 @@ import {
   NoRouteError,
   orderingKeyOf,
   type PublishOptions,
-  type PulledMessage,
-  type PullSource,
-  parseStoredHeaders,
   type ResolvedKeyOrdering,
   resolveKeyOrdering,
   type Scheduler,
   type Settlement,
-  storedHeadersText,
-  succeeded,
   type TopologyAdmin,
   type TopologyDescriber,
   type Transport,
   TransportClosedError,
-  toBuffer,
   uuidV7,
-  type WakeSignal,
 } from '@herald/core'
+import {
+  type BatchOutcome,
+  createCoalescer,
+  createConsumerSet,
+  type PulledMessage,
+  type PullSource,
+  parseStoredHeaders,
+  storedHeadersText,
+  succeeded,
+  toBuffer,
+  type WakeSignal,
+} from '@herald/core/adapter'
 import pg from 'pg'
 import { createDeadLetterQueries } from './dead-letters.js'
 import { startListener } from './listener.js'

@@ -1,15 +1,12 @@
 import {
   assertTopicPattern,
   ConfigurationError,
-  createConsumerSet,
   type DeadLetterStore,
   type Envelope,
   type ErrorInfo,
   type GroupInfo,
   type HealthCheck,
   InvalidHeaderError,
-  type PulledMessage,
-  type PullSource,
   type Scheduler,
   type Settlement,
   type TopologyAdmin,
@@ -17,6 +14,7 @@ import {
   type Transport,
   TransportClosedError,
 } from '@herald/core'
+import { createConsumerSet, type PulledMessage, type PullSource } from '@herald/core/adapter'
 import type { Channel, ConsumeMessage, Options } from 'amqplib'
 import {
   attemptOf,

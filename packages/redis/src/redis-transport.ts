@@ -1,11 +1,8 @@
 import {
   assertTopic,
   assertTopicPattern,
-  type BatchOutcome,
   ConfigurationError,
   compileTopicPattern,
-  createCoalescer,
-  createConsumerSet,
   type DeadLetter,
   type DeadLetterFilter,
   type DurableTransport,
@@ -18,12 +15,17 @@ import {
   NoRouteError,
   orderingKeyOf,
   resolveKeyOrdering,
-  storedHeadersText,
-  succeeded,
   TransportClosedError,
-  toBuffer,
   uuidV7,
 } from '@herald/core'
+import {
+  type BatchOutcome,
+  createCoalescer,
+  createConsumerSet,
+  storedHeadersText,
+  succeeded,
+  toBuffer,
+} from '@herald/core/adapter'
 import { Redis } from 'ioredis'
 import { withScripts } from './scripts.js'
 import { compareIds, deadLetterFrom, toFields } from './stream-entries.js'

@@ -1,4 +1,5 @@
-import { type DeadLetter, type DeadLetterReason, type ErrorInfo, parseStoredHeaders } from '@herald/core'
+import type { DeadLetter, DeadLetterReason, ErrorInfo } from '@herald/core'
+import { parseStoredHeaders } from '@herald/core/adapter'
 
 /** A stream entry's fields by name, values as Redis returned them. */
 export type Fields = Map<string, Buffer>

@@ -1,14 +1,11 @@
+import { type ResolvedKeyOrdering, type Settlement, sleep, uuidV7 } from '@herald/core'
 import {
   createCoalescer,
   type PulledMessage,
   type PullSource,
   parseStoredHeaders,
-  type ResolvedKeyOrdering,
-  type Settlement,
-  sleep,
   succeeded,
-  uuidV7,
-} from '@herald/core'
+} from '@herald/core/adapter'
 import type { Redis } from 'ioredis'
 import type { RunScript } from './scripts.js'
 import { type Fields, idRange, text, toFields } from './stream-entries.js'

@@ -3,11 +3,9 @@ import {
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
-  type DeadLetterRow,
-  deadLetterFromRow,
   orderingKeyOf,
-  parseStoredHeaders,
 } from '@herald/core'
+import { type DeadLetterRow, deadLetterFromRow, parseStoredHeaders } from '@herald/core/adapter'
 import type Database from 'better-sqlite3'
 import type { KeyQueue } from './keys.js'
 

@@ -5,15 +5,13 @@ import {
   type EventFilter,
   type EventPage,
   type EventQuery,
-  type EventRow,
   type EventStore,
   type EventToStore,
   eventFields,
   eventPageSize,
   type RetentionOptions,
-  storedEventFromRow,
-  toBuffer,
 } from '@herald/core'
+import { type EventRow, storedEventFromRow, toBuffer } from '@herald/core/adapter'
 import type Database from 'better-sqlite3'
 import { openDatabase, type SqliteDurability } from './open-database.js'
 import { createWriteBatcher } from './write-batcher.js'

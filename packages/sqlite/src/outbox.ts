@@ -8,11 +8,9 @@ import {
   type OutboxRecord,
   type OutboxStore,
   type PreparedMessage,
-  parseStoredHeaders,
-  storedBody,
-  toBuffer,
   uuidV7,
 } from '@herald/core'
+import { parseStoredHeaders, storedBody, toBuffer } from '@herald/core/adapter'
 import type Database from 'better-sqlite3'
 import { openDatabase, type SqliteDurability } from './open-database.js'
 import { schemaSql } from './schema.js'

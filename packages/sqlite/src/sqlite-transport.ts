@@ -1,10 +1,8 @@
 import {
   assertTopic,
   assertTopicPattern,
-  burstOf,
   type Clock,
   ConfigurationError,
-  createConsumerSet,
   type DurableTransport,
   type Envelope,
   type GroupInfo,
@@ -12,20 +10,24 @@ import {
   groupSettingsOf,
   NoRouteError,
   orderingKeyOf,
-  type PulledMessage,
-  type PullSource,
-  parseStoredHeaders,
   type ResolvedKeyOrdering,
   resolveKeyOrdering,
   type Settlement,
-  storedBody,
-  storedHeadersText,
   systemClock,
   TransportClosedError,
-  toBuffer,
   uuidV7,
-  type WakeSignal,
 } from '@herald/core'
+import {
+  burstOf,
+  createConsumerSet,
+  type PulledMessage,
+  type PullSource,
+  parseStoredHeaders,
+  storedBody,
+  storedHeadersText,
+  toBuffer,
+  type WakeSignal,
+} from '@herald/core/adapter'
 import { createBindingsCache } from './bindings.js'
 import { createDeadLetterQueries } from './dead-letters.js'
 import { createKeyQueue } from './keys.js'
