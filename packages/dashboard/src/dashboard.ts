@@ -6,8 +6,6 @@ import { fileURLToPath } from 'node:url'
 import {
   assertTopicPattern,
   type DeadLetterFilter,
-  type DeadLetterReason,
-  type EventFilter,
   type EventStore,
   isDeadLetterStore,
   isHealthCheck,
@@ -20,6 +18,7 @@ import {
 } from '@herald/core'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { alignedChart, type ChartData, createMetricsSampler, type MetricsSource } from './charts.js'
+import { eventSearchFrom, filterFrom, groupOfFailure, selectionFrom } from './forms.js'
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
 import {
@@ -32,16 +31,7 @@ import {
   scanFailures,
   topologyPage,
 } from './operations.js'
-import {
-  deadLetterPage,
-  deadLettersPage,
-  type EventSearch,
-  eventsPage,
-  flowPage,
-  layout,
-  removedRow,
-  tailPage,
-} from './pages.js'
+import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, removedRow, tailPage } from './pages.js'
 import { createSessions, readCookie, type Session } from './session.js'
 
 export interface DashboardOptions {
@@ -106,77 +96,6 @@ function sameOrigin(request: FastifyRequest): boolean {
 }
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/** Reads a form or query field that may be repeated. */
-function list(value: unknown): string[] {
-  if (value === undefined || value === null || value === '') return []
-  return (Array.isArray(value) ? value : [value]).map(String).filter((v) => v !== '')
-}
-
-function filterFrom(fields: Record<string, unknown>): DeadLetterFilter {
-  const filter: { group?: string; reason?: DeadLetterReason } = {}
-  if (typeof fields.group === 'string' && fields.group !== '') filter.group = fields.group
-  if (typeof fields.reason === 'string' && fields.reason !== '') filter.reason = fields.reason as DeadLetterReason
-  return filter
-}
-
-/**
- * The dead letters a form selected, by (group, id): one message dead-lettered by two groups is two dead letters,
- * and acting on one leaves the other. Each `selected` value is a JSON `[group, id]`; anything else is refused.
- */
-function selectionFrom(fields: Record<string, unknown>): Map<string, string[]> | undefined {
-  const byGroup = new Map<string, string[]>()
-  for (const value of list(fields.selected)) {
-    let pair: unknown
-    try {
-      pair = JSON.parse(value)
-    } catch {
-      return undefined
-    }
-    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((p) => typeof p === 'string' && p !== ''))
-      return undefined
-    const [group, id] = pair as [string, string]
-    byGroup.set(group, [...(byGroup.get(group) ?? []), id])
-  }
-  return byGroup
-}
-
-/** The event search form's fields, as given (for the form) and as a query; a string is what was wrong. */
-function eventSearchFrom(
-  q: Record<string, unknown>,
-): { fields: EventSearch; query: EventFilter; before?: number } | string {
-  const field = (name: string) => (typeof q[name] === 'string' && q[name] !== '' ? (q[name] as string) : undefined)
-  const fields: EventSearch = {
-    type: field('type'),
-    source: field('source'),
-    correlationId: field('correlationId'),
-    since: field('since'),
-    until: field('until'),
-  }
-  const query: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {}
-  if (fields.type !== undefined) {
-    // `order.placed` exactly; `order.#` (or `order.*` for one level, read as the same prefix) under a prefix.
-    const tokens = fields.type.split(/[\s,]+/).filter((t) => t !== '' && t !== '#')
-    const exact = tokens.filter((t) => !/\.[#*]$/.test(t))
-    const under = tokens.filter((t) => /\.[#*]$/.test(t)).map((t) => t.slice(0, -2))
-    if (exact.length > 0) query.types = exact
-    if (under.length > 0) query.typesUnder = under
-  }
-  if (fields.source !== undefined) query.source = fields.source
-  if (fields.correlationId !== undefined) query.correlationId = fields.correlationId
-  for (const bound of ['since', 'until'] as const) {
-    const value = fields[bound]
-    if (value === undefined) continue
-    const ms = Date.parse(value)
-    if (!Number.isFinite(ms)) return `"${bound}" is not a time: ${value} (ISO 8601, e.g. 2026-12-01T09:00:00Z)`
-    query[bound] = ms
-  }
-  const cursor = field('before')
-  if (cursor === undefined) return { fields, query }
-  const before = Number(cursor)
-  if (!Number.isSafeInteger(before) || before < 1) return 'the page cursor is malformed'
-  return { fields, query, before }
-}
 
 /**
  * The dashboard: a fastify app serving plain HTML (htmx for the buttons, no build step). Every page and API call
@@ -315,13 +234,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
     app.post(`/failures/${action}`, async (request, reply) => {
       if (!isDeadLetterStore(transport)) return reply.code(404).send()
       const failure = ((request.body ?? {}) as Record<string, unknown>).failure
-      let group: unknown
-      try {
-        ;[group] = JSON.parse(Buffer.from(String(failure ?? ''), 'base64url').toString('utf8')) as unknown[]
-      } catch {
-        return text(reply, 400, 'the failure group is malformed')
-      }
-      if (typeof group !== 'string' || group === '') return text(reply, 400, 'the failure group is malformed')
+      const group = groupOfFailure(failure)
+      if (group === undefined) return text(reply, 400, 'the failure group is malformed')
       const job = jobs.start(action, group, async (progress) => {
         const ids: string[] = []
         await scanFailures(transport, group, (letter, key) => {
@@ -514,9 +428,10 @@ into a time range, double-click to zoom out; click a legend entry to hide or sho
     const result = await store.queryEvents({ correlationId, limit: 1_000 })
     // Which of the flow's messages were dead-lettered (by any group): one lookup by id each.
     const failed = new Set<string>()
-    if (isDeadLetterStore(transport))
-      for (const e of result.items)
-        if ((await transport.getDeadLetter(e.envelope.id)) !== undefined) failed.add(e.envelope.id)
+    if (isDeadLetterStore(transport)) {
+      const letters = await Promise.all(result.items.map((e) => transport.getDeadLetter(e.envelope.id)))
+      for (const letter of letters) if (letter !== undefined) failed.add(letter.envelope.id)
+    }
     return page(reply, flowPage(correlationId, result.items, failed))
   })
 

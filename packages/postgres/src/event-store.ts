@@ -190,14 +190,22 @@ export async function createPostgresEventStore(options: PostgresEventStoreOption
 
     async queryEvents(query: EventQuery = {}): Promise<EventPage> {
       const limit = eventPageSize(query)
-      const filter = where(query, 3)
       const order = query.newestFirst === true ? 'DESC' : ''
       // Position bounds only when given, so the planner is free to use the filter's index (see the SQLite store).
-      const positions = `${query.after === undefined ? '' : ' AND position > $1'}${query.before === undefined ? '' : ' AND position < $3'}`
+      const params: unknown[] = [limit + 1]
+      let positions = ''
+      for (const [bound, op] of [
+        [query.after, '>'],
+        [query.before, '<'],
+      ] as const) {
+        if (bound === undefined) continue
+        params.push(bound)
+        positions += ` AND position ${op} $${params.length}`
+      }
+      const filter = where(query, params.length)
       const result = await pool.query<EventRow>(
-        `SELECT * FROM ${s}.events WHERE $1::bigint IS NOT NULL AND $3::bigint IS NOT NULL${positions}${filter.sql}
-         ORDER BY position ${order} LIMIT $2`,
-        [query.after ?? 0, limit + 1, query.before ?? 0, ...filter.params],
+        `SELECT * FROM ${s}.events WHERE true${positions}${filter.sql} ORDER BY position ${order} LIMIT $1`,
+        [...params, ...filter.params],
       )
       const rows = result.rows
       const items = rows.slice(0, limit).map(storedEventFromRow)
