@@ -20,6 +20,8 @@ export type HeraldErrorCode =
   | 'REPLAY_GAP'
   | 'PUBLISH_INDETERMINATE'
   | 'BROKER_BLOCKED'
+  | 'ABORTED'
+  | 'SAGA_NOT_STARTED'
 
 /** Why a message was dead-lettered. Stored with every dead letter; stable, so dashboards and alerts can key on it. */
 export type DeadLetterReason =

@@ -46,6 +46,7 @@ export {
   type Upcaster,
   upcast,
   validateData,
+  validateNow,
 } from './contract.js'
 export {
   type DeadLetter,
