@@ -13,6 +13,7 @@ const needServers = [
   'packages/cli/test/cli-transports.int.test.ts',
   'packages/core/test/in-memory-clock.int.test.ts',
   'packages/sqlite/test/sqlite-clock.int.test.ts',
+  'packages/saga/test/postgres-*.test.ts',
   'packages/*/test/**/*.browser.int.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
 ]

@@ -7,7 +7,7 @@ describeSagaStore('in-memory', async () => {
   const store = createInMemorySagaStore()
   return {
     transport: () => transport,
-    store: () => store,
+    store: async () => store,
     cleanup: () => transport.close(),
   }
 })

@@ -23,7 +23,7 @@ import {
 /** One store under test: a transport both "processes" share, and a store per process over the same data. */
 export interface SagaEnvironment {
   transport(): Transport
-  store(): SagaStore
+  store(): Promise<SagaStore>
   cleanup(): Promise<void>
 }
 
@@ -115,7 +115,8 @@ export function describeSagaStore(name: string, environment: () => Promise<SagaE
     let env: SagaEnvironment
     const running: { bus: Bus; host: SagaHost }[] = []
 
-    async function start(paymentTimeoutMs = 60_000, store = watched(env.store())) {
+    async function start(paymentTimeoutMs = 60_000) {
+      const store = watched(await env.store())
       const bus = createBus({
         transport: env.transport(),
         service: 'shop',

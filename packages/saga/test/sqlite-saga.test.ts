@@ -13,7 +13,7 @@ describeSagaStore('sqlite', async () => {
   return {
     transport: () => transport,
     // A store per host, as two processes would each open their own, over one file.
-    store: () => {
+    store: async () => {
       const store = createSqliteSagaStore({ path: join(dir, 'app.db') })
       stores.push(store)
       return store
