@@ -39,14 +39,14 @@ interface Shop {
   readonly burnt: Set<string>
 }
 
-function shopOn(bus: Bus): Shop {
+function shopOn(bus: Bus, unpaid: readonly string[]): Shop {
   const shop: Shop = {
     undone: [],
     cancelled: [],
     completed: [],
     payments: [],
     outOfStock: new Set(),
-    unpaid: new Set(),
+    unpaid: new Set(unpaid),
     burnt: new Set(),
   }
   bus
@@ -115,14 +115,15 @@ export function describeSagaStore(name: string, environment: () => Promise<SagaE
     let env: SagaEnvironment
     const running: { bus: Bus; host: SagaHost }[] = []
 
-    async function start(paymentTimeoutMs = 60_000) {
+    /** A host and the shop's services; `unpaid` orders are never paid, from the moment the services start. */
+    async function start(paymentTimeoutMs = 60_000, unpaid: readonly string[] = []) {
       const store = watched(await env.store())
       const bus = createBus({
         transport: env.transport(),
         service: 'shop',
         consumer: { retry: { backoff: { initialMs: 20, maxMs: 200 } } },
       })
-      const shop = shopOn(bus)
+      const shop = shopOn(bus, unpaid)
       const host = registerSagas(bus, {
         store,
         sagas: [orderSaga(paymentTimeoutMs), tallySaga],
@@ -205,6 +206,24 @@ export function describeSagaStore(name: string, environment: () => Promise<SagaE
       expect(['stale_timeout', 'ended']).toContain(stale?.note)
       expect((await host.instance(saga, 'paid'))?.status).toBe('completed')
       expect(shop.undone).toEqual(['release late'])
+    })
+
+    it('saga-timeout-after-restart: a timeout requested before a restart fires after it, once', async () => {
+      const first = await start(400, ['r1'])
+      await first.bus.publish(OrderPlaced, { orderId: 'r1', amount: 4 })
+      const saga = orderSaga(400)
+      await pollUntil(async () => (await first.host.instance(saga, 'r1'))?.timeouts.payment !== undefined, 20_000)
+      const stopped = running.splice(0)
+      for (const { bus, host } of stopped) {
+        await bus.stop()
+        await host.stop()
+      }
+      expect((await first.host.instance(saga, 'r1'))?.status).toBe('running')
+      const second = await start(400, ['r1'])
+      await pollUntil(async () => (await second.host.instance(saga, 'r1'))?.status === 'compensated', 20_000)
+      const history = await second.host.history(saga, 'r1')
+      expect(history.filter((h) => h.handled === 'timeout payment').map((h) => h.outcome)).toEqual(['transition'])
+      expect((await second.host.instance(saga, 'r1'))?.reason).toBe('payment_timeout')
     })
 
     it('saga-out-of-stock-fails: no stock ends the saga failed, with nothing to undo', async () => {

@@ -1,0 +1,34 @@
+import { createPostgresTransport } from '@herald/postgres'
+import { type PostgresServer, startPostgres } from '@herald/testkit'
+import pg from 'pg'
+import { afterAll, beforeAll, it } from 'vitest'
+import { createPostgresSagaStore } from '../src/postgres.js'
+import { runSagaCrashScenario } from './saga-crash-cases.js'
+
+let server: PostgresServer
+beforeAll(async () => {
+  server = await startPostgres()
+})
+afterAll(async () => {
+  await server?.stop()
+})
+
+it('saga-crash-500 on postgres: SIGKILLs at random points over 500 sagas, each ends once, nothing sent twice', async () => {
+  const schema = 'saga_crash'
+  const pool = new pg.Pool({ connectionString: server.url, max: 5 })
+  pool.on('error', () => {})
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+  const transport = await createPostgresTransport({ connectionString: server.url, schema: `${schema}_bus` })
+  const store = await createPostgresSagaStore({ pool, schema })
+  try {
+    await runSagaCrashScenario({
+      name: 'postgres',
+      transport,
+      store,
+      workerConfig: { kind: 'postgres', url: server.url, schema },
+    })
+  } finally {
+    await transport.close()
+    await pool.end()
+  }
+})

@@ -1,0 +1,27 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createSqliteTransport } from '@herald/sqlite'
+import { it } from 'vitest'
+import { createSqliteSagaStore } from '../src/sqlite.js'
+import { runSagaCrashScenario } from './saga-crash-cases.js'
+
+it('saga-crash-500 on sqlite: SIGKILLs at random points over 500 sagas, each ends once, nothing sent twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-saga-crash-'))
+  const busPath = join(dir, 'bus.db')
+  const appPath = join(dir, 'app.db')
+  const transport = createSqliteTransport({ path: busPath, pollIntervalMs: 20 })
+  const store = createSqliteSagaStore({ path: appPath })
+  try {
+    await runSagaCrashScenario({
+      name: 'sqlite',
+      transport,
+      store,
+      workerConfig: { kind: 'sqlite', busPath, appPath },
+    })
+  } finally {
+    await transport.close()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
