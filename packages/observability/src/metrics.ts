@@ -25,6 +25,15 @@ export interface HeraldMetrics {
    * when the transport deletes it, so its series would only grow the scrape.
    */
   forgetGroup(group: string): Promise<void>
+  /** Saga events by saga: started, completed, timed_out, compensated, failed. */
+  readonly sagaEvents: Counter<'saga' | 'event'>
+  /** An `onEvent` for `registerSagas` that counts each event in `sagaEvents`. */
+  countSagaEvent(report: { readonly saga: string; readonly event: string }): void
+  /** Reports, at each scrape, each named saga's instances by status (running, completed, compensated, failed). */
+  watchSagas(
+    sagas: readonly string[],
+    source: { counts(saga: string): Promise<Readonly<Record<string, number>>> },
+  ): void
 }
 
 export function createHeraldMetrics(registry: Registry): HeraldMetrics {
@@ -102,7 +111,42 @@ export function createHeraldMetrics(registry: Registry): HeraldMetrics {
     }
     return all
   }
+  const sagaSources: { sagas: readonly string[]; counts(saga: string): Promise<Readonly<Record<string, number>>> }[] =
+    []
+  const sagaEvents = new Counter({
+    name: 'herald_saga_events_total',
+    help: 'Saga events: instances started, completed, timed out (a timeout handler ran), compensated and failed.',
+    labelNames: ['saga', 'event'],
+    registers,
+  })
   const metrics: HeraldMetrics = {
+    sagaEvents,
+    countSagaEvent(report) {
+      sagaEvents.inc({ saga: report.saga, event: report.event })
+    },
+    watchSagas(sagas, source) {
+      if (sagaSources.length === 0) {
+        new Gauge({
+          name: 'herald_saga_instances',
+          help: 'Saga instances by saga and status.',
+          labelNames: ['saga', 'status'],
+          registers,
+          async collect() {
+            this.reset()
+            for (const { sagas: names, counts } of sagaSources) {
+              for (const saga of names) {
+                try {
+                  for (const [status, n] of Object.entries(await counts(saga))) this.set({ saga, status }, n)
+                } catch {
+                  // A store that cannot answer right now reports nothing for this scrape.
+                }
+              }
+            }
+          },
+        })
+      }
+      sagaSources.push({ sagas, counts: (saga) => source.counts(saga) })
+    },
     published: new Counter({
       name: 'herald_messages_published_total',
       help: 'Messages the broker accepted, by type and topic.',

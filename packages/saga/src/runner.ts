@@ -265,12 +265,12 @@ export function registerSagas(bus: Bus, options: SagaHostOptions): SagaHost {
         continue
       }
       if (result === 'committed') {
-        if (store.outbox === undefined) {
-          for (const m of commit.messages) await sendPrepared(bus.transport, m, { withinHandler: true, clock })
-        } else relay?.notify()
         if (decision.kind === 'transition' && options.onEvent !== undefined) {
           for (const event of decision.events) options.onEvent({ saga: saga.name, key, event })
         }
+        if (store.outbox === undefined) {
+          for (const m of commit.messages) await sendPrepared(bus.transport, m, { withinHandler: true, clock })
+        } else relay?.notify()
       }
       return
     }
