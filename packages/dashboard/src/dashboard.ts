@@ -32,6 +32,7 @@ import {
   topologyPage,
 } from './operations.js'
 import { deadLetterPage, deadLettersPage, eventsPage, flowPage, layout, removedRow, tailPage } from './pages.js'
+import { type SagaSource, sagaPage, sagaSearchFrom, sagasPage } from './sagas.js'
 import { createSessions, readCookie, type Session } from './session.js'
 
 export interface DashboardOptions {
@@ -46,6 +47,8 @@ export interface DashboardOptions {
   readonly metrics?: MetricsSource
   /** How often the charts sample the metrics. Default 5 s. */
   readonly sampleIntervalMs?: number
+  /** A saga store or host (`@herald/saga`): enables the sagas pages. */
+  readonly sagas?: SagaSource
   /** How long a browser stays logged in after opening the token link. Default 8 h. */
   readonly sessionTtlMs?: number
 }
@@ -292,6 +295,35 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
         .then(() => (isTopologyAdmin(transport) ? transport.deleteGroup(group) : undefined))
         .catch(() => {})
     })
+  })
+
+  app.get('/sagas', async (request, reply) => {
+    const source = options.sagas
+    if (source === undefined) return page(reply, layout('Sagas', html`<p>No saga store is configured.</p>`))
+    const search = sagaSearchFrom(request.query as Record<string, unknown>)
+    const now = Date.now()
+    const instances = await source.find({
+      ...(search.saga === '' ? {} : { saga: search.saga }),
+      ...(search.key === '' ? {} : { key: search.key }),
+      ...(search.status === '' ? {} : { status: search.status }),
+      ...(search.olderThanMinutes === undefined ? {} : { startedBefore: now - search.olderThanMinutes * 60_000 }),
+      limit: 100,
+    })
+    const counts = await source.counts(search.saga === '' ? undefined : search.saga)
+    return page(reply, sagasPage(search, counts, instances, now))
+  })
+
+  app.get('/sagas/:saga/:key', async (request, reply) => {
+    const source = options.sagas
+    const { saga, key } = request.params as { saga: string; key: string }
+    const [instance] = source === undefined ? [] : await source.find({ saga, key, limit: 1 })
+    if (source === undefined || instance === undefined)
+      return page(
+        reply,
+        layout('Not found', html`<p>No saga instance <code>${saga}</code> · <code>${key}</code>.</p>`),
+        404,
+      )
+    return page(reply, sagaPage(instance, await source.history(saga, key)))
   })
 
   app.get('/dead-letters', async (request, reply) => {

@@ -43,7 +43,13 @@ it('saga-metrics: events counted by saga and kind, instances by status at each s
   await host.start()
   for (const orderId of ['fine', 'unpaid', 'burnt']) await bus.publish(OrderPlaced, { orderId, amount: 1 })
   let text = ''
-  const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.slice(line.length + 1))
+  const value = (line: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(line))
+        ?.slice(line.length + 1),
+    )
   const ended = () =>
     value('herald_saga_instances{saga="shop.order",status="completed"}') +
     value('herald_saga_instances{saga="shop.order",status="compensated"}')
