@@ -7,15 +7,20 @@ import {
   type EventContract,
   type InputOf,
   type MessageContract,
+  type ReplyInputOf,
+  type ReplyOf,
+  type RequestContract,
   upcast,
   validateNow,
+  validateSchema,
 } from './contract.js'
 import { type Envelope, HeaderNames } from './envelope.js'
-import { ConfigurationError, InvalidHeaderError, poisonError } from './errors.js'
+import { ConfigurationError, InvalidHeaderError, isHeraldError, poisonError } from './errors.js'
 import type { EventStore } from './event-store/event-store.js'
 import { type Message, toMessage } from './message.js'
 import { attempts } from './middleware/attempts.js'
 import { type KeyOrdering, maxKeyLength, resolveKeyOrdering } from './ordering.js'
+import { createReplyChannel, type ReplyChannel, replyHeaders, replyTopicOf, replyType } from './replies.js'
 import { type RetryPolicy, type RetryPolicyInput, resolveRetryPolicy } from './retry-policy.js'
 import { sendPrepared } from './send-prepared.js'
 import type { Delivery, Handler, PublishOptions, Subscription, Transport } from './transport.js'
@@ -73,6 +78,19 @@ export type MessageHandler<C extends MessageContract> = (
   context: HandlerContext,
 ) => Promise<void>
 
+/** Handles a request: what it returns is validated against the contract's reply schema and sent back. */
+export type RequestHandler<C extends RequestContract> = (
+  message: Message<DataOf<C>>,
+  context: HandlerContext,
+) => Promise<ReplyInputOf<C>>
+
+export interface RequestOptions extends PublishMessageOptions {
+  /** How long to wait for the reply. Default 10 s. */
+  readonly timeoutMs?: number
+}
+
+export const defaultRequestTimeoutMs = 10_000
+
 /** How a group consumes. Defaults in one place: {@link defaultConsumerOptions}. */
 export interface ConsumerOptions {
   readonly maxInFlight?: number
@@ -119,6 +137,7 @@ export interface BusOptions {
 
 /** Registers handlers for one group. Handlers must be registered before `start()`. */
 export interface GroupRegistrar {
+  on<C extends RequestContract>(contract: C, handler: RequestHandler<C>): GroupRegistrar
   on<C extends MessageContract>(contract: C, handler: MessageHandler<C>): GroupRegistrar
 }
 
@@ -130,6 +149,12 @@ export interface Bus {
   /** Sends a command to the group that handles it; rejects with `NoRouteError` when none is bound. */
   send<C extends CommandContract>(contract: C, data: InputOf<C>, options?: PublishMessageOptions): Promise<string>
   /**
+   * Sends a request (a command with a `reply` schema) and resolves with its handler's validated reply. Rejects
+   * with `RequestTimeoutError` naming the command when none comes in `timeoutMs`, with `NoRouteError` when no
+   * group handles it, and with the handler's error when the request was dead-lettered.
+   */
+  request<C extends RequestContract>(contract: C, data: InputOf<C>, options?: RequestOptions): Promise<ReplyOf<C>>
+  /**
    * Validates and encodes a message exactly as `publish`/`send` would, without sending it: stage it in an outbox
    * inside your own transaction and let the relay send it.
    */
@@ -139,6 +164,7 @@ export interface Bus {
     options?: PublishMessageOptions,
   ): Promise<PreparedMessage>
   /** Handlers in the service's own group. */
+  on<C extends RequestContract>(contract: C, handler: RequestHandler<C>): Bus
   on<C extends MessageContract>(contract: C, handler: MessageHandler<C>): Bus
   /** Handlers in a named group (its own queue of work), with its own consumer options. */
   group(name: string, options?: ConsumerOptions): GroupRegistrar
@@ -148,9 +174,11 @@ export interface Bus {
   stop(): Promise<void>
 }
 
+type AnyHandler = (message: Message<unknown>, context: HandlerContext) => Promise<unknown>
+
 interface GroupState {
   readonly options: ConsumerOptions
-  readonly handlers: Map<string, { contract: MessageContract; handler: MessageHandler<MessageContract> }>
+  readonly handlers: Map<string, { contract: MessageContract; handler: AnyHandler }>
 }
 
 function resolveConsumer(
@@ -298,6 +326,7 @@ export function createBus(options: BusOptions): Bus {
   const groups = new Map<string, GroupState>()
   const knownTypes = new Set((options.contracts ?? []).map((c) => c.type))
   const subscriptions: Subscription[] = []
+  let replies: ReplyChannel | undefined
   let started = false
   let stopping: Promise<void> | undefined
 
@@ -432,26 +461,84 @@ export function createBus(options: BusOptions): Bus {
         )
       }
       const { contract, handler } = registration
-      const data = validateNow(contract, version === contract.version ? raw : upcast(contract, raw, version))
-      if (data instanceof Promise) {
-        return data.then((valid) => {
-          const message = toMessage(envelope, valid)
-          return handler(message, new Context(delivery, message, producer))
-        })
+      // A request's reply address is checked before its handler runs: a forged one dead-letters it untouched.
+      const replyTo = contract.reply === undefined ? undefined : replyTopicOf(envelope)
+      const run = (message: Message<unknown>): Promise<void> => {
+        const done = handler(message, new Context(delivery, message, producer))
+        if (replyTo === undefined) return done as Promise<void>
+        return done
+          .then((value) => reply(replyTo, contract, message, value))
+          .catch((err: unknown) => replyFailure(replyTo, message, err))
       }
-      const message = toMessage(envelope, data)
-      return handler(message, new Context(delivery, message, producer))
+      const data = validateNow(contract, version === contract.version ? raw : upcast(contract, raw, version))
+      if (data instanceof Promise) return data.then((valid) => run(toMessage(envelope, valid)))
+      return run(toMessage(envelope, data))
     }
+  }
+
+  function replyEnvelope(request: Message<unknown>, body: Uint8Array, failure?: string): Envelope {
+    const headers: Record<string, string> = {
+      [HeaderNames.specVersion]: '1.0',
+      [HeaderNames.type]: replyType,
+      [HeaderNames.source]: options.service,
+      [HeaderNames.time]: isoNow(),
+      [HeaderNames.dataContentType]: codec.contentType,
+      [HeaderNames.correlationId]: request.correlationId,
+      [HeaderNames.causationId]: request.id,
+      [replyHeaders.inReplyTo]: request.id,
+    }
+    if (failure !== undefined) headers[replyHeaders.failed] = failure
+    return { id: uuidV7(clock.now()), headers, body }
+  }
+
+  async function reply(topic: string, contract: MessageContract, request: Message<unknown>, value: unknown) {
+    const valid = await validateSchema(contract.reply!, value, `reply to ${contract.type}`)
+    await transport.publish(topic, [replyEnvelope(request, codec.encode(valid))], publishOptionsFor(false, true))
+  }
+
+  /** A request that failed for good tells its requester why; one that will be retried says nothing yet. */
+  async function replyFailure(topic: string, request: Message<unknown>, err: unknown): Promise<never> {
+    if (isHeraldError(err) && err.deadLetterReason !== undefined) {
+      const why = `${err.deadLetterReason}: ${err.message}`.replace(/[\r\n\0]/g, ' ').slice(0, 500)
+      await transport
+        .publish(topic, [replyEnvelope(request, new Uint8Array(0), why)], publishOptionsFor(false, true))
+        .catch(() => {})
+    }
+    throw err
+  }
+
+  async function request(contract: RequestContract, data: unknown, requestOptions: RequestOptions): Promise<unknown> {
+    if (contract.reply === undefined) {
+      throw new ConfigurationError(
+        'contract',
+        `"${contract.type}" has no reply schema: define it with { schema, reply }`,
+      )
+    }
+    const { timeoutMs = defaultRequestTimeoutMs, ...publishOptions } = requestOptions
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new ConfigurationError('timeoutMs', 'must be > 0')
+    replies ??= createReplyChannel({ transport, codec, clock })
+    const channel = replies
+    await channel.ready()
+    const headers = { ...publishOptions.headers, [replyHeaders.replyTo]: channel.topic }
+    const prepared = await prepare(contract, data, { ...publishOptions, headers }, undefined)
+    const answer = channel.expect(prepared.envelope.id, contract, timeoutMs)
+    try {
+      await deliver(contract, prepared, false)
+    } catch (err) {
+      channel.cancel(prepared.envelope.id)
+      throw err
+    }
+    return answer
   }
 
   function registrar(state: GroupState): GroupRegistrar {
     const self: GroupRegistrar = {
-      on(contract, handler) {
+      on(contract: MessageContract, handler: AnyHandler) {
         if (started) throw new ConfigurationError('handlers', 'must be registered before bus.start()')
         if (state.handlers.has(contract.type)) {
           throw new ConfigurationError('handlers', `"${contract.type}" already has a handler in this group`)
         }
-        state.handlers.set(contract.type, { contract, handler: handler as MessageHandler<MessageContract> })
+        state.handlers.set(contract.type, { contract, handler })
         knownTypes.add(contract.type)
         return self
       },
@@ -473,9 +560,10 @@ export function createBus(options: BusOptions): Bus {
     transport,
     publish: (contract, data, o = noOptions) => produce(contract, data, o, undefined),
     send: (contract, data, o = noOptions) => produce(contract, data, o, undefined),
+    request: (contract, data, o = noOptions) => request(contract, data, o) as Promise<ReplyOf<typeof contract>>,
     prepare: (contract, data, o = noOptions) => prepare(contract, data, o, undefined),
-    on(contract, handler) {
-      group(options.service).on(contract, handler)
+    on(contract: MessageContract, handler: AnyHandler) {
+      group(options.service).on(contract, handler as MessageHandler<MessageContract>)
       return bus
     },
     group,
@@ -508,7 +596,7 @@ export function createBus(options: BusOptions): Bus {
       }
     },
     stop() {
-      stopping ??= Promise.all(subscriptions.map((s) => s.close())).then(() => undefined)
+      stopping ??= Promise.all([...subscriptions.map((s) => s.close()), replies?.close()]).then(() => undefined)
       return stopping
     },
   }

@@ -24,6 +24,8 @@ export interface MessageContract<S extends StandardSchemaV1 = StandardSchemaV1> 
    * at a time, in publish order (see `ConsumerOptions.ordering`). A publish's own `partitionKey` wins.
    */
   readonly key?: (data: never) => string
+  /** Commands answered with a reply (`bus.request`): the reply's schema, validated by both sides. */
+  readonly reply?: StandardSchemaV1
 }
 
 export type EventContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & {
@@ -32,6 +34,16 @@ export type EventContract<S extends StandardSchemaV1 = StandardSchemaV1> = Messa
 export type CommandContract<S extends StandardSchemaV1 = StandardSchemaV1> = MessageContract<S> & {
   readonly kind: 'command'
 }
+
+/** A command its handler answers: `bus.request(contract, data)` resolves with the handler's validated reply. */
+export type RequestContract<
+  S extends StandardSchemaV1 = StandardSchemaV1,
+  R extends StandardSchemaV1 = StandardSchemaV1,
+> = CommandContract<S> & { readonly reply: R }
+
+/** What a request's handler returns; what `bus.request` resolves with. */
+export type ReplyInputOf<C extends RequestContract> = StandardSchemaV1.InferInput<C['reply']>
+export type ReplyOf<C extends RequestContract> = StandardSchemaV1.InferOutput<C['reply']>
 
 /** What a producer passes; what a handler receives. */
 export type InputOf<C extends MessageContract> = StandardSchemaV1.InferInput<C['schema']>
@@ -49,7 +61,7 @@ export interface ContractOptions<S extends StandardSchemaV1> {
 function define<S extends StandardSchemaV1>(
   kind: 'event' | 'command',
   type: string,
-  options: ContractOptions<S>,
+  options: ContractOptions<S> & { readonly reply?: StandardSchemaV1 },
 ): MessageContract<S> {
   const version = options.version ?? 1
   if (!Number.isInteger(version) || version < 1)
@@ -70,8 +82,15 @@ function define<S extends StandardSchemaV1>(
   }
   if (options.key !== undefined && typeof options.key !== 'function')
     throw new ConfigurationError('key', `of "${type}" must be a function of the message's data`)
-  const contract = { kind, type, topic, version, schema: options.schema, upcasters }
-  return options.key === undefined ? contract : { ...contract, key: options.key as (data: never) => string }
+  if (options.reply !== undefined && typeof options.reply?.['~standard']?.validate !== 'function') {
+    throw new ConfigurationError('reply', `of "${type}" must implement Standard Schema (zod, valibot, arktype, ...)`)
+  }
+  const contract: MessageContract<S> = { kind, type, topic, version, schema: options.schema, upcasters }
+  return {
+    ...contract,
+    ...(options.key === undefined ? {} : { key: options.key as (data: never) => string }),
+    ...(options.reply === undefined ? {} : { reply: options.reply }),
+  }
 }
 
 /** Defines an event: published to every group bound to its topic; having no subscriber is fine. */
@@ -79,10 +98,18 @@ export function defineEvent<S extends StandardSchemaV1>(type: string, options: C
   return define('event', type, options) as EventContract<S>
 }
 
-/** Defines a command: sent to the one group that handles it; sending fails loudly when none is bound. */
+/**
+ * Defines a command: sent to the one group that handles it; sending fails loudly when none is bound. With a
+ * `reply` schema it is a request: its handler returns the reply and `bus.request` resolves with it.
+ */
+export function defineCommand<S extends StandardSchemaV1, R extends StandardSchemaV1>(
+  type: string,
+  options: ContractOptions<S> & { readonly reply: R },
+): RequestContract<S, R>
+export function defineCommand<S extends StandardSchemaV1>(type: string, options: ContractOptions<S>): CommandContract<S>
 export function defineCommand<S extends StandardSchemaV1>(
   type: string,
-  options: ContractOptions<S>,
+  options: ContractOptions<S> & { readonly reply?: StandardSchemaV1 },
 ): CommandContract<S> {
   return define('command', type, options) as CommandContract<S>
 }
@@ -95,6 +122,16 @@ function toIssues(issues: ReadonlyArray<StandardSchemaV1.Issue>): ValidationIssu
       return typeof key === 'number' ? key : String(key)
     }),
   }))
+}
+
+/** Validates `value` against any Standard Schema; `label` names it in the `ValidationError`. */
+export function validateSchema<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, label: string): T | Promise<T> {
+  const result = schema['~standard'].validate(value)
+  const settle = (settled: StandardSchemaV1.Result<T>): T => {
+    if (settled.issues !== undefined) throw new ValidationError(label, toIssues(settled.issues))
+    return settled.value
+  }
+  return result instanceof Promise ? result.then(settle) : settle(result)
 }
 
 /** Validates `data` against the contract's schema; throws `ValidationError` with every issue's path. */

@@ -21,6 +21,7 @@ export type HeraldErrorCode =
   | 'PUBLISH_INDETERMINATE'
   | 'BROKER_BLOCKED'
   | 'ABORTED'
+  | 'REQUEST_TIMEOUT'
   | 'SAGA_NOT_STARTED'
 
 /** Why a message was dead-lettered. Stored with every dead letter; stable, so dashboards and alerts can key on it. */
@@ -143,6 +144,18 @@ export class HandlerTimeoutError extends HeraldError {
       details: { timeoutMs },
     })
     this.name = 'HandlerTimeoutError'
+  }
+}
+
+/** `bus.request` had no reply in time. The request may still be handled: requests are at least once, like sends. */
+export class RequestTimeoutError extends HeraldError {
+  constructor(type: string, timeoutMs: number, requestId: string) {
+    super(
+      'REQUEST_TIMEOUT',
+      `No reply to "${type}" within ${timeoutMs} ms (request ${requestId}); is a group handling it running?`,
+      { details: { type, timeoutMs, requestId } },
+    )
+    this.name = 'RequestTimeoutError'
   }
 }
 

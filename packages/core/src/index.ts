@@ -4,11 +4,14 @@ export {
   type ConsumerOptions,
   createBus,
   defaultConsumerOptions,
+  defaultRequestTimeoutMs,
   type GroupRegistrar,
   type HandlerContext,
   type MessageHandler,
   type PreparedMessage,
   type PublishMessageOptions,
+  type RequestHandler,
+  type RequestOptions,
 } from './bus.js'
 export {
   type DeadLetterStore,
@@ -43,10 +46,14 @@ export {
   type EventContract,
   type InputOf,
   type MessageContract,
+  type ReplyInputOf,
+  type ReplyOf,
+  type RequestContract,
   type Upcaster,
   upcast,
   validateData,
   validateNow,
+  validateSchema,
 } from './contract.js'
 export {
   type DeadLetter,
@@ -72,6 +79,7 @@ export {
   PublishIndeterminateError,
   poisonError,
   ReplayGapError,
+  RequestTimeoutError,
   TransportClosedError,
   ValidationError,
   type ValidationIssue,

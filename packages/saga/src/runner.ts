@@ -15,7 +15,7 @@ import {
   sleep,
   startOutboxRelay,
   systemClock,
-  ValidationError,
+  validateSchema,
 } from '@herald/core'
 import { decide, type Incoming, type SagaEvent, type Transition } from './decide.js'
 import type { Saga, SagaMessage } from './define.js'
@@ -120,21 +120,7 @@ function createKeyedLock() {
 }
 
 function checkState<S>(saga: Saga<S>, state: unknown, label: string): S | Promise<S> {
-  const result = saga.stateSchema['~standard'].validate(state)
-  const settle = (r: StandardSchemaV1.Result<S>): S => {
-    if (r.issues === undefined) return r.value
-    throw new ValidationError(
-      `saga ${saga.name} state after ${label}`,
-      r.issues.map((i) => ({
-        message: i.message,
-        path: (i.path ?? []).map((p) => {
-          const k = typeof p === 'object' && p !== null ? p.key : p
-          return typeof k === 'number' ? k : String(k)
-        }),
-      })),
-    )
-  }
-  return result instanceof Promise ? result.then(settle) : settle(result)
+  return validateSchema(saga.stateSchema, state, `saga ${saga.name} state after ${label}`)
 }
 
 /**

@@ -4,6 +4,7 @@ import { busCases } from './suite/bus-cases.js'
 import { createSuiteContext, type SuiteContext } from './suite/context.js'
 import { coreCases } from './suite/core-cases.js'
 import { failureCases } from './suite/failure-cases.js'
+import { requestCases } from './suite/request-cases.js'
 
 /**
  * The conformance suite every transport passes (docs/reliability.md lists its cases). Each case prints
@@ -26,5 +27,6 @@ export function describeTransport(name: string, setup: HarnessFactory, features:
     describe('A. delivery and routing', () => coreCases(ctx, features))
     describe('B/F. failures and shutdown', () => failureCases(ctx, features))
     describe('C/D. bus, bad input and delays', () => busCases(ctx, features))
+    describe('E. request and reply', () => requestCases(ctx))
   })
 }
