@@ -7,4 +7,5 @@ export {
   type SqliteOutbox,
   type SqliteTransactionalHandler,
 } from './outbox.js'
+export { openServiceState, type Plan, type ServiceState } from './service-state.js'
 export { createSqliteTransport, type SqliteTransport, type SqliteTransportOptions } from './sqlite-transport.js'

@@ -1,4 +1,5 @@
 import { type Bus, type HandlerContext, uuidV7 } from '@herald/core'
+import type { Plan, ServiceState } from '@herald/sqlite'
 import {
   DriverAcceptedTrip,
   DriverLocationUpdated,
@@ -14,7 +15,6 @@ import {
   TripRequest,
   UpdateDriverLocation,
 } from '../contracts.js'
-import type { Plan, ServiceState } from '../service-state.js'
 
 export const driverSchema = `
 CREATE TABLE IF NOT EXISTS drivers (

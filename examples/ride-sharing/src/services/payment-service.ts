@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { Bus } from '@herald/core'
+import type { ServiceState } from '@herald/sqlite'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type Stripe from 'stripe'
 import { PaymentFailed, PaymentSessionCreated, PaymentSucceeded, TripDriverAssigned } from '../contracts.js'
-import type { ServiceState } from '../service-state.js'
 import type { PaymentProvider } from './payment-providers.js'
 
 export const paymentSchema = `CREATE TABLE IF NOT EXISTS payments (

@@ -1,4 +1,5 @@
 import { type Bus, PermanentError } from '@herald/core'
+import type { ServiceState } from '@herald/sqlite'
 import {
   CompleteTrip,
   CreateTrip,
@@ -14,7 +15,6 @@ import {
   TripNoDriversFound,
   TripPaid,
 } from '../contracts.js'
-import type { ServiceState } from '../service-state.js'
 
 /**
  * A trip's lifecycle. `no_driver`, `cancelled` and `completed` are terminal.

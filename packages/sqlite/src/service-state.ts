@@ -1,6 +1,6 @@
 import { type PreparedMessage, startOutboxRelay, type Transport } from '@herald/core'
-import { createSqliteOutbox } from '@herald/sqlite'
 import Database from 'better-sqlite3'
+import { createSqliteOutbox } from './outbox.js'
 
 /** What one handled message changes: rows to write, messages to send. Both happen, or neither. */
 export interface Plan {
@@ -9,7 +9,9 @@ export interface Plan {
 }
 
 /**
- * A service's own database (SQLite, one file per service), with an outbox and a record of handled messages.
+ * A service's own database (SQLite, one file per service), with an outbox, its relay to `transport`, and a record
+ * of handled messages: the inbox and the outbox of docs/outbox-inbox.md in one object, for handlers that decide
+ * synchronously from their rows.
  * Every state change goes through `apply`, which makes it once per message and sends what it decided at least
  * once: the rows, the staged messages and the handled record commit in one transaction, and the outbox relay
  * sends the messages after. A service killed at any point loses nothing and does nothing twice.
