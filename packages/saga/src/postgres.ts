@@ -6,10 +6,11 @@ import {
   type CommitResult,
   defaultQueryLimit,
   emptyCounts,
-  messagesFromJson,
+  type HistoryRow,
+  historyFromRow,
+  type InstanceRow,
+  instanceFromRow,
   messagesToJson,
-  type SagaHistoryEntry,
-  type SagaInstance,
   type SagaStore,
 } from './store.js'
 
@@ -49,35 +50,8 @@ CREATE INDEX IF NOT EXISTS saga_history_key ON ${s}.saga_history (saga, key, seq
 `
 }
 
-interface InstanceRow {
-  saga: string
-  key: string
-  state: unknown
-  status: SagaStatus
-  reason: string | null
-  version: number
-  timeouts: SagaInstance['timeouts']
-  compensations: string
-  started_at: string
-  updated_at: string
-  ended_at: string | null
-}
-
-function fromRow(row: InstanceRow): SagaInstance {
-  return {
-    saga: row.saga,
-    key: row.key,
-    state: row.state,
-    status: row.status,
-    reason: row.reason ?? undefined,
-    version: row.version,
-    timeouts: row.timeouts,
-    compensations: messagesFromJson(row.compensations),
-    startedAt: Number(row.started_at),
-    updatedAt: Number(row.updated_at),
-    endedAt: row.ended_at === null ? undefined : Number(row.ended_at),
-  }
-}
+const asIs = (value: unknown) => value as never
+const fromRow = (row: InstanceRow) => instanceFromRow(row, asIs)
 
 /** Rolls the step's transaction back: another writer changed the instance. */
 class Conflict extends Error {}
@@ -219,23 +193,11 @@ export async function createPostgresSagaStore(options: {
     },
 
     async history(saga, key) {
-      const { rows } = await pool.query(`SELECT * FROM ${s}.saga_history WHERE saga = $1 AND key = $2 ORDER BY seq`, [
-        saga,
-        key,
-      ])
-      return rows.map(
-        (r): SagaHistoryEntry => ({
-          at: Number(r.at),
-          messageId: r.message_id,
-          handled: r.handled,
-          outcome: r.outcome,
-          events: r.events,
-          status: r.status ?? undefined,
-          sent: r.sent,
-          timeouts: r.timeouts,
-          note: r.note ?? undefined,
-        }),
+      const { rows } = await pool.query<HistoryRow>(
+        `SELECT * FROM ${s}.saga_history WHERE saga = $1 AND key = $2 ORDER BY seq`,
+        [saga, key],
       )
+      return rows.map((r) => historyFromRow(r, asIs))
     },
 
     async counts(saga) {

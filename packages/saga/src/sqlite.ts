@@ -4,10 +4,11 @@ import type { SagaStatus } from './define.js'
 import {
   defaultQueryLimit,
   emptyCounts,
-  messagesFromJson,
+  type HistoryRow,
+  historyFromRow,
+  type InstanceRow,
+  instanceFromRow,
   messagesToJson,
-  type SagaHistoryEntry,
-  type SagaInstance,
   type SagaStore,
 } from './store.js'
 
@@ -45,47 +46,8 @@ CREATE TABLE IF NOT EXISTS herald_saga_history (
 CREATE INDEX IF NOT EXISTS herald_saga_history_key ON herald_saga_history (saga, key, seq);
 `
 
-interface InstanceRow {
-  saga: string
-  key: string
-  state: string
-  status: SagaStatus
-  reason: string | null
-  version: number
-  timeouts: string
-  compensations: string
-  started_at: number
-  updated_at: number
-  ended_at: number | null
-}
-
-interface HistoryRow {
-  at: number
-  message_id: string
-  handled: string
-  outcome: 'transition' | 'ignored'
-  events: string
-  status: SagaStatus | null
-  sent: string
-  timeouts: string
-  note: string | null
-}
-
-function fromRow(row: InstanceRow): SagaInstance {
-  return {
-    saga: row.saga,
-    key: row.key,
-    state: JSON.parse(row.state),
-    status: row.status,
-    reason: row.reason ?? undefined,
-    version: row.version,
-    timeouts: JSON.parse(row.timeouts),
-    compensations: messagesFromJson(row.compensations),
-    startedAt: row.started_at,
-    updatedAt: row.updated_at,
-    endedAt: row.ended_at ?? undefined,
-  }
-}
+const parsed = (value: unknown) => JSON.parse(value as string) as never
+const fromRow = (row: InstanceRow) => instanceFromRow(row, parsed)
 
 /** Thrown inside the transaction to roll it back when another writer changed the instance. */
 const conflict = Symbol('conflict')
@@ -207,19 +169,7 @@ export function createSqliteSagaStore(options: {
         .map(fromRow)
     },
     async history(saga, key) {
-      return history.all(saga, key).map(
-        (r): SagaHistoryEntry => ({
-          at: r.at,
-          messageId: r.message_id,
-          handled: r.handled,
-          outcome: r.outcome,
-          events: JSON.parse(r.events),
-          status: r.status ?? undefined,
-          sent: JSON.parse(r.sent),
-          timeouts: JSON.parse(r.timeouts),
-          note: r.note ?? undefined,
-        }),
-      )
+      return history.all(saga, key).map((r) => historyFromRow(r, parsed))
     },
     async counts(saga) {
       const result = emptyCounts()

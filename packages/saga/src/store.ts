@@ -91,6 +91,66 @@ export function emptyCounts(): Record<SagaStatus, number> {
   return { running: 0, completed: 0, compensated: 0, failed: 0 }
 }
 
+/** An instance row as the SQL stores hold it: JSON columns as `json` decodes them, times as numbers or strings. */
+export interface InstanceRow {
+  saga: string
+  key: string
+  state: unknown
+  status: SagaStatus
+  reason: string | null
+  version: number
+  timeouts: unknown
+  compensations: string
+  started_at: number | string
+  updated_at: number | string
+  ended_at: number | string | null
+}
+
+export interface HistoryRow {
+  at: number | string
+  message_id: string
+  handled: string
+  outcome: 'transition' | 'ignored'
+  events: unknown
+  status: SagaStatus | null
+  sent: unknown
+  timeouts: unknown
+  note: string | null
+}
+
+/** SQLite keeps JSON columns as text; PostgreSQL's driver hands jsonb back parsed. */
+type JsonColumn = (value: unknown) => never
+
+export function instanceFromRow(row: InstanceRow, json: JsonColumn): SagaInstance {
+  return {
+    saga: row.saga,
+    key: row.key,
+    state: json(row.state),
+    status: row.status,
+    reason: row.reason ?? undefined,
+    version: row.version,
+    timeouts: json(row.timeouts),
+    compensations: messagesFromJson(row.compensations),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at),
+    endedAt: row.ended_at === null ? undefined : Number(row.ended_at),
+  }
+}
+
+export function historyFromRow(row: HistoryRow, json: JsonColumn): SagaHistoryEntry {
+  return {
+    at: Number(row.at),
+    messageId: row.message_id,
+    handled: row.handled,
+    outcome: row.outcome,
+    events: json(row.events),
+    status: row.status ?? undefined,
+    sent: json(row.sent),
+    timeouts: json(row.timeouts),
+    note: row.note ?? undefined,
+  }
+}
+
 /** A prepared message as JSON: how SQL stores keep recorded compensations. */
 interface StoredMessage {
   readonly topic: string
