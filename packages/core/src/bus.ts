@@ -462,17 +462,41 @@ export function createBus(options: BusOptions): Bus {
       }
       const { contract, handler } = registration
       // A request's reply address is checked before its handler runs: a forged one dead-letters it untouched.
-      const replyTo = contract.reply === undefined ? undefined : replyTopicOf(envelope)
-      const run = (message: Message<unknown>): Promise<void> => {
-        const done = handler(message, new Context(delivery, message, producer))
-        if (replyTo === undefined) return done as Promise<void>
-        return done
-          .then((value) => reply(replyTo, contract, message, value))
-          .catch((err: unknown) => replyFailure(replyTo, message, err))
-      }
+      if (contract.reply !== undefined)
+        return answer(replyTopicOf(envelope), contract, handler, envelope, raw, version, delivery)
       const data = validateNow(contract, version === contract.version ? raw : upcast(contract, raw, version))
-      if (data instanceof Promise) return data.then((valid) => run(toMessage(envelope, valid)))
-      return run(toMessage(envelope, data))
+      if (data instanceof Promise) {
+        return data.then((valid) => {
+          const message = toMessage(envelope, valid)
+          return handler(message, new Context(delivery, message, producer)) as Promise<void>
+        })
+      }
+      const message = toMessage(envelope, data)
+      return handler(message, new Context(delivery, message, producer)) as Promise<void>
+    }
+  }
+
+  /** Runs a request's handler and sends its reply (or, when it failed for good, why) to `replyTo`, if it has one. */
+  async function answer(
+    replyTo: string | undefined,
+    contract: MessageContract,
+    handler: AnyHandler,
+    envelope: Envelope,
+    raw: unknown,
+    version: number,
+    delivery: Delivery,
+  ): Promise<void> {
+    const data = await validateNow(contract, version === contract.version ? raw : upcast(contract, raw, version))
+    const message = toMessage(envelope, data)
+    const done = handler(message, new Context(delivery, message, producer))
+    if (replyTo === undefined) {
+      await done
+      return
+    }
+    try {
+      await reply(replyTo, contract, message, await done)
+    } catch (err) {
+      await replyFailure(replyTo, message, err)
     }
   }
 

@@ -58,9 +58,6 @@ export function createReplyChannel(options: { transport: Transport; codec: Codec
 
   return {
     topic,
-    get pending() {
-      return waiting.size
-    },
     /** Subscribes the reply group, once. */
     ready(): Promise<void> {
       if (closed) return Promise.reject(new HeraldError('TRANSPORT_CLOSED', 'The bus is stopped; it sends no requests'))

@@ -4,6 +4,7 @@ import {
   type ConsumerOptions,
   defineCommand,
   type HandlerContext,
+  HeaderNames,
   HeraldError,
   type Message,
   type OutboxRelay,
@@ -202,7 +203,9 @@ export function registerSagas(bus: Bus, options: SagaHostOptions): SagaHost {
         outcome: 'transition',
         events: decision.events,
         status: decision.status,
-        sent: messages.filter((m) => m.topic !== contract.topic).map((m) => m.envelope.headers.type ?? m.topic),
+        sent: messages
+          .filter((m) => m.topic !== contract.topic)
+          .map((m) => m.envelope.headers[HeaderNames.type] ?? m.topic),
         timeouts: decision.requestedTimeouts.map((t) => t.name),
         note: decision.reason,
       },
