@@ -6,6 +6,14 @@ export const itemWithQuantity = z.object({ id: z.string().min(1).max(64), quanti
 const items = z.array(itemWithQuantity).min(1).max(20)
 const byOrder = (data: { orderId: string }) => data.orderId
 
+// Asked by the order service before it takes an order: all of its items are reserved, or none (with why not).
+// Idempotent per order, so a retried request gets the same answer.
+export const ReserveStock = defineCommand('stock.reserve', {
+  schema: z.object({ orderId: z.string().min(1).max(64), items }),
+  reply: z.object({ reserved: z.boolean(), totalCents: z.number().int(), reason: z.string() }),
+  key: byOrder,
+})
+
 // The order service publishes it once the stock is reserved; the payment service opens a checkout for it.
 export const OrderCreated = defineEvent('order.created', {
   schema: z.object({ orderId: z.string(), customerId: z.string(), items, totalCents: z.number().int().positive() }),
@@ -19,7 +27,7 @@ export const PaymentLinkCreated = defineEvent('payment.link_created', {
 
 // Broadcast by the payment service when the checkout's webhook says paid: the order and the kitchen both get it.
 export const OrderPaid = defineEvent('order.paid', {
-  schema: z.object({ orderId: z.string(), sessionId: z.string(), amountCents: z.number().int() }),
+  schema: z.object({ orderId: z.string(), sessionId: z.string(), amountCents: z.number().int(), items }),
   key: byOrder,
 })
 
@@ -57,6 +65,7 @@ export const PaymentCancelled = defineEvent('payment.cancelled', {
 })
 
 export const allContracts: readonly MessageContract[] = [
+  ReserveStock,
   OrderCreated,
   PaymentLinkCreated,
   OrderPaid,

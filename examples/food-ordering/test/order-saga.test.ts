@@ -18,7 +18,12 @@ const created = message(OrderCreated, {
   items: [{ id: 'noodles', quantity: 2 }],
   totalCents: 2400,
 })
-const paid = message(OrderPaid, { orderId: 'o1', sessionId: 'cs_1', amountCents: 2400 })
+const paid = message(OrderPaid, {
+  orderId: 'o1',
+  sessionId: 'cs_1',
+  amountCents: 2400,
+  items: [{ id: 'noodles', quantity: 2 }],
+})
 
 describe('food-ordering order saga', () => {
   it('food-saga-paid-then-ready: created → paid → cooked completes, the payment timeout cancelled', () => {
