@@ -80,7 +80,7 @@ function config(
     dataDir,
     host: env.HOST ?? '127.0.0.1',
     port,
-    paymentTimeoutMs: number(args['payment-timeout-ms'], fixedRun ? 2_000 : 60_000),
+    paymentTimeoutMs: number(args['payment-timeout-ms'], fixedRun ? 5_000 : 60_000),
     cookMs: Number(args['cook-ms']),
     failingDishes: new Set(['souffle']),
     webhookSecret,

@@ -6,7 +6,7 @@ import { createSqliteSagaStore } from '@herald/saga/sqlite'
 import { createSqliteTransport, openServiceState, type ServiceState } from '@herald/sqlite'
 import Stripe from 'stripe'
 import { allContracts } from './contracts.js'
-import { menu } from './menu.js'
+import { type Dish, menu } from './menu.js'
 import { orderSaga } from './order-saga.js'
 import { registerKitchenService } from './services/kitchen-service.js'
 import { orderSchema, registerOrderService } from './services/order-service.js'
@@ -32,6 +32,8 @@ export interface ServiceConfig {
   /** How long an order waits for its payment before it is cancelled. */
   readonly paymentTimeoutMs: number
   readonly cookMs: number
+  /** The dishes a new stock database starts with. Default: the demo's menu. */
+  readonly menu?: readonly Dish[]
   readonly failingDishes: ReadonlySet<string>
   /** The Stripe webhook endpoint secret; the offline checkout signs with it too. */
   readonly webhookSecret: string
@@ -89,7 +91,7 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
 
   if (name === 'stock') {
     const state = open(stockSchema)
-    const stock = createStock(state, { menu })
+    const stock = createStock(state, { menu: config.menu ?? menu })
     registerStockService(bus, state, stock)
     await bus.start()
     const server = await serveStock(stock, { host: config.host, port: config.port })

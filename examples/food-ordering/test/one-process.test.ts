@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { expect, it } from 'vitest'
+
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+
+it('npm run start:food -- --exit-when-idle --json: every order of the fixed run ends as planned, on SQLite in one process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-food-run-'))
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      ...['--conditions=herald-source', '--import', 'tsx', main],
+      ...['--exit-when-idle', '--json', '--data-dir', dir],
+    ])
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
+    // 40 customers: every tenth never pays, every seventh adds a soufflé the kitchen cannot make (one does both).
+    expect(summary).toEqual({
+      orders_placed: 40,
+      ready: 31,
+      cancelled: 9,
+      rejected: 0,
+      reasons: { payment_timeout: 4, 'kitchen: souffle could not be made': 5 },
+      sagas: { running: 0, completed: 31, compensated: 9, failed: 0 },
+      dead_lettered: 0,
+      stock_consistent: true,
+      lost: 0,
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
