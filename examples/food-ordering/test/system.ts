@@ -18,7 +18,7 @@ export interface TestSystem {
     customerId: string,
     items: ReadonlyArray<{ id: string; quantity: number }>,
     orderUrl?: string,
-  ): Promise<{ status: number; body: Order & { error?: string; order?: Order } }>
+  ): Promise<{ status: number; body: Order & { error?: string; message?: string; order?: Order } }>
   getOrder(customerId: string, orderId: string): Promise<Order>
   stop(): Promise<void>
 }
