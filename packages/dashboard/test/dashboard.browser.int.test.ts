@@ -7,9 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { createBus, createInMemoryTransport, defineEvent, PermanentError } from '@herald/core'
 import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
-import { createLatch, pollUntil } from '@herald/testkit'
+import { createLatch, launchChromium, pollUntil } from '@herald/testkit'
 import { pino } from 'pino'
-import { type Browser, chromium } from 'playwright-core'
 import { expect, it } from 'vitest'
 import { z } from 'zod'
 import { createDashboard } from '../src/index.js'
@@ -36,7 +35,7 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
   await bus.start()
   const app = await createDashboard({ transport, token, eventStore })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await launch()
+  const browser = await launchChromium()
   try {
     const id = await bus.publish(OrderPlaced, { note: '<img src=x onerror="window.__owned = true">' })
     await pollUntil(async () => (await transport.getDeadLetter(id)) !== undefined)
@@ -138,20 +137,6 @@ it('in Chromium: pages refuse without the token, show a hostile payload as text,
   }
 })
 
-function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
-}
-
 it('in Chromium: charts draw with uPlot, update live from server-sent events, and a legend click hides a series', async () => {
   mkdirSync(artifacts, { recursive: true })
   const obs = createObservability({ service: 'shop', logger: pino({ level: 'silent' }) })
@@ -162,7 +147,7 @@ it('in Chromium: charts draw with uPlot, update live from server-sent events, an
   await bus.start()
   const app = await createDashboard({ transport, token, metrics: obs.registry, sampleIntervalMs: 200 })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await launch()
+  const browser = await launchChromium()
   let publishing = true
   const traffic = (async () => {
     for (let n = 0; publishing; n++) {
@@ -226,7 +211,7 @@ fetch('${base}/dead-letters/redrive', { method: 'POST', mode: 'no-cors', credent
   })
   await new Promise<void>((done) => hostile.listen(0, '127.0.0.1', done))
   const evil = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`
-  const browser = await launch()
+  const browser = await launchChromium()
   try {
     const id = await bus.publish(OrderPlaced, { note: 'two groups' })
     const count = async () => (await transport.listDeadLetters()).items.length

@@ -215,15 +215,20 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
       if (row === undefined) return reply.code(404).type('text/plain').send('no such checkout session')
       const amount = (row.amount_cents / 100).toFixed(2)
       const action = `/checkout/${encodeURIComponent(row.session_id)}`
-      return reply
-        .headers({ 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" })
-        .type('text/html; charset=utf-8')
-        .send(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Checkout</title>
+      return (
+        reply
+          // The form posts here and is redirected back to the order page: both are allowed form targets.
+          .headers({
+            'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${new URL(options.returnUrl()).origin}`,
+          })
+          .type('text/html; charset=utf-8')
+          .send(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Checkout</title>
 <body style="font-family:sans-serif;max-width:28rem;margin:3rem auto">
 <h1>Checkout (offline)</h1><p>Order <code>${escapeHtml(row.order_id)}</code>: <strong id="amount">€${amount}</strong> (${escapeHtml(row.status)})</p>
 <form method="post" action="${escapeHtml(action)}"><input type="hidden" name="outcome" value="pay"><button id="pay">Pay €${amount}</button></form>
 <form method="post" action="${escapeHtml(action)}"><input type="hidden" name="outcome" value="decline"><button id="decline">Decline</button></form>
 </body></html>`)
+      )
     })
     app.post<{ Params: { sessionId: string } }>('/checkout/:sessionId', async (request, reply) => {
       const row = bySession.get(request.params.sessionId)
