@@ -24,7 +24,7 @@ it('in Chromium: pick a dish, pay at the checkout, watch the order become ready;
     // Dish names are shown as text: the hostile one is visible and ran nothing.
     const lastOne = page.locator('#menu tr', { has: page.locator('input[name="last-one"]') })
     expect(await lastOne.locator('td').first().textContent()).toBe(hostile)
-    expect(await page.evaluate(() => (window as { __owned?: boolean }).__owned)).toBeUndefined()
+    expect(await page.evaluate(() => (globalThis as { __owned?: boolean }).__owned)).toBeUndefined()
 
     await page.fill('input[name="noodles"]', '2')
     expect(await page.textContent('#total')).toBe('€24.00')
@@ -42,7 +42,13 @@ it('in Chromium: pick a dish, pay at the checkout, watch the order become ready;
     expect(await page.isHidden('#pay-line')).toBe(true)
     await page.screenshot({ path: join(artifacts, 'food-ready.png'), fullPage: true })
     // The page fits a phone: nothing wider than the screen.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
+    expect(
+      await page.evaluate(
+        () =>
+          (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement
+            .scrollWidth,
+      ),
+    ).toBeLessThanOrEqual(390)
 
     await page.goto(system.services.order.url as string)
     await page.locator(`#menu input[name="last-one"]`).fill('2')
