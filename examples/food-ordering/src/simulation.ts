@@ -8,6 +8,8 @@ export interface CustomerPlan {
 
 export interface SimulationReport {
   readonly placed: number
+  /** Orders asked for again after a 503. */
+  readonly retried: number
   readonly statuses: Record<string, number>
   readonly reasons: Record<string, number>
   /** Orders still not finished when the run ended. */
@@ -49,20 +51,31 @@ export async function simulateCustomers(options: {
   const reasons: Record<string, number> = {}
   const unfinished: string[] = []
   let placed = 0
+  let retried = 0
   const deadline = Date.now() + options.deadlineMs
 
   async function customer(n: number): Promise<void> {
     const plan = planCustomer(n)
     const customerId = `customer-${n}`
-    const created = await fetch(`${options.orderUrl}/customer/${customerId}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ items: plan.items }),
-    })
-    const body = await json<Order & { order?: Order; error?: string }>(created)
-    const order = body.order ?? body
-    if (order.id === undefined) throw new Error(`order not placed: HTTP ${created.status} ${body.error}`)
+    let order: Order | undefined
+    // A 503 (the stock service is down or slow) placed nothing: the customer tries again, as the web page lets them.
+    while (order === undefined) {
+      const created = await fetch(`${options.orderUrl}/customer/${customerId}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ items: plan.items }),
+      })
+      const body = await json<Order & { order?: Order; error?: string }>(created)
+      if (created.status === 503 && Date.now() < deadline) {
+        retried += 1
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        continue
+      }
+      order = body.order ?? body
+      if (order.id === undefined) throw new Error(`order not placed: HTTP ${created.status} ${body.error}`)
+    }
     placed += 1
+    options.onActivity?.(`${order.id.slice(0, 8)} placed (${order.status})`)
     let paid = plan.pays === 'never'
     for (;;) {
       const current = await json<Order>(await fetch(`${options.orderUrl}/customer/${customerId}/orders/${order.id}`))
@@ -100,5 +113,5 @@ export async function simulateCustomers(options: {
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs))
   }
   await Promise.all(running)
-  return { placed, statuses, reasons, unfinished }
+  return { placed, retried, statuses, reasons, unfinished }
 }

@@ -160,7 +160,7 @@ export function registerStockService(bus: Bus, state: ServiceState, stock: Stock
 }
 
 /** What the stock holds now: per dish, what is left and what active reservations hold. */
-export function stockLevels(state: ServiceState): Record<string, { available: number; reserved: number }> {
+export function stockLevels(state: Pick<ServiceState, 'db'>): Record<string, { available: number; reserved: number }> {
   const levels: Record<string, { available: number; reserved: number }> = {}
   for (const row of state.db.prepare<[], ItemRow>('SELECT * FROM items').all())
     levels[row.id] = { available: row.available, reserved: 0 }
