@@ -19,6 +19,7 @@ import {
   StockReserved,
   StockUnavailable,
 } from './fixtures/order-saga.js'
+import { Tallied, TallyOpened, tallySaga } from './fixtures/tally-saga.js'
 
 /** One store under test: a transport both "processes" share, and a store per process over the same data. */
 export interface SagaEnvironment {
@@ -79,20 +80,6 @@ function shopOn(bus: Bus, unpaid: readonly string[]): Shop {
     })
   return shop
 }
-
-const TallyOpened = defineEvent('tally.opened', { schema: z.object({ id: z.string() }) })
-const Tallied = defineEvent('tally.added', { schema: z.object({ id: z.string(), n: z.number().int() }) })
-const tallySaga = defineSaga('tally', { state: z.object({ count: z.number(), sum: z.number() }) })
-  .startedBy(
-    TallyOpened,
-    (d) => d.id,
-    (state) => (state ? {} : { state: { count: 0, sum: 0 } }),
-  )
-  .on(
-    Tallied,
-    (d) => d.id,
-    (state, { data }) => ({ state: { count: state.count + 1, sum: state.sum + data.n } }),
-  )
 
 /** The store with a record of the instances it was asked for and did not have. */
 function watched(store: SagaStore): SagaStore & { readonly misses: string[] } {

@@ -18,6 +18,7 @@ import {
   StockReserved,
   StockUnavailable,
 } from './fixtures/order-saga.js'
+import { Tallied, TallyOpened } from './fixtures/tally-saga.js'
 
 const worker = fileURLToPath(new URL('./fixtures/saga-worker.ts', import.meta.url))
 
@@ -209,4 +210,41 @@ export async function runSagaCrashScenario(env: CrashEnvironment, orders = 500):
     for (const s of survivors) await s.stop()
     await bus.stop()
   }
+}
+
+/**
+ * 100 messages at once for one instance, handled by two host processes on one store: every message is one step,
+ * none loses its update, and both processes took steps (each one's losses to the other are retried, not lost).
+ */
+export async function runTwoProcessTally(env: CrashEnvironment): Promise<void> {
+  const bus = createBus({ transport: env.transport, service: 'tally-source' })
+  const reports: Array<{ commits: number; conflicts: number }> = []
+  const hosts = [0, 1].map(() => {
+    let ready!: () => void
+    const isReady = new Promise<void>((resolve) => {
+      ready = resolve
+    })
+    const host = spawnWorker(worker, { ...env.workerConfig, paymentTimeoutMs: 60_000, saga: 'tally' }, (line) => {
+      if (line.includes('"ready"')) ready()
+      else if (line.includes('"commits"')) reports.push(JSON.parse(line))
+    })
+    return { host, isReady }
+  })
+  try {
+    await Promise.all(hosts.map(({ host, isReady }) => Promise.race([isReady, host.exited])))
+    await bus.publish(TallyOpened, { id: 'hot' })
+    await pollUntil(async () => (await env.store.load('tally', 'hot')) !== undefined, 20_000)
+    await Promise.all(Array.from({ length: 100 }, (_, n) => bus.publish(Tallied, { id: 'hot', n })))
+    await pollUntil(async () => (await env.store.history('tally', 'hot')).length === 101, 60_000)
+    const instance = await env.store.load('tally', 'hot')
+    expect(instance?.state).toEqual({ count: 100, sum: (99 * 100) / 2 })
+    expect(instance?.version).toBe(101)
+  } finally {
+    for (const { host } of hosts) await host.stop()
+  }
+  console.log(`[${env.name}] saga-two-processes: ${JSON.stringify(reports)}`)
+  expect(reports).toHaveLength(2)
+  // Both processes worked on the one instance; the start is one of the 101 commits.
+  expect(reports.every((report) => report.commits > 0)).toBe(true)
+  expect(reports.reduce((sum, report) => sum + report.commits, 0)).toBe(101)
 }

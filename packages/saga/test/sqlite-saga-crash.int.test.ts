@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { createSqliteTransport } from '@herald/sqlite'
 import { it } from 'vitest'
 import { createSqliteSagaStore } from '../src/sqlite.js'
-import { runSagaCrashScenario } from './saga-crash-cases.js'
+import { runSagaCrashScenario, runTwoProcessTally } from './saga-crash-cases.js'
 
 it('saga-crash-500 on sqlite: SIGKILLs at random points over 500 sagas, each ends once, nothing sent twice', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-saga-crash-'))
@@ -19,6 +19,21 @@ it('saga-crash-500 on sqlite: SIGKILLs at random points over 500 sagas, each end
       store,
       workerConfig: { kind: 'sqlite', busPath, appPath },
     })
+  } finally {
+    await transport.close()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+it('saga-two-processes on sqlite: 100 messages at once for one instance over two host processes lose no update', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-saga-two-'))
+  const busPath = join(dir, 'bus.db')
+  const appPath = join(dir, 'app.db')
+  const transport = createSqliteTransport({ path: busPath, pollIntervalMs: 20 })
+  const store = createSqliteSagaStore({ path: appPath })
+  try {
+    await runTwoProcessTally({ name: 'sqlite', transport, store, workerConfig: { kind: 'sqlite', busPath, appPath } })
   } finally {
     await transport.close()
     await store.close()
