@@ -1,8 +1,7 @@
-import { type Bus, createBus, defineEvent, type Transport } from '@herald/core'
+import { type Bus, createBus, type Transport } from '@herald/core'
 import { pollUntil } from '@herald/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { z } from 'zod'
-import { defineSaga, registerSagas, type SagaHost, type SagaStore } from '../src/index.js'
+import { registerSagas, type SagaHost, type SagaStore } from '../src/index.js'
 import {
   KitchenFailed,
   OrderCancelled,
