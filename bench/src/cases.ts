@@ -38,6 +38,7 @@ import {
   rawRabbitMqPublish,
 } from './cases/rabbitmq.js'
 import { bullmq, heraldRedis, heraldRedisKeyed, heraldRedisLatency, rawRedis, rawRedisLatency } from './cases/redis.js'
+import { heraldSqliteSaga, rawSqliteSaga } from './cases/saga.js'
 import {
   heraldSqlite,
   heraldSqliteKeyed,
@@ -175,6 +176,14 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'better-sqlite3 select-publish-delete loop',
     herald: heraldSqliteOutbox,
     baseline: rawSqliteOutbox,
+  },
+  {
+    bench: 'saga-steps',
+    transport: 'sqlite',
+    api: 'registerSagas on @herald/saga/sqlite',
+    raw: 'hand-written handler: inbox, state row and outbox in one better-sqlite3 transaction',
+    herald: heraldSqliteSaga,
+    baseline: rawSqliteSaga,
   },
   {
     bench: 'outbox-relay',
