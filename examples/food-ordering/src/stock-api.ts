@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
+import { traceCall, traceHeaders } from '@herald/observability'
 
 /** The shapes of proto/stock.proto, as proto-loader gives them (fields camelCased, defaults filled in). */
 export interface StockItem {
@@ -41,20 +42,23 @@ function stockService(): grpc.ServiceClientConstructor {
   return loaded.food.stock.StockService
 }
 
-/** Trace context and the like travel as gRPC metadata; `metadata` gives the headers to send with each call. */
+/** Headers to send as gRPC metadata with each call; by default the current trace context. */
 export type MetadataSource = () => Record<string, string>
 
 /** Serves `api` on a gRPC server bound to `host:port` (0 for any free port); resolves with the address. */
 export async function serveStock(
   api: StockApi,
-  options: { host: string; port: number; onCall?: (metadata: grpc.Metadata) => void },
+  options: { host: string; port: number },
 ): Promise<{ address: string; close(): Promise<void> }> {
   const server = new grpc.Server()
   const unary =
     <Req, Res>(call: (request: Req) => Promise<Res>) =>
     (invocation: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-      options.onCall?.(invocation.metadata)
-      call(invocation.request).then(
+      // Each call continues the caller's trace, from the W3C headers in its metadata.
+      const metadata: Record<string, string> = {}
+      for (const [key, value] of Object.entries(invocation.metadata.getMap()))
+        if (typeof value === 'string') metadata[key] = value
+      traceCall(`grpc ${invocation.getPath()}`, metadata, () => call(invocation.request)).then(
         (response) => callback(null, response),
         (err: Error) => callback({ code: grpc.status.INTERNAL, details: err.message }),
       )
@@ -100,7 +104,7 @@ export function connectStock(
   const deadlineMs = options.deadlineMs ?? 2_000
   function call<Res>(method: string, request: unknown): Promise<Res> {
     const metadata = new grpc.Metadata()
-    for (const [key, value] of Object.entries(options.metadata?.() ?? {})) metadata.set(key, value)
+    for (const [key, value] of Object.entries((options.metadata ?? traceHeaders)())) metadata.set(key, value)
     return new Promise((resolve, reject) => {
       const rpc = client[method] as (
         request: unknown,

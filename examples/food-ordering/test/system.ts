@@ -18,6 +18,7 @@ export interface TestSystem {
     customerId: string,
     items: ReadonlyArray<{ id: string; quantity: number }>,
     orderUrl?: string,
+    headers?: Record<string, string>,
   ): Promise<{ status: number; body: Order & { error?: string; message?: string; order?: Order } }>
   getOrder(customerId: string, orderId: string): Promise<Order>
   stop(): Promise<void>
@@ -25,10 +26,15 @@ export interface TestSystem {
 
 /** Every food-ordering service in this process, on one SQLite bus in a temp dir. */
 export async function startSystem(
-  options: Partial<ServiceConfig> & { readonly orderInstances?: number } = {},
+  options: Partial<ServiceConfig> & {
+    readonly orderInstances?: number
+    /** Wraps the bus's transport (with `createObservability().instrument`, say). */
+    readonly wrapTransport?: (transport: Transport) => Transport
+  } = {},
 ): Promise<TestSystem> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-food-'))
-  const transport = createSqliteTransport({ path: join(dir, 'bus.db') })
+  const bare = createSqliteTransport({ path: join(dir, 'bus.db') })
+  const transport = options.wrapTransport?.(bare) ?? bare
   const errors: unknown[] = []
   const config: ServiceConfig = {
     transport,
@@ -57,10 +63,10 @@ export async function startSystem(
     services,
     orders,
     config,
-    async placeOrder(customerId, items, orderUrl = order.url) {
+    async placeOrder(customerId, items, orderUrl = order.url, headers = {}) {
       const response = await fetch(`${orderUrl}/customer/${customerId}/orders`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...headers },
         body: JSON.stringify({ items }),
       })
       return { status: response.status, body: (await response.json()) as Order & { error?: string } }

@@ -3,3 +3,4 @@ export { type InstrumentOptions, instrumentTransport, type Outcome } from './ins
 export { createHeraldMetrics, type HeraldMetrics } from './metrics.js'
 export { createObservability, type Observability, type ObservabilityOptions } from './observability.js'
 export { redactedLogPaths, redactSecrets } from './redact.js'
+export { traceCall, traceHeaders } from './trace-context.js'

@@ -92,7 +92,11 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
   ): Promise<void> {
     const first = envelopes[0]
     // The producer span need not be active while sending: its context only has to reach the headers.
-    const parent = context.active()
+    // Sent outside any span (an outbox relay), a message staged with a trace context (`traceHeaders()`) goes on in
+    // that trace: the producer span is its child, and messages staged in another trace keep their own.
+    const active = context.active()
+    const stagedTrace = trace.getSpan(active) === undefined ? first?.headers[HeaderNames.traceParent] : undefined
+    const parent = stagedTrace === undefined ? active : propagation.extract(ROOT_CONTEXT, first!.headers, getter)
     const span = tracer.startSpan(`${operation} ${topic}`, { kind: SpanKind.PRODUCER }, parent)
     // Attributes and header copies only when someone records or propagates: with no SDK, nothing is built.
     if (span.isRecording())
@@ -107,7 +111,9 @@ export function instrumentTransport<T extends Transport>(transport: T, options: 
     const propagating = propagation.fields().length > 0
     const ctx = propagating ? trace.setSpan(parent, span) : parent
     try {
-      await send(propagating ? envelopes.map((e) => withTraceContext(e, ctx)) : envelopes)
+      const inThisTrace = (e: Envelope) =>
+        stagedTrace === undefined || e.headers[HeaderNames.traceParent] === stagedTrace
+      await send(propagating ? envelopes.map((e) => (inThisTrace(e) ? withTraceContext(e, ctx) : e)) : envelopes)
       for (const e of envelopes) publishedCounter(e.headers[HeaderNames.type] ?? '', topic).inc()
     } catch (err) {
       metrics.publishFailures.inc({ service, topic, code: isHeraldError(err) ? err.code : 'ERROR' })

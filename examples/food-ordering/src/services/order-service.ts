@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import { type Bus, RequestTimeoutError } from '@herald/core'
+import { traceCall, traceHeaders } from '@herald/observability'
 import type { ServiceState } from '@herald/sqlite'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { OrderCreated, OrderStatusChanged, PaymentLinkCreated, ReleaseStock, ReserveStock } from '../contracts.js'
@@ -242,61 +243,63 @@ export async function registerOrderService(
         response: { 201: orderJson, 409: errorJson, 503: errorJson },
       },
     },
-    async (request, reply) => {
-      const { customerId } = request.params
-      const { items } = request.body
-      const id = randomUUID()
-      const rejected = async (reason: string, code: number) =>
-        reply.code(code).send({
-          error: reason,
-          order: await record({ id, customerId, items, totalCents: 0, status: 'rejected', reason }),
-        })
-      try {
-        // Is this in stock? Only a hint, asked over gRPC: it turns most shortfalls away before anything is held.
-        const hint = await options.stock.checkIfItemInStock(items)
-        if (!hint.inStock) return await rejected(hint.reason, 409)
-      } catch (err) {
-        if (err instanceof StockUnavailableError) return reply.code(503).send({ error: err.message })
-        throw err
-      }
-      let answer: { reserved: boolean; totalCents: number; reason: string }
-      try {
-        answer = await bus.request(
-          ReserveStock,
-          { orderId: id, items },
-          { timeoutMs: reserveTimeoutMs, correlationId: id },
-        )
-      } catch (err) {
-        if (!(err instanceof RequestTimeoutError)) throw err
-        // The reservation may still happen after we stopped waiting: undo it (a no-op if it never does).
-        await record({
+    (request, reply) =>
+      // One trace per order from here: the gRPC hint, the reservation request, order.created and what follows it.
+      traceCall('POST /customer/{customerId}/orders', request.headers, async () => {
+        const { customerId } = request.params
+        const { items } = request.body
+        const id = randomUUID()
+        const rejected = async (reason: string, code: number) =>
+          reply.code(code).send({
+            error: reason,
+            order: await record({ id, customerId, items, totalCents: 0, status: 'rejected', reason }),
+          })
+        try {
+          // Is this in stock? Only a hint, asked over gRPC: it turns most shortfalls away before anything is held.
+          const hint = await options.stock.checkIfItemInStock(items)
+          if (!hint.inStock) return await rejected(hint.reason, 409)
+        } catch (err) {
+          if (err instanceof StockUnavailableError) return reply.code(503).send({ error: err.message })
+          throw err
+        }
+        let answer: { reserved: boolean; totalCents: number; reason: string }
+        try {
+          answer = await bus.request(
+            ReserveStock,
+            { orderId: id, items },
+            { timeoutMs: reserveTimeoutMs, correlationId: id },
+          )
+        } catch (err) {
+          if (!(err instanceof RequestTimeoutError)) throw err
+          // The reservation may still happen after we stopped waiting: undo it (a no-op if it never does).
+          await record({
+            id,
+            customerId,
+            items,
+            totalCents: 0,
+            status: 'rejected',
+            reason: 'stock_timeout',
+            send: [bus.prepare(ReleaseStock, { orderId: id }, { correlationId: id, headers: traceHeaders() })],
+          })
+          return reply.code(503).send({ error: `the stock service did not answer within ${reserveTimeoutMs} ms` })
+        }
+        if (!answer.reserved) return await rejected(answer.reason, 409)
+        const order = await record({
           id,
           customerId,
           items,
-          totalCents: 0,
-          status: 'rejected',
-          reason: 'stock_timeout',
-          send: [bus.prepare(ReleaseStock, { orderId: id }, { correlationId: id })],
+          totalCents: answer.totalCents,
+          status: 'pending',
+          send: [
+            bus.prepare(
+              OrderCreated,
+              { orderId: id, customerId, items, totalCents: answer.totalCents },
+              { correlationId: id, headers: traceHeaders() },
+            ),
+          ],
         })
-        return reply.code(503).send({ error: `the stock service did not answer within ${reserveTimeoutMs} ms` })
-      }
-      if (!answer.reserved) return await rejected(answer.reason, 409)
-      const order = await record({
-        id,
-        customerId,
-        items,
-        totalCents: answer.totalCents,
-        status: 'pending',
-        send: [
-          bus.prepare(
-            OrderCreated,
-            { orderId: id, customerId, items, totalCents: answer.totalCents },
-            { correlationId: id },
-          ),
-        ],
-      })
-      return reply.code(201).send(order)
-    },
+        return reply.code(201).send(order)
+      }),
   )
 
   app.get<{ Params: { customerId: string; orderId: string } }>(

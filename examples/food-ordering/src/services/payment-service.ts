@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Bus } from '@herald/core'
+import { traceCall, traceHeaders } from '@herald/observability'
 import type { ServiceState } from '@herald/sqlite'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type Stripe from 'stripe'
@@ -8,7 +9,9 @@ import { CancelPayment, OrderCreated, OrderPaid, PaymentCancelled, PaymentLinkCr
 export const paymentSchema = `CREATE TABLE IF NOT EXISTS payments (
   session_id TEXT PRIMARY KEY, order_id TEXT NOT NULL UNIQUE, items TEXT NOT NULL, amount_cents INTEGER NOT NULL,
   status TEXT NOT NULL, -- open | paid | cancelled | refunded
-  correlation_id TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`
+  correlation_id TEXT NOT NULL,
+  trace TEXT NOT NULL, -- the order's trace context (W3C headers, JSON): its webhook continues that trace
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`
 
 type PaymentStatus = 'open' | 'paid' | 'cancelled' | 'refunded'
 interface PaymentRow {
@@ -18,6 +21,7 @@ interface PaymentRow {
   amount_cents: number
   status: PaymentStatus
   correlation_id: string
+  trace: string
 }
 
 /** Where customers pay. Whichever provider runs, the outcome comes back through the Stripe-signed webhook. */
@@ -99,8 +103,9 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
   const byOrder = db.prepare<[string], PaymentRow>('SELECT * FROM payments WHERE order_id = ?')
   const bySession = db.prepare<[string], PaymentRow>('SELECT * FROM payments WHERE session_id = ?')
   const insert = db.prepare(
-    `INSERT INTO payments (session_id, order_id, items, amount_cents, status, correlation_id, created_at, updated_at)
-     VALUES (@sessionId, @orderId, @items, @amountCents, @status, @correlationId, @now, @now)`,
+    `INSERT INTO payments (session_id, order_id, items, amount_cents, status, correlation_id, trace, created_at,
+       updated_at)
+     VALUES (@sessionId, @orderId, @items, @amountCents, @status, @correlationId, @trace, @now, @now)`,
   )
   const move = db.prepare<[PaymentStatus, number, string, PaymentStatus]>(
     'UPDATE payments SET status = ?, updated_at = ? WHERE session_id = ? AND status = ?',
@@ -123,9 +128,10 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
                 amountCents: totalCents,
                 status: 'open',
                 correlationId: message.correlationId,
+                trace: JSON.stringify(traceHeaders()),
                 now: Date.now(),
               }),
-            send: [context.prepare(PaymentLinkCreated, { orderId, ...session })],
+            send: [context.prepare(PaymentLinkCreated, { orderId, ...session }, { headers: traceHeaders() })],
           },
     )
   })
@@ -149,6 +155,7 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
               amountCents: 0,
               status: 'cancelled',
               correlationId: message.correlationId,
+              trace: '{}',
               now: Date.now(),
             }),
           send: [context.prepare(PaymentCancelled, { orderId, refundedCents: 0 })],
@@ -181,13 +188,20 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
     }
     if (event.type !== 'checkout.session.completed') return reply.send({ ignored: event.type })
     const before = bySession.get(event.data.object.id)
+    // The webhook goes on in its order's trace: Stripe's request carries none of ours.
+    const trace = before === undefined ? {} : (JSON.parse(before.trace) as Record<string, string>)
+    await traceCall('POST /webhooks/stripe', trace, () => settlePayment(event, before))
+    return reply.send({ received: event.id })
+  })
+
+  async function settlePayment(event: Stripe.CheckoutSessionCompletedEvent, before: PaymentRow | undefined) {
     // Paid after the order was cancelled: the money goes back.
     if (before?.status === 'cancelled') await provider.refund(before.session_id, before.amount_cents)
     await state.apply(`webhook/${event.id}`, () => {
       const row = bySession.get(event.data.object.id)
       if (row === undefined || (row.status !== 'open' && row.status !== 'cancelled')) return undefined
       if (row.status === 'cancelled' && before?.status !== 'cancelled') return undefined
-      const flow = { correlationId: row.correlation_id }
+      const flow = { correlationId: row.correlation_id, headers: traceHeaders() }
       const items = JSON.parse(row.items) as Array<{ id: string; quantity: number }>
       return row.status === 'open'
         ? {
@@ -205,8 +219,7 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
             send: [bus.prepare(PaymentCancelled, { orderId: row.order_id, refundedCents: row.amount_cents }, flow)],
           }
     })
-    return reply.send({ received: event.id })
-  })
+  }
 
   if (provider.name === 'offline') {
     // The offline checkout page: Pay or Decline; paying delivers Stripe's webhook, signed with the same secret.
