@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type DeadLetterStore, recordEvents } from '@herald/core'
 import { createDashboard } from '@herald/dashboard'
-import { createObservability } from '@herald/observability'
+import { createObservability, type Observability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 import { pino } from 'pino'
 import { menu } from './menu.js'
@@ -31,7 +33,8 @@ const usage = `food-ordering: order, stock, payment and kitchen services on Hera
                                               customers against running services
 
 options: --customers N  --port N (order)  --payment-port N  --stock-port N  --stock host:port (order)
-         --dashboard-port N  --data-dir DIR  --payment-timeout-ms N  --cook-ms N  --instance NAME`
+         --dashboard-port N  --data-dir DIR  --payment-timeout-ms N  --cook-ms N  --instance NAME
+         --metrics-port N (with --service: /metrics, /healthz, /readyz)`
 
 const { values: args } = parseArgs({
   options: {
@@ -51,6 +54,7 @@ const { values: args } = parseArgs({
     'payment-timeout-ms': { type: 'string' },
     'cook-ms': { type: 'string', default: '200' },
     instance: { type: 'string' },
+    'metrics-port': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -118,12 +122,31 @@ async function runOneService(name: ServiceName): Promise<void> {
       ...(name === 'order' ? { stockAddress: args.stock ?? env.STOCK_ADDRESS ?? '127.0.0.1:50051' } : {}),
     }),
   )
-  process.stdout.write(
-    `${JSON.stringify({ service: name, ready: true, ...(service.url === undefined ? {} : { url: service.url }) })}\n`,
-  )
+  const metricsPort = args['metrics-port']
+  const metrics = metricsPort === undefined ? undefined : await serveMetrics(observability, Number(metricsPort))
+  const ready = {
+    service: name,
+    ready: true,
+    ...(service.url === undefined ? {} : { url: service.url }),
+    ...(metrics === undefined ? {} : { metrics: metrics.url }),
+  }
+  process.stdout.write(`${JSON.stringify(ready)}\n`)
   await untilSignal()
   await service.stop()
   await transport.close()
+  metrics?.server.close()
+}
+
+/** `/metrics`, `/healthz` and `/readyz` of one service. */
+async function serveMetrics(observability: Observability, port: number): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    void observability.handle(req, res).then((handled) => {
+      if (!handled) res.writeHead(404).end()
+    })
+  })
+  const host = env.HOST ?? '127.0.0.1'
+  await new Promise<void>((done) => server.listen(port, host, done))
+  return { server, url: `http://${host}:${(server.address() as AddressInfo).port}` }
 }
 
 async function deadLetterCount(store: DeadLetterStore): Promise<number> {

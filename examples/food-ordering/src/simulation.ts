@@ -32,6 +32,7 @@ export function planCustomer(n: number): CustomerPlan {
   const dishes = ['noodles', 'dumplings', 'mapo-tofu', 'fried-rice']
   const items = [{ id: dishes[n % dishes.length] as string, quantity: 1 + (n % 3) }]
   if (n % 7 === 3) items.push({ id: 'souffle', quantity: 1 })
+  if (n % 13 === 6) items.push({ id: 'chefs-special', quantity: 1 })
   return { items, pays: n % 10 === 4 ? 'never' : n % 10 === 7 ? 'after_decline' : 'now' }
 }
 

@@ -16,7 +16,7 @@ const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 let broker: RabbitMqServer
 let dataDir: string
 let stockPort: number
-const running = new Map<string, { child: ChildProcess; url?: string }>()
+const running = new Map<string, { child: ChildProcess; url?: string; metrics?: string }>()
 
 /** Starts one service as its own process and waits for its ready line. */
 async function start(name: string, extra: readonly string[] = []): Promise<string | undefined> {
@@ -24,22 +24,23 @@ async function start(name: string, extra: readonly string[] = []): Promise<strin
     process.execPath,
     [
       ...['--conditions=herald-source', '--import', 'tsx', main],
-      ...['--service', name, '--transport', broker.url, '--data-dir', dataDir, '--port', '0', ...extra],
+      ...['--service', name, '--transport', broker.url, '--data-dir', dataDir, '--port', '0', '--metrics-port', '0'],
+      ...extra,
     ],
     // Simulated customers pay with JSON and follow no redirect back to the order page, so its address is a stand-in.
     { env: { ...process.env, ORDER_PUBLIC_URL: 'http://127.0.0.1:1' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const output: string[] = []
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
-  const url = await new Promise<string | undefined>((done, fail) => {
+  const ready = await new Promise<{ url?: string; metrics?: string }>((done, fail) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       output.push(line)
-      if (line.startsWith('{"service"')) done((JSON.parse(line) as { url?: string }).url)
+      if (line.startsWith('{"service"')) done(JSON.parse(line) as { url?: string; metrics?: string })
     })
     child.once('exit', (code) => fail(new Error(`${name} exited (${code}) before it was ready:\n${output.join('\n')}`)))
   })
-  running.set(name, { child, ...(url === undefined ? {} : { url }) })
-  return url
+  running.set(name, { child, ...ready })
+  return ready.url
 }
 
 async function stop(name: string, signal: NodeJS.Signals): Promise<void> {
@@ -88,6 +89,23 @@ it('food ordering over RabbitMQ, four services as four processes: 30 orders end 
   // Customers 4, 14 and 24 never pay; 3, 10, 17 and 24 order the soufflé the kitchen cannot make.
   expect(report.statuses).toEqual({ ready: 24, cancelled: 6 })
   expect(report.reasons).toEqual({ payment_timeout: 3, 'kitchen: souffle could not be made': 3 })
+
+  // Each service's own /metrics: the order service counted its sagas' ends, the stock service its work since restart.
+  const scrape = async (service: string) => (await fetch(`${running.get(service)?.metrics}/metrics`)).text()
+  const sample = (text: string, ...parts: string[]) =>
+    Number(
+      text
+        .split('\n')
+        .find((line) => parts.every((part) => line.includes(part)))
+        ?.split(' ')
+        .at(-1),
+    )
+  const orderMetrics = await scrape('order')
+  expect(sample(orderMetrics, 'herald_saga_events_total{', 'saga="food.order"', 'event="completed"')).toBe(24)
+  expect(sample(orderMetrics, 'herald_saga_events_total{', 'saga="food.order"', 'event="compensated"')).toBe(6)
+  expect(
+    sample(await scrape('stock'), 'herald_messages_handled_total{', 'group="stock"', 'outcome="acked"'),
+  ).toBeGreaterThan(0)
 
   const admin = await createRabbitMqTransport({ url: broker.url, exchange: 'food', namespace: 'food_ordering' })
   try {
