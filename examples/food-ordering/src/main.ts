@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type DeadLetterStore, recordEvents } from '@herald/core'
+import { countDeadLetters, recordEvents } from '@herald/core'
 import { createDashboard } from '@herald/dashboard'
-import { createObservability, type Observability } from '@herald/observability'
+import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
 import { pino } from 'pino'
 import { menu } from './menu.js'
@@ -123,7 +121,10 @@ async function runOneService(name: ServiceName): Promise<void> {
     }),
   )
   const metricsPort = args['metrics-port']
-  const metrics = metricsPort === undefined ? undefined : await serveMetrics(observability, Number(metricsPort))
+  const metrics =
+    metricsPort === undefined
+      ? undefined
+      : await observability.listen({ port: Number(metricsPort), host: env.HOST ?? '127.0.0.1' })
   const ready = {
     service: name,
     ready: true,
@@ -134,30 +135,7 @@ async function runOneService(name: ServiceName): Promise<void> {
   await untilSignal()
   await service.stop()
   await transport.close()
-  metrics?.server.close()
-}
-
-/** `/metrics`, `/healthz` and `/readyz` of one service. */
-async function serveMetrics(observability: Observability, port: number): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    void observability.handle(req, res).then((handled) => {
-      if (!handled) res.writeHead(404).end()
-    })
-  })
-  const host = env.HOST ?? '127.0.0.1'
-  await new Promise<void>((done) => server.listen(port, host, done))
-  return { server, url: `http://${host}:${(server.address() as AddressInfo).port}` }
-}
-
-async function deadLetterCount(store: DeadLetterStore): Promise<number> {
-  let count = 0
-  let cursor: string | undefined
-  do {
-    const page = await store.listDeadLetters(cursor === undefined ? { limit: 500 } : { limit: 500, cursor })
-    count += page.items.length
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
-  return count
+  await metrics?.close()
 }
 
 /** Every service in one process on SQLite, the dashboard, and simulated customers. */
@@ -247,7 +225,7 @@ async function runAllInOne(): Promise<void> {
   if (screen !== undefined) clearInterval(screen)
 
   const sagas = await sagaStore.counts()
-  const deadLettered = await deadLetterCount(transport)
+  const deadLettered = await countDeadLetters(transport)
   const levels = stockLevels(stock.state ?? fail('no stock state'))
   // Every unit is either still available or held by an order that went ahead; none is lost or counted twice.
   const stockConsistent = menu.every((dish) => {

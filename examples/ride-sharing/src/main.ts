@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type DeadLetter, type DeadLetterStore, recordEvents } from '@herald/core'
+import { countDeadLetters, recordEvents } from '@herald/core'
 import { createDashboard } from '@herald/dashboard'
 import { createObservability } from '@herald/observability'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
@@ -108,23 +106,10 @@ async function runOneService(name: ServiceName): Promise<void> {
   // Logs (JSON, with message and correlation ids) to stdout; /metrics, /healthz and /readyz on --metrics-port.
   const observability = createObservability({ service: `${name}-service` })
   const transport = observability.instrument(await openTransport(url))
-  const metricsServer =
+  const metrics =
     args['metrics-port'] === undefined
       ? undefined
-      : createServer((req, res) => {
-          void observability.handle(req, res).then((handled) => {
-            if (!handled) res.writeHead(404).end()
-          })
-        })
-  const metricsUrl =
-    metricsServer === undefined
-      ? undefined
-      : await new Promise<string>((done) => {
-          const host = env.HOST ?? '127.0.0.1'
-          metricsServer.listen(Number(args['metrics-port']), host, () =>
-            done(`http://${host}:${(metricsServer.address() as AddressInfo).port}`),
-          )
-        })
+      : await observability.listen({ port: Number(args['metrics-port']), host: env.HOST ?? '127.0.0.1' })
   const defaultPort = name === 'gateway' ? 3000 : name === 'payment' ? 3001 : 0
   const service = await startService(
     name,
@@ -138,26 +123,13 @@ async function runOneService(name: ServiceName): Promise<void> {
     service: name,
     ready: true,
     ...(service.url === undefined ? {} : { url: service.url }),
-    ...(metricsUrl === undefined ? {} : { metrics: metricsUrl }),
+    ...(metrics === undefined ? {} : { metrics: metrics.url }),
   }
   process.stdout.write(`${JSON.stringify(ready)}\n`)
   await untilSignal()
   await service.stop()
   await transport.close()
-  metricsServer?.close()
-}
-
-async function deadLetterCount(store: DeadLetterStore): Promise<number> {
-  let count = 0
-  let cursor: string | undefined
-  do {
-    const page: { items: readonly DeadLetter[]; nextCursor?: string } = await store.listDeadLetters(
-      cursor === undefined ? { limit: 500 } : { limit: 500, cursor },
-    )
-    count += page.items.length
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
-  return count
+  await metrics?.close()
 }
 
 /** Every service in one process on SQLite, the dashboard, and simulated riders and drivers. */
@@ -198,7 +170,7 @@ async function runAllInOne(): Promise<void> {
     ? undefined
     : setInterval(async () => {
         const counts = trips === undefined ? undefined : countTrips(trips)
-        const dead = await deadLetterCount(transport)
+        const dead = await countDeadLetters(transport)
         const lines = [
           'Herald ride-sharing: trip, driver, payment and API-gateway services on SQLite, riders and drivers simulated',
           `dashboard: ${dashboardUrl}`,
@@ -240,7 +212,7 @@ async function runAllInOne(): Promise<void> {
     )
   if (screen !== undefined) clearInterval(screen)
 
-  const deadLettered = await deadLetterCount(transport)
+  const deadLettered = await countDeadLetters(transport)
   await dashboard.close()
   for (const service of services.reverse()) await service.stop()
   await recorder.close()

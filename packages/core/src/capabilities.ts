@@ -19,6 +19,17 @@ export interface DeadLetterStore {
   purgeDeadLetters(filter: DeadLetterFilter): Promise<number>
 }
 
+/** How many dead letters `store` holds (matching `filter`), counted in pages of 1,000. */
+export async function countDeadLetters(store: DeadLetterStore, filter: DeadLetterFilter = {}): Promise<number> {
+  let count = 0
+  for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
+    const page = await store.listDeadLetters({ ...filter, limit: 1_000, ...(cursor === undefined ? {} : { cursor }) })
+    count += page.items.length
+    cursor = page.nextCursor
+  }
+  return count
+}
+
 export interface GroupInfo {
   readonly group: string
   readonly patterns: readonly string[]

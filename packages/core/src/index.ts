@@ -14,6 +14,7 @@ export {
   type RequestOptions,
 } from './bus.js'
 export {
+  countDeadLetters,
   type DeadLetterStore,
   type DurableTransport,
   type GroupInfo,

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Transport } from '@herald/core'
 import { type Tracer, trace } from '@opentelemetry/api'
 import { type Logger, pino } from 'pino'
@@ -27,6 +28,8 @@ export interface Observability {
   instrument<T extends Transport>(transport: T): T
   /** `/metrics`, `/healthz`, `/readyz` for `node:http`; resolves false for other paths. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>
+  /** Serves `handle` on its own HTTP server (port 0: any free one); 404 for every other path. */
+  listen(options: { port: number; host?: string }): Promise<{ url: string; close(): Promise<void> }>
 }
 
 /** Metrics, traces and logs for the transports of one service. */
@@ -47,5 +50,20 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       return instrumentTransport(transport, { service: options.service, metrics, tracer, logger })
     },
     handle: handler,
+    async listen({ port, host = '127.0.0.1' }) {
+      const server = createServer((req, res) => {
+        void handler(req, res).then((handled) => {
+          if (!handled) res.writeHead(404).end()
+        })
+      })
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, resolve)
+      })
+      return {
+        url: `http://${host}:${(server.address() as AddressInfo).port}`,
+        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      }
+    },
   }
 }
