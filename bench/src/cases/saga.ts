@@ -1,7 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createBus, createInMemoryTransport, defineEvent, startOutboxRelay } from '@herald/core'
+import {
+  type Bus,
+  createBus,
+  createInMemoryTransport,
+  defineCommand,
+  defineEvent,
+  type MessageContract,
+  startOutboxRelay,
+} from '@herald/core'
 import { defineSaga, message, registerSagas } from '@herald/saga'
 import { createSqliteSagaStore } from '@herald/saga/sqlite'
 import { createSqliteOutbox } from '@herald/sqlite'
@@ -9,53 +17,81 @@ import Database from 'better-sqlite3'
 import { z } from 'zod'
 import type { BenchSide } from '../measure.js'
 
-const instances = 200
-const stepsEach = 25
-const steps = instances * stepsEach
+const orders = 1_000
+/** Messages each order's saga handles: the start and three replies. */
+const stepsEach = 4
+const window = 100
 
-const byId = (d: { id: string }) => d.id
-const Opened = defineEvent('tally.opened', { schema: z.object({ id: z.string() }), key: byId })
-const Added = defineEvent('tally.added', { schema: z.object({ id: z.string(), n: z.number().int() }), key: byId })
-const Counted = defineEvent('tally.counted', {
-  schema: z.object({ id: z.string(), count: z.number().int() }),
-  key: byId,
-})
+const order = z.object({ orderId: z.string() })
+const byOrder = (d: { orderId: string }) => d.orderId
+const OrderPlaced = defineEvent('order.placed', { schema: order, key: byOrder })
+const ReserveStock = defineCommand('stock.reserve', { schema: order, key: byOrder })
+const StockReserved = defineEvent('stock.reserved', { schema: order, key: byOrder })
+const ChargePayment = defineCommand('payment.charge', { schema: order, key: byOrder })
+const PaymentCharged = defineEvent('payment.charged', { schema: order, key: byOrder })
+const StartCooking = defineCommand('kitchen.cook', { schema: order, key: byOrder })
+const Cooked = defineEvent('kitchen.cooked', { schema: order, key: byOrder })
+const OrderDone = defineEvent('order.done', { schema: order, key: byOrder })
 
 /**
- * Opens every instance, then sends every step at once; the rate is steps per second from the first step sent to
- * the last step's `tally.counted` relayed out of the outbox and handled by a watcher.
+ * The other services, the same on both sides: each command is answered at once with the event the flow waits
+ * for, and a watcher counts the orders done. Orders go out `window` at a time; the rate is saga steps per second
+ * from the first order placed to the last order done.
  */
 async function run(bus: Bus, started: () => Promise<void>): Promise<number> {
-  let counted = 0
-  let done!: () => void
-  const all = new Promise<void>((resolve) => {
-    done = resolve
+  let done = 0
+  let all!: () => void
+  const finished = new Promise<void>((resolve) => {
+    all = resolve
   })
-  bus.group('watcher').on(Counted, async () => {
-    if (++counted === steps) done()
+  bus
+    .group('services', { maxInFlight: 100 })
+    .on(ReserveStock, async (m, context) => {
+      await context.publish(StockReserved, m.data)
+    })
+    .on(ChargePayment, async (m, context) => {
+      await context.publish(PaymentCharged, m.data)
+    })
+    .on(StartCooking, async (m, context) => {
+      await context.publish(Cooked, m.data)
+    })
+  bus.group('watcher').on(OrderDone, async () => {
+    if (++done === orders) all()
   })
   await bus.start()
   await started()
-  await Promise.all(Array.from({ length: instances }, (_, i) => bus.publish(Opened, { id: `t${i}` })))
   const begin = performance.now()
-  for (let n = 0; n < stepsEach; n++)
-    await Promise.all(Array.from({ length: instances }, (_, i) => bus.publish(Added, { id: `t${i}`, n })))
-  await all
-  return steps / ((performance.now() - begin) / 1_000)
+  for (let i = 0; i < orders; i += window)
+    await Promise.all(Array.from({ length: window }, (_, n) => bus.publish(OrderPlaced, { orderId: `o${i + n}` })))
+  await finished
+  return (orders * stepsEach) / ((performance.now() - begin) / 1_000)
 }
 
-/** Herald: a saga (zod state, a step that sends) on `@herald/saga/sqlite`, its relay into the bus. */
+/** Herald: a three-step saga (zod state, each step one send) on `@herald/saga/sqlite`, its relay into the bus. */
 export const heraldSqliteSaga: BenchSide = async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-saga-'))
   const transport = createInMemoryTransport()
   const bus = createBus({ transport, service: 'bench' })
   const store = createSqliteSagaStore({ path: join(dir, 'app.db') })
-  const saga = defineSaga('tally', { state: z.object({ count: z.number().int() }) })
-    .startedBy(Opened, byId, (state) => (state !== undefined ? {} : { state: { count: 0 } }))
-    .on(Added, byId, (state, { data }) => ({
-      state: { count: state.count + 1 },
-      messages: [message(Counted, { id: data.id, count: state.count + 1 })],
-    }))
+  const saga = defineSaga('order', {
+    state: z.object({ orderId: z.string(), step: z.enum(['reserving', 'charging', 'cooking']) }),
+  })
+    .startedBy(OrderPlaced, byOrder, (state, { data }) =>
+      state !== undefined ? {} : { state: { ...data, step: 'reserving' }, messages: [message(ReserveStock, data)] },
+    )
+    .on(StockReserved, byOrder, (state, { data }) =>
+      state.step !== 'reserving'
+        ? {}
+        : { state: { ...state, step: 'charging' }, messages: [message(ChargePayment, data)] },
+    )
+    .on(PaymentCharged, byOrder, (state, { data }) =>
+      state.step !== 'charging'
+        ? {}
+        : { state: { ...state, step: 'cooking' }, messages: [message(StartCooking, data)] },
+    )
+    .on(Cooked, byOrder, (state, { data }) =>
+      state.step !== 'cooking' ? {} : { complete: true, messages: [message(OrderDone, data)] },
+    )
   const host = registerSagas(bus, { store, sagas: [saga], relay: { pollIntervalMs: 10 } })
   const perSecond = await run(bus, () => host.start())
   await bus.stop()
@@ -67,9 +103,9 @@ export const heraldSqliteSaga: BenchSide = async () => {
 }
 
 /**
- * The baseline: the same flow by hand on better-sqlite3. Each handler checks an inbox table, reads and writes a
- * state row and stages its message in Herald's SQLite outbox, in one transaction; no versions, no history, no
- * state validation, no timeouts.
+ * The baseline: the same flow by hand on better-sqlite3. Each handler checks an inbox table, reads and writes the
+ * order's step and stages its one message in Herald's SQLite outbox, in one transaction, then wakes the same
+ * relay; no version check, no history, no state validation, no timeouts or compensations.
  */
 export const rawSqliteSaga: BenchSide = async () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-saga-raw-'))
@@ -80,30 +116,32 @@ export const rawSqliteSaga: BenchSide = async () => {
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  db.exec(`CREATE TABLE tally (key TEXT PRIMARY KEY, count INTEGER NOT NULL);
+  db.exec(`CREATE TABLE orders (id TEXT PRIMARY KEY, step TEXT NOT NULL);
     CREATE TABLE inbox (group_name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (group_name, id))`)
   const seen = db.prepare<[string, string]>('INSERT OR IGNORE INTO inbox (group_name, id) VALUES (?, ?)')
-  const open = db.prepare<[string]>('INSERT OR IGNORE INTO tally (key, count) VALUES (?, 0)')
-  const read = db.prepare<[string], { count: number }>('SELECT count FROM tally WHERE key = ?')
-  const write = db.prepare<[number, string]>('UPDATE tally SET count = ? WHERE key = ?')
+  const insert = db.prepare<[string, string]>('INSERT OR IGNORE INTO orders (id, step) VALUES (?, ?)')
+  const read = db.prepare<[string], { step: string }>('SELECT step FROM orders WHERE id = ?')
+  const move = db.prepare<[string, string]>('UPDATE orders SET step = ? WHERE id = ?')
   const relay = startOutboxRelay({ store: outbox, transport, pollIntervalMs: 10 })
-  bus
-    .group('tally')
-    .on(Opened, async (m) => {
+  const step =
+    (from: string | undefined, to: string, next: MessageContract) =>
+    async (m: { id: string; data: { orderId: string } }, context: { prepare: Bus['prepare'] }) => {
+      if (from !== undefined && read.get(m.data.orderId)?.step !== from) return
+      const send = await context.prepare(next, m.data)
       db.transaction(() => {
-        if (seen.run('tally', m.id).changes === 1) open.run(m.data.id)
-      }).immediate()
-    })
-    .on(Added, async (m, context) => {
-      const count = (read.get(m.data.id)?.count ?? 0) + 1
-      const counted = await context.prepare(Counted, { id: m.data.id, count })
-      db.transaction(() => {
-        if (seen.run('tally', m.id).changes === 0) return
-        write.run(count, m.data.id)
-        outbox.stage(db, [counted])
+        if (seen.run('order', m.id).changes === 0) return
+        if (from === undefined) insert.run(m.data.orderId, to)
+        else move.run(to, m.data.orderId)
+        outbox.stage(db, [send])
       }).immediate()
       relay.notify()
-    })
+    }
+  bus
+    .group('order')
+    .on(OrderPlaced, step(undefined, 'reserving', ReserveStock))
+    .on(StockReserved, step('reserving', 'charging', ChargePayment))
+    .on(PaymentCharged, step('charging', 'cooking', StartCooking))
+    .on(Cooked, step('cooking', 'done', OrderDone))
   const perSecond = await run(bus, async () => {})
   await bus.stop()
   await relay.stop()
