@@ -10,7 +10,13 @@ import { type Dish, menu } from './menu.js'
 import { orderSaga } from './order-saga.js'
 import { registerKitchenService } from './services/kitchen-service.js'
 import { orderSchema, registerOrderService } from './services/order-service.js'
-import { offlineCheckout, paymentSchema, registerPaymentService, stripeCheckout } from './services/payment-service.js'
+import {
+  type CheckoutProvider,
+  offlineCheckout,
+  paymentSchema,
+  registerPaymentService,
+  stripeCheckout,
+} from './services/payment-service.js'
 import { createStock, registerStockService, stockSchema } from './services/stock-service.js'
 import { connectStock, serveStock } from './stock-api.js'
 
@@ -37,6 +43,8 @@ export interface ServiceConfig {
   readonly failingDishes: ReadonlySet<string>
   /** The Stripe webhook endpoint secret; the offline checkout signs with it too. */
   readonly webhookSecret: string
+  /** Where the payment service opens checkouts; default: Stripe with `stripeSecretKey`, else the offline one. */
+  readonly checkout?: CheckoutProvider
   /** With a key, the payment service opens real Stripe Checkout sessions. */
   readonly stripeSecretKey?: string
   /** Public URLs, where they differ from where the services listen (a proxy). */
@@ -144,9 +152,10 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
   let publicUrl = config.paymentPublicUrl ?? ''
   const returnUrl = () => config.orderPublicUrl ?? ''
   const provider =
-    config.stripeSecretKey === undefined
+    config.checkout ??
+    (config.stripeSecretKey === undefined
       ? offlineCheckout(() => publicUrl)
-      : stripeCheckout(stripe, { returnUrl: returnUrl() })
+      : stripeCheckout(stripe, { returnUrl: returnUrl() }))
   const app = registerPaymentService(bus, state, { provider, stripe, webhookSecret: config.webhookSecret, returnUrl })
   const url = await app.listen({ host: config.host, port: config.port })
   if (publicUrl === '') publicUrl = url

@@ -1,6 +1,7 @@
-import { pollUntil } from '@herald/testkit'
+import { createLatch, pollUntil } from '@herald/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Order } from '../src/services/order-service.js'
+import { type CheckoutProvider, offlineCheckout } from '../src/services/payment-service.js'
 import { stockLevels } from '../src/services/stock-service.js'
 import { startSystem, type TestSystem } from './system.js'
 
@@ -151,6 +152,37 @@ it('food-payment-timeout: an order not paid in time is cancelled and its stock r
     expect((await system.getOrder('frank', body.id)).status).toBe('cancelled')
     expect(stockLevels(system.services.stock.state!)).toEqual(before)
   } finally {
+    await system.stop()
+  }
+})
+
+it('food-cancel-races-payment: a payment that lands while its cancel is closing the checkout is refunded, not kept', async () => {
+  const closing = createLatch()
+  const gate = createLatch()
+  let paymentUrl = ''
+  const offline = offlineCheckout(() => paymentUrl)
+  // The cancel's call to close the checkout takes until the payment has landed.
+  const checkout: CheckoutProvider = {
+    ...offline,
+    async close(sessionId) {
+      closing.open()
+      await gate.wait
+      await offline.close(sessionId)
+    },
+  }
+  const system = await startSystem({ paymentTimeoutMs: 1_500, checkout })
+  paymentUrl = system.services.payment.url as string
+  try {
+    const { body } = await system.placeOrder('heidi', [{ id: 'noodles', quantity: 1 }])
+    await pollUntil(async () => (await system.getOrder('heidi', body.id)).paymentLink !== undefined)
+    await closing.wait
+    await pay((await system.getOrder('heidi', body.id)).paymentLink as string)
+    expect(paymentOf(system, body.id)?.status).toBe('paid')
+    gate.open()
+    await pollUntil(async () => paymentOf(system, body.id)?.status === 'refunded')
+    expect((await system.getOrder('heidi', body.id)).status).toBe('cancelled')
+  } finally {
+    gate.open()
     await system.stop()
   }
 })

@@ -89,6 +89,22 @@ export interface PaymentServiceOptions {
   readonly returnUrl: () => string
 }
 
+/**
+ * Thrown where a payment's status moved between the provider call made for the status read before it and the
+ * commit (a webhook and a cancel racing): nothing was recorded, and `decided` reads the payment and decides again.
+ */
+class PaymentMoved extends Error {}
+
+async function decided(work: () => Promise<void>): Promise<void> {
+  for (;;) {
+    try {
+      return await work()
+    } catch (err) {
+      if (!(err instanceof PaymentMoved)) throw err
+    }
+  }
+}
+
 const escapeHtml = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c)
 
@@ -138,35 +154,38 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
 
   group.on(CancelPayment, async (message, context) => {
     const { orderId } = message.data
-    const before = byOrder.get(orderId)
-    // Provider calls first (idempotent), then the record; a webhook racing in between is settled by its own path.
-    if (before?.status === 'open') await provider.close(before.session_id)
-    if (before?.status === 'paid') await provider.refund(before.session_id, before.amount_cents)
-    await state.apply(`${context.group}/${message.id}`, () => {
-      const row = byOrder.get(orderId)
-      if (row === undefined) {
-        // Cancelled before its checkout opened: keep a record, so the late order.created opens none.
-        return {
-          write: () =>
-            insert.run({
-              sessionId: `none_${orderId}`,
-              orderId,
-              items: '[]',
-              amountCents: 0,
-              status: 'cancelled',
-              correlationId: message.correlationId,
-              trace: '{}',
-              now: Date.now(),
-            }),
-          send: [context.prepare(PaymentCancelled, { orderId, refundedCents: 0 })],
+    await decided(async () => {
+      const before = byOrder.get(orderId)
+      // Provider calls first (idempotent), then the record, made only if the payment is still where it was.
+      if (before?.status === 'open') await provider.close(before.session_id)
+      if (before?.status === 'paid') await provider.refund(before.session_id, before.amount_cents)
+      await state.apply(`${context.group}/${message.id}`, () => {
+        const row = byOrder.get(orderId)
+        if (row === undefined) {
+          // Cancelled before its checkout opened: keep a record, so the late order.created opens none.
+          return {
+            write: () =>
+              insert.run({
+                sessionId: `none_${orderId}`,
+                orderId,
+                items: '[]',
+                amountCents: 0,
+                status: 'cancelled',
+                correlationId: message.correlationId,
+                trace: '{}',
+                now: Date.now(),
+              }),
+            send: [context.prepare(PaymentCancelled, { orderId, refundedCents: 0 })],
+          }
         }
-      }
-      if (row.status !== before?.status || (row.status !== 'open' && row.status !== 'paid')) return undefined
-      const refunded = row.status === 'paid'
-      return {
-        write: () => move.run(refunded ? 'refunded' : 'cancelled', Date.now(), row.session_id, row.status),
-        send: [context.prepare(PaymentCancelled, { orderId, refundedCents: refunded ? row.amount_cents : 0 })],
-      }
+        if (row.status !== before?.status) throw new PaymentMoved()
+        if (row.status !== 'open' && row.status !== 'paid') return undefined
+        const refunded = row.status === 'paid'
+        return {
+          write: () => move.run(refunded ? 'refunded' : 'cancelled', Date.now(), row.session_id, row.status),
+          send: [context.prepare(PaymentCancelled, { orderId, refundedCents: refunded ? row.amount_cents : 0 })],
+        }
+      })
     })
   })
 
@@ -187,20 +206,21 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
       return reply.code(400).send({ error: `webhook refused: ${(err as Error).message}` })
     }
     if (event.type !== 'checkout.session.completed') return reply.send({ ignored: event.type })
-    const before = bySession.get(event.data.object.id)
+    const payment = bySession.get(event.data.object.id)
     // The webhook goes on in its order's trace: Stripe's request carries none of ours.
-    const trace = before === undefined ? {} : (JSON.parse(before.trace) as Record<string, string>)
-    await traceCall('POST /webhooks/stripe', trace, () => settlePayment(event, before))
+    const trace = payment === undefined ? {} : (JSON.parse(payment.trace) as Record<string, string>)
+    await traceCall('POST /webhooks/stripe', trace, () => decided(() => settlePayment(event)))
     return reply.send({ received: event.id })
   })
 
-  async function settlePayment(event: Stripe.CheckoutSessionCompletedEvent, before: PaymentRow | undefined) {
+  async function settlePayment(event: Stripe.CheckoutSessionCompletedEvent) {
+    const before = bySession.get(event.data.object.id)
     // Paid after the order was cancelled: the money goes back.
     if (before?.status === 'cancelled') await provider.refund(before.session_id, before.amount_cents)
     await state.apply(`webhook/${event.id}`, () => {
       const row = bySession.get(event.data.object.id)
+      if (row?.status !== before?.status) throw new PaymentMoved()
       if (row === undefined || (row.status !== 'open' && row.status !== 'cancelled')) return undefined
-      if (row.status === 'cancelled' && before?.status !== 'cancelled') return undefined
       const flow = { correlationId: row.correlation_id, headers: traceHeaders() }
       const items = JSON.parse(row.items) as Array<{ id: string; quantity: number }>
       return row.status === 'open'
