@@ -24,6 +24,10 @@ export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources of every workspace package, never a stale build.
     alias: [
+      {
+        find: /^@herald\/example-kit$/,
+        replacement: fileURLToPath(new URL('./examples/kit/src/index.ts', import.meta.url)),
+      },
       { find: /^@herald\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/index.ts` },
       { find: /^@herald\/([a-z-]+)\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/$2.ts` },
     ],

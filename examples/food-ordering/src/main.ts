@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, rmSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { countDeadLetters, recordEvents } from '@herald/core'
-import { createDashboard } from '@herald/dashboard'
-import { createObservability } from '@herald/observability'
-import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
-import { pino } from 'pino'
+import {
+  exampleCli,
+  liveScreen,
+  recentLines,
+  runServiceProcess,
+  signalOnStop,
+  startConsoleRun,
+} from '@herald/example-kit'
 import { menu } from './menu.js'
 import { countOrders } from './services/order-service.js'
 import { stockLevels } from './services/stock-service.js'
@@ -50,7 +53,7 @@ const { values: args } = parseArgs({
     'dashboard-port': { type: 'string' },
     'data-dir': { type: 'string', default: '.herald/food-ordering' },
     'payment-timeout-ms': { type: 'string' },
-    'cook-ms': { type: 'string', default: '200' },
+    'cook-ms': { type: 'string' },
     instance: { type: 'string' },
     'metrics-port': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -64,13 +67,11 @@ if (args.help) {
 const env = process.env
 const fixedRun = args['exit-when-idle']
 const dataDir = resolve(args['data-dir'])
-const number = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value))
+const host = env.HOST ?? '127.0.0.1'
+const cli = exampleCli('food-ordering')
+const fail: (message: string) => never = cli.fail
+const number = cli.number
 const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('hex')}`
-
-function fail(message: string): never {
-  console.error(`food-ordering: ${message}`)
-  process.exit(2)
-}
 
 function config(
   transport: ServiceConfig['transport'],
@@ -80,10 +81,10 @@ function config(
   return {
     transport,
     dataDir,
-    host: env.HOST ?? '127.0.0.1',
+    host,
     port,
     paymentTimeoutMs: number(args['payment-timeout-ms'], fixedRun ? 5_000 : 60_000),
-    cookMs: Number(args['cook-ms']),
+    cookMs: number(args['cook-ms'], 200),
     failingDishes: new Set(['souffle']),
     webhookSecret,
     ...(env.STRIPE_SECRET_KEY === undefined ? {} : { stripeSecretKey: env.STRIPE_SECRET_KEY }),
@@ -95,69 +96,40 @@ function config(
   }
 }
 
-function untilSignal(): Promise<void> {
-  return new Promise((done) => {
-    process.once('SIGINT', () => done())
-    process.once('SIGTERM', () => done())
-  })
-}
-
 const defaultPorts: Record<ServiceName, number> = { order: 3100, payment: 3101, stock: 50051, kitchen: 0 }
 
 /** One service as its own process: prints one JSON line when ready, stops on SIGTERM. */
 async function runOneService(name: ServiceName): Promise<void> {
-  const url = args.transport ?? env.HERALD_TRANSPORT
-  if (url === undefined)
-    fail('--service needs --transport (or HERALD_TRANSPORT), e.g. amqp://guest:guest@127.0.0.1:5672')
   mkdirSync(dataDir, { recursive: true })
-  const observability = createObservability({ service: `${name}-service` })
-  const transport = observability.instrument(await openTransport(url))
-  const port = number(name === 'stock' ? args['stock-port'] : args.port, defaultPorts[name])
-  const service = await startService(
-    name,
-    config(transport, port, {
-      onSagaEvent: observability.metrics.countSagaEvent,
-      ...(name === 'order' ? { stockAddress: args.stock ?? env.STOCK_ADDRESS ?? '127.0.0.1:50051' } : {}),
-    }),
-  )
   const metricsPort = args['metrics-port']
-  const metrics =
-    metricsPort === undefined
-      ? undefined
-      : await observability.listen({ port: Number(metricsPort), host: env.HOST ?? '127.0.0.1' })
-  const ready = {
-    service: name,
-    ready: true,
-    ...(service.url === undefined ? {} : { url: service.url }),
-    ...(metrics === undefined ? {} : { metrics: metrics.url }),
-  }
-  process.stdout.write(`${JSON.stringify(ready)}\n`)
-  await untilSignal()
-  await service.stop()
-  await transport.close()
-  await metrics?.close()
+  await runServiceProcess({
+    name,
+    transportUrl: args.transport ?? env.HERALD_TRANSPORT,
+    openTransport,
+    host,
+    cli,
+    ...(metricsPort === undefined ? {} : { metricsPort: number(metricsPort, 0) }),
+    start: (transport, observability) =>
+      startService(
+        name,
+        config(transport, number(name === 'stock' ? args['stock-port'] : args.port, defaultPorts[name]), {
+          onSagaEvent: observability.metrics.countSagaEvent,
+          ...(name === 'order' ? { stockAddress: args.stock ?? env.STOCK_ADDRESS ?? '127.0.0.1:50051' } : {}),
+        }),
+      ),
+  })
 }
 
 /** Every service in one process on SQLite, the dashboard, and simulated customers. */
 async function runAllInOne(): Promise<void> {
-  // A fresh start each run, so the numbers describe this run only.
-  rmSync(dataDir, { recursive: true, force: true })
-  mkdirSync(dataDir, { recursive: true })
-  const logFile = join(dataDir, 'services.log')
-  const observability = createObservability({
-    service: 'food-ordering',
-    logger: pino(pino.destination({ dest: logFile, mkdir: true })),
-  })
-  const transport = observability.instrument(createSqliteTransport({ path: join(dataDir, 'bus.db') }))
-  const eventStore = createSqliteEventStore({ path: join(dataDir, 'events.db') })
-  const recorder = await recordEvents({ transport, store: eventStore })
-  const onSagaEvent = observability.metrics.countSagaEvent
+  const run = await startConsoleRun({ system: 'food-ordering', dataDir })
+  const { transport, observability } = run
   const stock = await startService('stock', config(transport, 0))
   const order = await startService(
     'order',
     config(transport, number(args.port, fixedRun ? 0 : defaultPorts.order), {
       stockAddress: stock.url ?? fail('stock has no address'),
-      onSagaEvent,
+      onSagaEvent: observability.metrics.countSagaEvent,
     }),
   )
   const orderUrl = order.url ?? fail('order has no URL')
@@ -172,71 +144,53 @@ async function runAllInOne(): Promise<void> {
   const services: RunningService[] = [stock, payment, order, kitchen]
   const sagaStore = order.sagas?.store ?? fail('the order service hosts the order saga')
   observability.metrics.watchSagas(['food.order'], sagaStore)
-  const token = randomBytes(18).toString('base64url')
-  const dashboard = await createDashboard({
-    transport,
-    eventStore,
-    token,
-    metrics: observability.registry,
+  const dashboardUrl = await run.openDashboard({
+    host,
+    port: number(args['dashboard-port'], fixedRun ? 0 : 8081),
     sagas: sagaStore,
-    sampleIntervalMs: 2_000,
   })
-  const dashboardUrl = `${await dashboard.listen({ host: '127.0.0.1', port: number(args['dashboard-port'], fixedRun ? 0 : 8081) })}/?token=${token}`
-  const stop = new AbortController()
-  const recent: string[] = []
-  if (!fixedRun) {
-    console.log(`order page: ${orderUrl}\ndashboard:  ${dashboardUrl}`)
-    process.once('SIGINT', () => stop.abort())
-    process.once('SIGTERM', () => stop.abort())
-  }
-  const screen = fixedRun
+  const stop = fixedRun ? new AbortController().signal : signalOnStop()
+  const recent = recentLines()
+  if (!fixedRun) console.log(`order page: ${orderUrl}\ndashboard:  ${dashboardUrl}`)
+  const stopScreen = fixedRun
     ? undefined
-    : setInterval(() => {
-        const lines = [
+    : liveScreen(
+        () => [
           'Herald food ordering: order, stock, payment and kitchen services on SQLite, customers simulated',
           `order page: ${orderUrl}   (OpenAPI: ${orderUrl}/openapi.json)`,
           `dashboard:  ${dashboardUrl}`,
-          `logs:       ${logFile}`,
+          `logs:       ${run.logFile}`,
           '',
           `orders: ${JSON.stringify(countOrders(order.state ?? fail('no order state')))}`,
           'recent:',
-          ...recent.map((l) => `  ${l}`),
+          ...recent.lines.map((l) => `  ${l}`),
           '',
           'Ctrl-C to stop',
-        ]
-        process.stdout.write(process.stdout.isTTY ? `\x1b[2J\x1b[H${lines.join('\n')}\n` : `${lines[5]}\n`)
-      }, 1_000)
+        ],
+        5,
+      )
 
   const report = await simulateCustomers({
     orderUrl,
     customers: number(args.customers, fixedRun ? 40 : Number.POSITIVE_INFINITY),
     intervalMs: fixedRun ? 25 : 2_000,
-    signal: stop.signal,
+    signal: stop,
     deadlineMs: fixedRun ? 60_000 : Number.POSITIVE_INFINITY,
-    onActivity: (line) => {
-      recent.push(line)
-      if (recent.length > 12) recent.shift()
-    },
+    onActivity: recent.push,
   })
   if (!fixedRun)
-    await new Promise<void>((done) =>
-      stop.signal.aborted ? done() : stop.signal.addEventListener('abort', () => done()),
-    )
-  if (screen !== undefined) clearInterval(screen)
+    await new Promise<void>((done) => (stop.aborted ? done() : stop.addEventListener('abort', () => done())))
+  stopScreen?.()
 
   const sagas = await sagaStore.counts()
-  const deadLettered = await countDeadLetters(transport)
+  const deadLettered = await run.deadLetters()
   const levels = stockLevels(stock.state ?? fail('no stock state'))
   // Every unit is either still available or held by an order that went ahead; none is lost or counted twice.
   const stockConsistent = menu.every((dish) => {
     const level = levels[dish.id]
     return level !== undefined && level.available + level.reserved === dish.stock
   })
-  await dashboard.close()
-  for (const service of services.reverse()) await service.stop()
-  await recorder.close()
-  await eventStore.close()
-  await transport.close()
+  await run.close(services)
   const summary = {
     orders_placed: report.placed,
     ready: report.statuses.ready ?? 0,
@@ -254,13 +208,11 @@ async function runAllInOne(): Promise<void> {
 }
 
 async function runSimulationOnly(): Promise<void> {
-  const stop = new AbortController()
-  process.once('SIGINT', () => stop.abort())
   const report = await simulateCustomers({
     orderUrl: args.order ?? 'http://127.0.0.1:3100',
     customers: number(args.customers, 30),
     intervalMs: 50,
-    signal: stop.signal,
+    signal: signalOnStop(),
     deadlineMs: 120_000,
     onActivity: args.json ? () => {} : (line) => console.log(line),
   })

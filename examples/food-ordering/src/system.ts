@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import { type Bus, createBus, type Transport } from '@herald/core'
-import { createRabbitMqTransport } from '@herald/rabbitmq'
+import { openTransportUrl } from '@herald/example-kit'
 import { registerSagas, type SagaEventReport, type SagaHost, type SagaStore } from '@herald/saga'
 import { createSqliteSagaStore } from '@herald/saga/sqlite'
-import { createSqliteTransport, openServiceState, type ServiceState } from '@herald/sqlite'
+import { openServiceState, type ServiceState } from '@herald/sqlite'
 import Stripe from 'stripe'
 import { allContracts } from './contracts.js'
 import { type Dish, menu } from './menu.js'
@@ -68,12 +68,8 @@ export interface RunningService {
 }
 
 /** Opens a transport from a URL: `sqlite:<path>` (the default) or `amqp://…` (RabbitMQ, exchange `food`). */
-export async function openTransport(url: string): Promise<Transport> {
-  if (url.startsWith('sqlite:')) return createSqliteTransport({ path: url.slice('sqlite:'.length) })
-  if (url.startsWith('amqp://') || url.startsWith('amqps://'))
-    return createRabbitMqTransport({ url, exchange: 'food', namespace: 'food_ordering' })
-  throw new Error(`unsupported transport URL "${url}": use sqlite:<path> or amqp://user:pass@host:port`)
-}
+export const openTransport = (url: string): Promise<Transport> =>
+  openTransportUrl(url, { exchange: 'food', namespace: 'food_ordering' })
 
 /** Starts one service on the given transport. */
 export async function startService(name: ServiceName, config: ServiceConfig): Promise<RunningService> {

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, rmSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { countDeadLetters, recordEvents } from '@herald/core'
-import { createDashboard } from '@herald/dashboard'
-import { createObservability } from '@herald/observability'
-import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
-import { pino } from 'pino'
+import {
+  exampleCli,
+  liveScreen,
+  recentLines,
+  runServiceProcess,
+  signalOnStop,
+  startConsoleRun,
+} from '@herald/example-kit'
 import { countTrips } from './services/trip-service.js'
 import { type SimulationReport, simulate } from './simulation.js'
 import {
@@ -44,9 +47,9 @@ const { values: args } = parseArgs({
     port: { type: 'string' },
     'dashboard-port': { type: 'string' },
     'data-dir': { type: 'string', default: '.herald/ride-sharing' },
-    'offer-timeout-ms': { type: 'string', default: '3000' },
+    'offer-timeout-ms': { type: 'string' },
     'ride-interval-ms': { type: 'string' },
-    'drive-ms': { type: 'string', default: '300' },
+    'drive-ms': { type: 'string' },
     'metrics-port': { type: 'string' },
     instance: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -60,21 +63,19 @@ if (args.help) {
 const env = process.env
 const fixedRun = args['exit-when-idle']
 const dataDir = resolve(args['data-dir'])
-const number = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value))
-
-function fail(message: string): never {
-  console.error(`ride-sharing: ${message}`)
-  process.exit(2)
-}
+const host = env.HOST ?? '127.0.0.1'
+const cli = exampleCli('ride-sharing')
+const fail: (message: string) => never = cli.fail
+const number = cli.number
 
 function config(transport: ServiceConfig['transport'], port: number, secret: string): ServiceConfig {
   return {
     transport,
     dataDir,
     secret,
-    host: env.HOST ?? '127.0.0.1',
+    host,
     port,
-    offerTimeoutMs: Number(args['offer-timeout-ms']),
+    offerTimeoutMs: number(args['offer-timeout-ms'], 3_000),
     webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('hex')}`,
     ...(env.STRIPE_SECRET_KEY === undefined ? {} : { stripeSecretKey: env.STRIPE_SECRET_KEY }),
     ...(env.PAYMENT_PUBLIC_URL === undefined ? {} : { paymentPublicUrl: env.PAYMENT_PUBLIC_URL }),
@@ -90,105 +91,59 @@ function gatewaySecret(): string {
   return secret
 }
 
-function untilSignal(): Promise<void> {
-  return new Promise((done) => {
-    process.once('SIGINT', () => done())
-    process.once('SIGTERM', () => done())
-  })
-}
-
 /** One service as its own process: prints one JSON line when ready, stops on SIGTERM. */
 async function runOneService(name: ServiceName): Promise<void> {
-  const url = args.transport ?? env.HERALD_TRANSPORT
-  if (url === undefined)
-    fail('--service needs --transport (or HERALD_TRANSPORT), e.g. amqp://guest:guest@127.0.0.1:5672')
   mkdirSync(dataDir, { recursive: true })
-  // Logs (JSON, with message and correlation ids) to stdout; /metrics, /healthz and /readyz on --metrics-port.
-  const observability = createObservability({ service: `${name}-service` })
-  const transport = observability.instrument(await openTransport(url))
-  const metrics =
-    args['metrics-port'] === undefined
-      ? undefined
-      : await observability.listen({ port: Number(args['metrics-port']), host: env.HOST ?? '127.0.0.1' })
   const defaultPort = name === 'gateway' ? 3000 : name === 'payment' ? 3001 : 0
-  const service = await startService(
+  const secret = name === 'gateway' ? gatewaySecret() : 'unused-by-this-service-unused-by-this-service'
+  const metricsPort = args['metrics-port']
+  await runServiceProcess({
     name,
-    config(
-      transport,
-      number(args.port, defaultPort),
-      name === 'gateway' ? gatewaySecret() : 'unused-by-this-service-unused-by-this-service',
-    ),
-  )
-  const ready = {
-    service: name,
-    ready: true,
-    ...(service.url === undefined ? {} : { url: service.url }),
-    ...(metrics === undefined ? {} : { metrics: metrics.url }),
-  }
-  process.stdout.write(`${JSON.stringify(ready)}\n`)
-  await untilSignal()
-  await service.stop()
-  await transport.close()
-  await metrics?.close()
+    transportUrl: args.transport ?? env.HERALD_TRANSPORT,
+    openTransport,
+    host,
+    cli,
+    ...(metricsPort === undefined ? {} : { metricsPort: number(metricsPort, 0) }),
+    start: (transport) => startService(name, config(transport, number(args.port, defaultPort), secret)),
+  })
 }
 
 /** Every service in one process on SQLite, the dashboard, and simulated riders and drivers. */
 async function runAllInOne(): Promise<void> {
-  // A fresh start each run, so the numbers describe this run only.
-  rmSync(dataDir, { recursive: true, force: true })
-  mkdirSync(dataDir, { recursive: true })
-  // Metrics for the dashboard's charts; structured logs, with message and correlation ids, to a file.
-  const logFile = join(dataDir, 'services.log')
-  const observability = createObservability({
-    service: 'ride-sharing',
-    logger: pino(pino.destination({ dest: logFile, mkdir: true })),
-  })
-  const transport = observability.instrument(createSqliteTransport({ path: join(dataDir, 'bus.db') }))
-  const eventStore = createSqliteEventStore({ path: join(dataDir, 'events.db') })
-  const recorder = await recordEvents({ transport, store: eventStore })
+  const run = await startConsoleRun({ system: 'ride-sharing', dataDir })
+  const { transport } = run
   const secret = randomBytes(32).toString('base64url')
   const services: RunningService[] = []
   for (const name of ['trip', 'driver', 'payment'] as const)
     services.push(await startService(name, config(transport, 0, secret)))
   const gateway = await startService('gateway', config(transport, number(args.port, fixedRun ? 0 : 3000), secret))
   services.push(gateway)
-  const token = randomBytes(18).toString('base64url')
-  const dashboard = await createDashboard({
-    transport,
-    eventStore,
-    token,
-    metrics: observability.registry,
-    sampleIntervalMs: 2_000,
-  })
-  const dashboardUrl = `${await dashboard.listen({ host: '127.0.0.1', port: number(args['dashboard-port'], fixedRun ? 0 : 8080) })}/?token=${token}`
+  const dashboardUrl = await run.openDashboard({ host, port: number(args['dashboard-port'], fixedRun ? 0 : 8080) })
   const trips = services.find((s) => s.name === 'trip')?.state
-  const recent: string[] = []
+  const recent = recentLines()
   const stop = new AbortController()
   const rides = number(args.rides, fixedRun ? 30 : Number.POSITIVE_INFINITY)
 
-  const screen = fixedRun
+  const stopScreen = fixedRun
     ? undefined
-    : setInterval(async () => {
+    : liveScreen(async () => {
         const counts = trips === undefined ? undefined : countTrips(trips)
-        const dead = await countDeadLetters(transport)
-        const lines = [
+        return [
           'Herald ride-sharing: trip, driver, payment and API-gateway services on SQLite, riders and drivers simulated',
           `dashboard: ${dashboardUrl}`,
           `gateway:   ${gateway.url}  (HTTP + WebSocket)`,
-          `logs:      ${logFile}`,
+          `logs:      ${run.logFile}`,
           '',
-          `trips: ${JSON.stringify(counts)}   dead letters: ${dead}`,
+          `trips: ${JSON.stringify(counts)}   dead letters: ${await run.deadLetters()}`,
           'recent:',
-          ...recent.map((l) => `  ${l}`),
+          ...recent.lines.map((l) => `  ${l}`),
           '',
           'Ctrl-C to stop',
         ]
-        process.stdout.write(process.stdout.isTTY ? `\x1b[2J\x1b[H${lines.join('\n')}\n` : `${lines[4]}\n`)
-      }, 1_000)
+      }, 5)
   if (!fixedRun) {
     console.log(`dashboard: ${dashboardUrl}`)
-    process.once('SIGINT', () => stop.abort())
-    process.once('SIGTERM', () => stop.abort())
+    signalOnStop().addEventListener('abort', () => stop.abort())
   } else {
     setTimeout(() => stop.abort(), 180_000).unref() // every ride should end long before this
   }
@@ -199,25 +154,18 @@ async function runAllInOne(): Promise<void> {
     rides,
     drivers: number(args.drivers, fixedRun ? 6 : 12),
     rideIntervalMs: number(args['ride-interval-ms'], fixedRun ? 100 : 1_500),
-    driveMs: Number(args['drive-ms']),
+    driveMs: number(args['drive-ms'], 300),
     signal: stop.signal,
-    onActivity: (line) => {
-      recent.push(line)
-      if (recent.length > 12) recent.shift()
-    },
+    onActivity: recent.push,
   })
   if (!fixedRun)
     await new Promise<void>((done) =>
       stop.signal.aborted ? done() : stop.signal.addEventListener('abort', () => done()),
     )
-  if (screen !== undefined) clearInterval(screen)
+  stopScreen?.()
 
-  const deadLettered = await countDeadLetters(transport)
-  await dashboard.close()
-  for (const service of services.reverse()) await service.stop()
-  await recorder.close()
-  await eventStore.close()
-  await transport.close()
+  const deadLettered = await run.deadLetters()
+  await run.close(services)
   const summary = {
     rides_requested: report.rides_requested,
     rides_completed: report.rides_completed,
@@ -236,16 +184,14 @@ async function runAllInOne(): Promise<void> {
 }
 
 async function runSimulationOnly(): Promise<void> {
-  const stop = new AbortController()
-  process.once('SIGINT', () => stop.abort())
   const report = await simulate({
     gatewayUrl: (args.gateway ?? 'http://127.0.0.1:3000').split(','),
     secret: gatewaySecret(),
     rides: number(args.rides, 30),
     drivers: number(args.drivers, 8),
     rideIntervalMs: number(args['ride-interval-ms'], 200),
-    driveMs: Number(args['drive-ms']),
-    signal: stop.signal,
+    driveMs: number(args['drive-ms'], 300),
+    signal: signalOnStop(),
     onActivity: args.json ? () => {} : (line) => console.log(line),
   })
   process.stdout.write(`${JSON.stringify({ ...report, lost: report.pending.length })}\n`)

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { type Bus, createBus, type Transport } from '@herald/core'
-import { createRabbitMqTransport } from '@herald/rabbitmq'
-import { createSqliteTransport, openServiceState, type ServiceState } from '@herald/sqlite'
+import { openTransportUrl } from '@herald/example-kit'
+import { openServiceState, type ServiceState } from '@herald/sqlite'
 import Stripe from 'stripe'
 import { allContracts } from './contracts.js'
 import { registerApiGateway } from './services/api-gateway.js'
@@ -45,12 +45,8 @@ export interface RunningService {
 }
 
 /** Opens a transport from a URL: `sqlite:<path>` (the default) or `amqp://…` (RabbitMQ, exchange `trip`). */
-export async function openTransport(url: string): Promise<Transport> {
-  if (url.startsWith('sqlite:')) return createSqliteTransport({ path: url.slice('sqlite:'.length) })
-  if (url.startsWith('amqp://') || url.startsWith('amqps://'))
-    return createRabbitMqTransport({ url, exchange: 'trip', namespace: 'ride_sharing' })
-  throw new Error(`unsupported transport URL "${url}": use sqlite:<path> or amqp://user:pass@host:port`)
-}
+export const openTransport = (url: string): Promise<Transport> =>
+  openTransportUrl(url, { exchange: 'trip', namespace: 'ride_sharing' })
 
 /** Starts one service on the given transport. */
 export async function startService(name: ServiceName, config: ServiceConfig): Promise<RunningService> {

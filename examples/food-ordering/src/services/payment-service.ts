@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Bus } from '@herald/core'
+import { stripeWebhookRoute } from '@herald/example-kit'
 import { traceCall, traceHeaders } from '@herald/observability'
 import type { ServiceState } from '@herald/sqlite'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -190,27 +191,21 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
   })
 
   const app = Fastify({ logger: false, bodyLimit: 256 * 1024 })
-  // Signatures are over the exact bytes Stripe sent: keep the body raw.
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
     done(null, Object.fromEntries(new URLSearchParams(body as string))),
   )
 
-  app.post('/webhooks/stripe', async (request, reply) => {
-    const signature = request.headers['stripe-signature']
-    let event: Stripe.Event
-    try {
-      if (typeof signature !== 'string') throw new Error('no Stripe-Signature header')
-      event = options.stripe.webhooks.constructEvent(request.body as Buffer, signature, options.webhookSecret)
-    } catch (err) {
-      return reply.code(400).send({ error: `webhook refused: ${(err as Error).message}` })
-    }
-    if (event.type !== 'checkout.session.completed') return reply.send({ ignored: event.type })
-    const payment = bySession.get(event.data.object.id)
-    // The webhook goes on in its order's trace: Stripe's request carries none of ours.
-    const trace = payment === undefined ? {} : (JSON.parse(payment.trace) as Record<string, string>)
-    await traceCall('POST /webhooks/stripe', trace, () => decided(() => settlePayment(event)))
-    return reply.send({ received: event.id })
+  stripeWebhookRoute(app, {
+    stripe: options.stripe,
+    webhookSecret: options.webhookSecret,
+    handle: async (event, reply) => {
+      if (event.type !== 'checkout.session.completed') return reply.send({ ignored: event.type })
+      const payment = bySession.get(event.data.object.id)
+      // The webhook goes on in its order's trace: Stripe's request carries none of ours.
+      const trace = payment === undefined ? {} : (JSON.parse(payment.trace) as Record<string, string>)
+      await traceCall('POST /webhooks/stripe', trace, () => decided(() => settlePayment(event)))
+      return reply.send({ received: event.id })
+    },
   })
 
   async function settlePayment(event: Stripe.CheckoutSessionCompletedEvent) {

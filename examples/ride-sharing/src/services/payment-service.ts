@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Bus } from '@herald/core'
+import { stripeWebhookRoute } from '@herald/example-kit'
 import type { ServiceState } from '@herald/sqlite'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type Stripe from 'stripe'
@@ -87,40 +88,34 @@ export function registerPaymentService(bus: Bus, state: ServiceState, options: P
   })
 
   const app = Fastify({ logger: false, bodyLimit: 256 * 1024 })
-  // Signatures are over the exact bytes Stripe sent: keep the body raw.
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
 
-  app.post('/webhooks/stripe', async (request, reply) => {
-    const signature = request.headers['stripe-signature']
-    let event: Stripe.Event
-    try {
-      if (typeof signature !== 'string') throw new Error('no Stripe-Signature header')
-      event = options.stripe.webhooks.constructEvent(request.body as Buffer, signature, options.webhookSecret)
-    } catch (err) {
-      return reply.code(400).send({ error: `webhook refused: ${(err as Error).message}` })
-    }
-    const outcome = outcomes[event.type]
-    if (outcome === undefined) return reply.send({ ignored: event.type })
-    const session = event.data.object as { id: string }
-    await state.apply(`webhook/${event.id}`, () => {
-      const payment = bySession.get(session.id)
-      if (payment?.status !== 'open') return undefined
-      const fields = { tripId: payment.trip_id, riderId: payment.rider_id, sessionId: payment.session_id }
-      const flow = {
-        partitionKey: fields.tripId,
-        correlationId: payment.correlation_id,
-        causationId: payment.caused_by,
-      }
-      return {
-        write: () => settle.run(outcome, Date.now(), payment.session_id),
-        send: [
-          outcome === 'succeeded'
-            ? bus.prepare(PaymentSucceeded, { ...fields, amountCents: payment.amount_cents }, flow)
-            : bus.prepare(PaymentFailed, { ...fields, reason: event.type }, flow),
-        ],
-      }
-    })
-    return reply.send({ received: event.id })
+  stripeWebhookRoute(app, {
+    stripe: options.stripe,
+    webhookSecret: options.webhookSecret,
+    handle: async (event, reply) => {
+      const outcome = outcomes[event.type]
+      if (outcome === undefined) return reply.send({ ignored: event.type })
+      const session = event.data.object as { id: string }
+      await state.apply(`webhook/${event.id}`, () => {
+        const payment = bySession.get(session.id)
+        if (payment?.status !== 'open') return undefined
+        const fields = { tripId: payment.trip_id, riderId: payment.rider_id, sessionId: payment.session_id }
+        const flow = {
+          partitionKey: fields.tripId,
+          correlationId: payment.correlation_id,
+          causationId: payment.caused_by,
+        }
+        return {
+          write: () => settle.run(outcome, Date.now(), payment.session_id),
+          send: [
+            outcome === 'succeeded'
+              ? bus.prepare(PaymentSucceeded, { ...fields, amountCents: payment.amount_cents }, flow)
+              : bus.prepare(PaymentFailed, { ...fields, reason: event.type }, flow),
+          ],
+        }
+      })
+      return reply.send({ received: event.id })
+    },
   })
 
   if (options.provider.name === 'offline') {
