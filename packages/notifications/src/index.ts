@@ -1,3 +1,4 @@
+export { answerInboxMessage, type InboxMessage, InboxRequestError } from './inbox-messages.js'
 export {
   type Delivery,
   type FcmPushOptions,
