@@ -18,6 +18,8 @@ export {
   type BatchRequest,
   channelGroup,
   createNotifications,
+  DigestFlush,
+  digestGroup,
   InAppNotificationCreated,
   type Notifications,
   type NotificationsOptions,
@@ -31,6 +33,8 @@ export {
 } from './service.js'
 export {
   createInMemoryNotificationStore,
+  type Digest,
+  type DigestItem,
   type NewNotification,
   type NotificationQuery,
   type NotificationRecord,

@@ -42,7 +42,12 @@ export type SendCommandData = z.infer<typeof sendSchema>
 
 /** The command each channel's worker handles: `notification.<channel>.send`, one group per channel. */
 export const sendCommands = Object.fromEntries(
-  channels.map((channel) => [channel, defineCommand(`notification.${channel}.send`, { schema: sendSchema })]),
+  channels.map((channel) => [
+    channel,
+    // Keyed by the notification: two deliveries of one notification (a rule's event redelivered while its first
+    // send is in flight) are handled one after the other, so the second finds it sent and sends nothing.
+    defineCommand(`notification.${channel}.send`, { schema: sendSchema, key: (data) => data.id }),
+  ]),
 ) as Record<Channel, CommandContract<typeof sendSchema>>
 
 /** Published when an in-app notification lands in a user's inbox: route it to the user through the gateway. */
@@ -56,6 +61,14 @@ export const InAppNotificationCreated = defineEvent('notification.in_app.created
     createdAt: z.number(),
   }),
 })
+
+/** Sends a digest when its window ends: delayed until then by the transport, so it survives restarts. */
+export const DigestFlush = defineCommand('notification.digest.flush', {
+  schema: z.object({ key: z.string().min(1) }),
+  key: (data) => data.key,
+})
+/** The group that sends digests. */
+export const digestGroup = 'notifications-digest'
 
 /** The group that handles a channel's sends; its rate limit is the provider's. */
 export const channelGroup = (channel: Channel) => `notifications-${channel}`
@@ -119,6 +132,13 @@ export interface Rule<C extends EventContract> {
   readonly template: string
   /** Default: the rule's name. */
   readonly category?: string
+  /**
+   * Collect each user's events over a window into one notification (Novu's digest) instead of one per event. The
+   * template gets `{ items, count, windowStart, windowEnd }`, `items` being each event's data (or the recipient's
+   * `data`). Windows are aligned to the epoch (a 1-hour window runs from one full hour to the next); an event that
+   * comes after its window was sent goes to the next one.
+   */
+  readonly digest?: { readonly windowMs: number }
   /** Who hears of this event: none, one or many. The message's data is each recipient's template data unless given. */
   readonly recipients: (
     message: Message<DataOf<C>>,
@@ -312,7 +332,33 @@ export function createNotifications(options: NotificationsOptions): Notification
   }
 
   const rules = new Map<string, { contract: EventContract; rules: Rule<EventContract>[] }>()
-  const ruleNames = new Set<string>()
+  const ruleNames = new Map<string, Rule<EventContract>>()
+
+  bus.group(digestGroup, options.consumer).on(DigestFlush, async (message, context) => {
+    const digest = await store.closeDigest(message.data.key)
+    if (digest === undefined) throw new PermanentError(`no digest "${message.data.key}"`)
+    const rule = ruleNames.get(digest.rule)
+    if (rule === undefined) throw new PermanentError(`digest "${digest.key}": no rule "${digest.rule}" is registered`)
+    const command = toCommand(
+      {
+        user: digest.user,
+        to: digest.to,
+        locale: digest.locale,
+        channel: rule.channel,
+        template: rule.template,
+        category: rule.category ?? rule.name,
+        data: {
+          items: digest.items,
+          count: digest.items.length,
+          windowStart: digest.windowStart,
+          windowEnd: digest.windowEnd,
+        },
+        rule: rule.name,
+      },
+      `digest:${digest.key}:${rule.channel}`,
+    )
+    await accept(command, rule.channel, context)
+  })
 
   const service: Notifications = {
     templates,
@@ -362,7 +408,9 @@ export function createNotifications(options: NotificationsOptions): Notification
 
     rule(contract, rule) {
       if (ruleNames.has(rule.name)) throw new ConfigurationError('rule.name', `"${rule.name}" is registered twice`)
-      ruleNames.add(rule.name)
+      if (rule.digest !== undefined && !(Number.isInteger(rule.digest.windowMs) && rule.digest.windowMs >= 1_000))
+        throw new ConfigurationError('rule.digest.windowMs', `of "${rule.name}" must be an integer >= 1000`)
+      ruleNames.set(rule.name, rule as Rule<EventContract>)
       const existing = rules.get(contract.type)
       if (existing !== undefined) {
         existing.rules.push(rule as Rule<EventContract>)
@@ -375,6 +423,28 @@ export function createNotifications(options: NotificationsOptions): Notification
           const found = await each.recipients(message)
           const recipients = found === undefined ? [] : Array.isArray(found) ? found : [found as Recipient]
           for (const recipient of recipients) {
+            if (each.digest !== undefined) {
+              const command = toCommand(
+                { ...recipient, channel: each.channel, template: each.template, rule: each.name },
+                'digest',
+              )
+              const { key, windowEnd } = await store.addToDigest(
+                {
+                  rule: each.name,
+                  user: recipient.user,
+                  eventId: message.id,
+                  to: command.to,
+                  locale: command.locale,
+                  data: recipient.data ?? (message.data as Record<string, unknown>),
+                },
+                each.digest.windowMs,
+                now(),
+              )
+              // Sent with every event, not only the first: a crash after the first add must not leave a window
+              // nobody flushes. The flush is idempotent, so the extra ones cost a lookup each.
+              await context.send(DigestFlush, { key }, { id: `flush:${key}`, deliverAt: windowEnd })
+              continue
+            }
             // One notification per rule, event, user and channel, however often the event is delivered.
             const id = `${each.name}:${message.id}:${recipient.user}:${each.channel}`
             const command = toCommand(

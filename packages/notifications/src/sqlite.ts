@@ -3,6 +3,10 @@ import Database from 'better-sqlite3'
 import {
   applyOutcome,
   clampLimit,
+  type Digest,
+  type DigestItem,
+  digestKey,
+  digestWindow,
   emptyCounts,
   isFinal,
   type NotificationQuery,
@@ -46,6 +50,26 @@ CREATE TABLE IF NOT EXISTS herald_notification_preference (
   enabled INTEGER NOT NULL,
   PRIMARY KEY (user_id, channel, category)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS herald_notification_digest (
+  key TEXT PRIMARY KEY,
+  rule TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  locale TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  window_end INTEGER NOT NULL,
+  closed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS herald_notification_digest_item (
+  rule TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (rule, user_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS herald_notification_digest_items ON herald_notification_digest_item (digest, seq);
 CREATE TABLE IF NOT EXISTS herald_notification_template (
   name TEXT NOT NULL,
   channel TEXT NOT NULL,
@@ -80,6 +104,17 @@ interface Row {
   updated_at: number
   sent_at: number | null
   read_at: number | null
+}
+
+interface DigestRow {
+  key: string
+  rule: string
+  user_id: string
+  recipient: string
+  locale: string
+  window_start: number
+  window_end: number
+  closed: number
 }
 
 interface TemplateRow {
@@ -245,6 +280,49 @@ export function createSqliteNotificationStore(options: { readonly path: string }
      ORDER BY t.name, t.channel, t.locale`,
   )
 
+  const itemOf = db.prepare<[string, string, string], { digest: string; window_end: number }>(
+    `SELECT i.digest, d.window_end FROM herald_notification_digest_item i JOIN herald_notification_digest d ON d.key = i.digest
+     WHERE i.rule = ? AND i.user_id = ? AND i.event_id = ?`,
+  )
+  const digestByKey = db.prepare<[string], DigestRow>('SELECT * FROM herald_notification_digest WHERE key = ?')
+  const insertDigest = db.prepare(
+    `INSERT INTO herald_notification_digest (key, rule, user_id, recipient, locale, window_start, window_end, closed)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (key) DO NOTHING`,
+  )
+  const insertItem = db.prepare(
+    `INSERT INTO herald_notification_digest_item (rule, user_id, event_id, digest, seq, data)
+     VALUES (?, ?, ?, ?, (SELECT count(*) FROM herald_notification_digest_item WHERE digest = ?), ?)`,
+  )
+  const itemsOf = db.prepare<[string], { data: string }>(
+    'SELECT data FROM herald_notification_digest_item WHERE digest = ? ORDER BY seq',
+  )
+  const closeDigestRow = db.prepare('UPDATE herald_notification_digest SET closed = 1 WHERE key = ?')
+  const addToDigest = db.transaction((item: DigestItem, windowMs: number, now: number) => {
+    const existing = itemOf.get(item.rule, item.user, item.eventId)
+    if (existing !== undefined) return { key: existing.digest, windowEnd: existing.window_end }
+    let windowStart = digestWindow(now, windowMs)
+    while (digestByKey.get(digestKey(item.rule, item.user, windowStart))?.closed === 1) windowStart += windowMs
+    const key = digestKey(item.rule, item.user, windowStart)
+    insertDigest.run(key, item.rule, item.user, item.to, item.locale, windowStart, windowStart + windowMs)
+    insertItem.run(item.rule, item.user, item.eventId, key, key, JSON.stringify(item.data))
+    return { key, windowEnd: windowStart + windowMs }
+  })
+  const closeDigest = db.transaction((key: string): Digest | undefined => {
+    closeDigestRow.run(key)
+    const row = digestByKey.get(key)
+    if (row === undefined) return undefined
+    return {
+      key,
+      rule: row.rule,
+      user: row.user_id,
+      to: row.recipient,
+      locale: row.locale,
+      windowStart: row.window_start,
+      windowEnd: row.window_end,
+      items: itemsOf.all(key).map((i) => JSON.parse(i.data) as Record<string, unknown>),
+    }
+  })
+
   function where(q: NotificationQuery): { sql: string; params: unknown[] } {
     const clauses: string[] = []
     const params: unknown[] = []
@@ -328,6 +406,12 @@ export function createSqliteNotificationStore(options: { readonly path: string }
     },
     async unreadCount(user) {
       return unread.get(user)?.n ?? 0
+    },
+    async addToDigest(item, windowMs, now) {
+      return addToDigest(item, windowMs, now)
+    },
+    async closeDigest(key) {
+      return closeDigest(key)
     },
     async setPreference(p: Preference) {
       upsertPreference.run(p.user, p.channel, p.category, p.enabled ? 1 : 0)

@@ -81,6 +81,35 @@ export type Outcome =
   | { readonly kind: 'failed'; readonly error: ErrorInfo }
   | { readonly kind: 'suppressed' }
 
+/** One event waiting in a digest. */
+export interface DigestItem {
+  readonly rule: string
+  readonly user: string
+  /** The event's id: an event is added to a user's digest of a rule once, however often it is delivered. */
+  readonly eventId: string
+  readonly to: string
+  readonly locale: string
+  readonly data: Readonly<Record<string, unknown>>
+}
+
+/** A window of one user's events for one rule, sent as one notification when the window ends. */
+export interface Digest {
+  readonly key: string
+  readonly rule: string
+  readonly user: string
+  readonly to: string
+  readonly locale: string
+  readonly windowStart: number
+  readonly windowEnd: number
+  /** The events' data, in the order they were added. */
+  readonly items: readonly Readonly<Record<string, unknown>>[]
+}
+
+export const digestKey = (rule: string, user: string, windowStart: number) => `${rule}:${user}:${windowStart}`
+
+/** The start of the window `now` falls in: windows are aligned to the epoch, so every process agrees. */
+export const digestWindow = (now: number, windowMs: number) => Math.floor(now / windowMs) * windowMs
+
 /** Records, preferences and templates of the notification service: in memory, SQLite or PostgreSQL. */
 export interface NotificationStore {
   readonly templates: TemplateStore
@@ -101,6 +130,17 @@ export interface NotificationStore {
   /** Marks the user's in-app notifications read: the ids given, or all. Returns how many changed. */
   markRead(user: string, ids?: readonly string[], now?: number): Promise<number>
   unreadCount(user: string): Promise<number>
+  /**
+   * Adds an event to the user's open digest of the rule: the window `now` falls in, or the next one when that
+   * window is already closed. An event added before stays where it is. Returns the digest's key and window end.
+   */
+  addToDigest(
+    item: DigestItem,
+    windowMs: number,
+    now: number,
+  ): Promise<{ readonly key: string; readonly windowEnd: number }>
+  /** Closes a digest (later events go to the next window) and returns it with its items; idempotent. */
+  closeDigest(key: string): Promise<Digest | undefined>
   setPreference(preference: Preference): Promise<void>
   preferences(user: string): Promise<Preference[]>
   close(): Promise<void>
@@ -152,6 +192,8 @@ export function applyOutcome(
 export function createInMemoryNotificationStore(): NotificationStore {
   const records = new Map<string, NotificationRecord>()
   const prefs = new Map<string, Preference>()
+  const digests = new Map<string, Omit<Digest, 'items'> & { closed: boolean; items: Record<string, unknown>[] }>()
+  const digested = new Map<string, string>()
   const templates: StoredTemplate[] = []
   const templateKey = (t: { name: string; channel: Channel; locale: string }) =>
     `${t.name}\u0000${t.channel}\u0000${t.locale}`
@@ -236,6 +278,40 @@ export function createInMemoryNotificationStore(): NotificationStore {
       let count = 0
       for (const r of records.values()) if (r.user === user && r.channel === 'in_app' && r.status === 'sent') count++
       return count
+    },
+    async addToDigest(item, windowMs, now) {
+      const itemKey = `${item.rule}\u0000${item.user}\u0000${item.eventId}`
+      const existing = digests.get(digested.get(itemKey) ?? '')
+      if (existing !== undefined) return { key: existing.key, windowEnd: existing.windowEnd }
+      let windowStart = digestWindow(now, windowMs)
+      while (digests.get(digestKey(item.rule, item.user, windowStart))?.closed === true) windowStart += windowMs
+      const key = digestKey(item.rule, item.user, windowStart)
+      let digest = digests.get(key)
+      if (digest === undefined) {
+        const { rule, user, to, locale } = item
+        digest = {
+          key,
+          rule,
+          user,
+          to,
+          locale,
+          windowStart,
+          windowEnd: windowStart + windowMs,
+          closed: false,
+          items: [],
+        }
+        digests.set(key, digest)
+      }
+      digest.items.push({ ...item.data })
+      digested.set(itemKey, key)
+      return { key, windowEnd: digest.windowEnd }
+    },
+    async closeDigest(key) {
+      const digest = digests.get(key)
+      if (digest === undefined) return undefined
+      digest.closed = true
+      const { closed: _closed, items, ...rest } = digest
+      return { ...rest, items: [...items] }
     },
     async setPreference(preference) {
       prefs.set(`${preference.user}\u0000${preference.channel}\u0000${preference.category}`, preference)

@@ -32,6 +32,7 @@ async function setup(options: {
   provider?: (url: string) => Provider
   retry?: typeof fastRetry
   maxInFlight?: number
+  now?: () => number
 }) {
   const recorder = await startRecorder(options.answer ?? (() => ({ status: 200, body: { id: 'vendor-1' } })))
   const transport: InMemoryTransport = createInMemoryTransport()
@@ -47,6 +48,7 @@ async function setup(options: {
     store,
     providers: [provider],
     retry: options.retry ?? fastRetry,
+    ...(options.now === undefined ? {} : { now: options.now }),
   })
   await notifications.templates.save({ name: 'code', channel: 'sms', locale: 'en', body: 'Your code is {{code}}' })
   await notifications.templates.save({ name: 'code', channel: 'sms', locale: 'zh-CN', body: '验证码 {{code}}' })
@@ -407,5 +409,44 @@ describe('notification service', () => {
       failed.every((r) => r.to.endsWith('07') && /answered 400: .*unknown number/.test(r.lastError?.message ?? '')),
     ).toBe(true)
     await pollUntil(async () => (await transport.listDeadLetters({ limit: 1_000 })).items.length === 100)
+  })
+
+  it('notifications: a digest window of events gives one notification; an event after the window was sent goes to the next', async () => {
+    const windowMs = 2_000
+    // The service's clock stays at the start of the next window, so every event below is in it and its flush (a
+    // delayed message on the transport, due at the real window end) is at least one window away.
+    const clock = (Math.floor(Date.now() / windowMs) + 1) * windowMs
+    const { recorder, bus, store, notifications } = await setup({ now: () => clock })
+    await notifications.templates.save({
+      name: 'activity',
+      channel: 'sms',
+      locale: 'en',
+      body: '{{count}} new: {{#each items}}{{name}};{{/each}}',
+    })
+    notifications.rule(UserRegistered, {
+      name: 'friends-digest',
+      channel: 'sms',
+      template: 'activity',
+      digest: { windowMs },
+      recipients: (m) => ({ user: 'owner', to: '+15005550006', data: { name: m.data.name } }),
+    })
+    await bus.start()
+    const first = await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' })
+    await bus.publish(UserRegistered, { userId: 'b', name: 'Bo', phone: '+1' })
+    await bus.publish(UserRegistered, { userId: 'c', name: 'Cy', phone: '+1' })
+    await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' }, { id: first }) // a redelivery
+    const firstId = `digest:friends-digest:owner:${clock}:sms`
+    await pollUntil(settled(store, firstId), 10_000)
+    expect(await store.get(firstId)).toMatchObject({
+      status: 'sent',
+      body: '3 new: Ann;Bo;Cy;',
+      rule: 'friends-digest',
+    })
+    // Late: its window (by the service's clock) is closed, so it waits for the next one.
+    await bus.publish(UserRegistered, { userId: 'd', name: 'Di', phone: '+1' })
+    const nextId = `digest:friends-digest:owner:${clock + windowMs}:sms`
+    await pollUntil(settled(store, nextId), 10_000)
+    expect((await store.get(nextId))?.body).toBe('1 new: Di;')
+    expect(recorder.requests.map((r) => JSON.parse(r.body).body)).toEqual(['3 new: Ann;Bo;Cy;', '1 new: Di;'])
   })
 })

@@ -108,6 +108,38 @@ describe.each(stores)('notification store on %s', (_name, open) => {
     await store.close()
   })
 
+  it('store: a digest takes each event once, in order, and events after it closed go to the next window', async () => {
+    const store = open()
+    const item = (eventId: string, n: number) => ({
+      rule: 'r',
+      user: 'u1',
+      eventId,
+      to: 'u1',
+      locale: 'en',
+      data: { n },
+    })
+    expect(await store.addToDigest(item('e1', 1), 1_000, 5_100)).toEqual({ key: 'r:u1:5000', windowEnd: 6_000 })
+    await store.addToDigest(item('e2', 2), 1_000, 5_900)
+    expect(await store.addToDigest(item('e1', 99), 1_000, 5_950)).toEqual({ key: 'r:u1:5000', windowEnd: 6_000 })
+    expect(await store.addToDigest({ ...item('e1', 7), user: 'u2' }, 1_000, 5_950)).toEqual({
+      key: 'r:u2:5000',
+      windowEnd: 6_000,
+    })
+    const closed = await store.closeDigest('r:u1:5000')
+    expect(closed).toMatchObject({
+      rule: 'r',
+      user: 'u1',
+      windowStart: 5_000,
+      windowEnd: 6_000,
+      items: [{ n: 1 }, { n: 2 }],
+    })
+    expect(await store.closeDigest('r:u1:5000')).toEqual(closed)
+    expect(await store.addToDigest(item('e3', 3), 1_000, 5_990)).toEqual({ key: 'r:u1:6000', windowEnd: 7_000 })
+    expect((await store.closeDigest('r:u1:6000'))?.items).toEqual([{ n: 3 }])
+    expect(await store.closeDigest('r:nobody:0')).toBeUndefined()
+    await store.close()
+  })
+
   it('store: templates are versioned per name, channel and locale', async () => {
     const store = open()
     const t = {
