@@ -174,6 +174,7 @@ describe('notification service', () => {
     await pollUntil(settled(store, record.id))
     expect(await store.get(record.id)).toMatchObject({ status: 'failed', attempts: 3 })
     await pollUntil(async () => (await transport.listDeadLetters()).items.length === 1)
+    expect((await transport.listDeadLetters()).items.map((d) => d.reason)).toEqual(['handler_error'])
     expect(recorder.requests).toHaveLength(3)
   })
 
