@@ -17,6 +17,7 @@ import {
   rawEventEmitter,
   rawEventEmitterOver,
 } from './cases/in-memory.js'
+import { heraldNotifications, rawNotifications } from './cases/notifications.js'
 import {
   bareInMemory,
   bareSqlite,
@@ -184,6 +185,14 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'hand-written handler: inbox, state row and outbox in one better-sqlite3 transaction',
     herald: heraldSqliteSaga,
     baseline: rawSqliteSaga,
+  },
+  {
+    bench: 'notifications-sent',
+    transport: 'sqlite',
+    api: 'createNotifications sendBatch, webhook provider, records on @herald/notifications/sqlite',
+    raw: 'Handlebars render + fetch POST, 100 at a time, no records',
+    herald: heraldNotifications,
+    baseline: rawNotifications,
   },
   {
     bench: 'outbox-relay',

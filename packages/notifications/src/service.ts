@@ -220,21 +220,25 @@ export function createNotifications(options: NotificationsOptions): Notification
   async function deliver(message: Message<SendCommandData>, context: HandlerContext, channel: Channel) {
     const request = message.data
     // The record is normally there already; a command sent by another path (a redrive from an older store) makes it.
-    const { record } = await store.create(
-      {
-        id: request.id,
-        user: request.user,
-        channel,
-        to: request.to,
-        category: request.category,
-        template: request.template,
-        locale: request.locale,
-        data: request.data,
-        rule: request.rule,
-        batch: request.batch,
-      },
-      now(),
-    )
+    const record =
+      (await store.get(request.id)) ??
+      (
+        await store.create(
+          {
+            id: request.id,
+            user: request.user,
+            channel,
+            to: request.to,
+            category: request.category,
+            template: request.template,
+            locale: request.locale,
+            data: request.data,
+            rule: request.rule,
+            batch: request.batch,
+          },
+          now(),
+        )
+      ).record
     if (isFinal(record.status)) return // delivered before: a redelivery sends nothing
     if (!(await allows(request.user, channel, request.category))) {
       await store.settle(request.id, context.attempt, { kind: 'suppressed' }, now())
@@ -374,26 +378,41 @@ export function createNotifications(options: NotificationsOptions): Notification
       let done = 0
       for (let start = 0; start < total; start += batchChunk) {
         const chunk = request.recipients.slice(start, start + batchChunk)
+        const commands: { index: number; command: SendCommandData }[] = []
+        chunk.forEach((recipient, offset) => {
+          const index = start + offset
+          try {
+            const command = toCommand(
+              {
+                ...recipient,
+                channel: request.channel,
+                template: request.template,
+                ...(request.category === undefined ? {} : { category: request.category }),
+                data: { ...request.data, ...recipient.data },
+                batch,
+              },
+              `${batch}:${index}`,
+            )
+            commands.push({ index, command })
+          } catch (err) {
+            results[index] = { user: String(recipient.user), accepted: false, error: (err as Error).message }
+          }
+        })
+        // The chunk's records in one transaction, then their commands; a record already past pending (a batch
+        // sent again under its id) is not sent again.
+        const stored = await store.createMany(
+          commands.map(({ command }) => ({ ...command, channel: request.channel, rule: undefined, batch })),
+          now(),
+        )
         await Promise.all(
-          chunk.map(async (recipient, offset) => {
-            const index = start + offset
-            const id = `${batch}:${index}`
+          commands.map(async ({ index, command }, n) => {
+            const { record, created } = stored[n] as { record: NotificationRecord; created: boolean }
             try {
-              const command = toCommand(
-                {
-                  ...recipient,
-                  channel: request.channel,
-                  template: request.template,
-                  ...(request.category === undefined ? {} : { category: request.category }),
-                  data: { ...request.data, ...recipient.data },
-                  batch,
-                },
-                id,
-              )
-              await accept(command, request.channel)
-              results[index] = { user: recipient.user, accepted: true, id }
+              if (created || record.status === 'pending')
+                await bus.send(sendCommands[request.channel], command, { id: command.id })
+              results[index] = { user: command.user, accepted: true, id: command.id }
             } catch (err) {
-              results[index] = { user: String(recipient.user), accepted: false, error: (err as Error).message }
+              results[index] = { user: command.user, accepted: false, error: (err as Error).message }
             }
           }),
         )

@@ -9,6 +9,7 @@ import {
   digestWindow,
   emptyCounts,
   isFinal,
+  type NewNotification,
   type NotificationQuery,
   type NotificationRecord,
   type NotificationStatus,
@@ -323,6 +324,29 @@ export function createSqliteNotificationStore(options: { readonly path: string }
     }
   })
 
+  function createOne(input: NewNotification, now: number) {
+    const record: NotificationRecord = {
+      ...input,
+      status: 'pending',
+      attempts: 0,
+      lastError: undefined,
+      providerId: undefined,
+      subject: undefined,
+      body: undefined,
+      createdAt: now,
+      updatedAt: now,
+      sentAt: undefined,
+      readAt: undefined,
+    }
+    const created = insert.run(toRow(record)).changes === 1
+    if (created) return { record, created }
+    const existing = byId.get(input.id)
+    return { record: existing === undefined ? record : fromRow(existing), created }
+  }
+  const createMany = db.transaction((inputs: readonly NewNotification[], now: number) =>
+    inputs.map((input) => createOne(input, now)),
+  )
+
   function where(q: NotificationQuery): { sql: string; params: unknown[] } {
     const clauses: string[] = []
     const params: unknown[] = []
@@ -356,23 +380,10 @@ export function createSqliteNotificationStore(options: { readonly path: string }
       },
     },
     async create(input, now) {
-      const record: NotificationRecord = {
-        ...input,
-        status: 'pending',
-        attempts: 0,
-        lastError: undefined,
-        providerId: undefined,
-        subject: undefined,
-        body: undefined,
-        createdAt: now,
-        updatedAt: now,
-        sentAt: undefined,
-        readAt: undefined,
-      }
-      const created = insert.run(toRow(record)).changes === 1
-      if (created) return { record, created }
-      const existing = byId.get(input.id)
-      return { record: existing === undefined ? record : fromRow(existing), created }
+      return createOne(input, now)
+    },
+    async createMany(inputs, now) {
+      return createMany(inputs, now)
     },
     async get(id) {
       const row = byId.get(id)

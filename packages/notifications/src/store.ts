@@ -118,6 +118,11 @@ export interface NotificationStore {
     record: NewNotification,
     now: number,
   ): Promise<{ readonly record: NotificationRecord; readonly created: boolean }>
+  /** {@link create} for many, in one transaction where the store has them. Results in the order given. */
+  createMany(
+    records: readonly NewNotification[],
+    now: number,
+  ): Promise<{ readonly record: NotificationRecord; readonly created: boolean }[]>
   get(id: string): Promise<NotificationRecord | undefined>
   /**
    * Records one attempt's outcome. A record already `sent`, `read` or `suppressed` is never changed back: a late
@@ -241,6 +246,11 @@ export function createInMemoryNotificationStore(): NotificationStore {
       }
       records.set(record.id, record)
       return { record, created: true }
+    },
+    async createMany(inputs, now) {
+      const results = []
+      for (const input of inputs) results.push(await this.create(input, now))
+      return results
     },
     async get(id) {
       return records.get(id)
