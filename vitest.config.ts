@@ -14,6 +14,7 @@ const needServers = [
   'packages/core/test/in-memory-clock.int.test.ts',
   'packages/sqlite/test/sqlite-clock.int.test.ts',
   'packages/saga/test/postgres-*.test.ts',
+  'packages/notifications/test/postgres-*.test.ts',
   '*/*/test/**/*.browser.int.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
 ]
