@@ -4,11 +4,12 @@ import { registerDashboardCommand } from './commands/dashboard.js'
 import { registerDlqCommands } from './commands/dlq.js'
 import { registerEventCommands } from './commands/events.js'
 import { registerKeyCommands } from './commands/keys.js'
+import { registerNotificationCommands } from './commands/notifications.js'
 import { registerPublishAndTail } from './commands/publish-and-tail.js'
 import { registerStatsCommands } from './commands/stats.js'
 import { registerTopicCommands } from './commands/topics.js'
 import { formatTable, type Output, processOutput } from './output.js'
-import { defaultTransportUrl, openEventStore, openTransport } from './transport-url.js'
+import { defaultTransportUrl, openEventStore, openNotificationStore, openTransport } from './transport-url.js'
 
 export interface CliOptions {
   readonly output?: Output
@@ -56,6 +57,18 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   }
 
   registerDlqCommands(program, withTransport, output)
+  registerNotificationCommands(
+    program,
+    async (run) => {
+      const store = await openNotificationStore(url())
+      try {
+        return await run(store)
+      } finally {
+        await store.close()
+      }
+    },
+    output,
+  )
   registerPublishAndTail(program, withTransport, output, options.untilInterrupted ?? waitForSignal)
   registerEventCommands(program, withEventStore, withTransport, output)
   registerTopicCommands(program, withTransport, output)

@@ -5,6 +5,9 @@ import {
   type EventStore,
   type Transport,
 } from '@herald/core'
+import type { NotificationStore } from '@herald/notifications'
+import { createPostgresNotificationStore } from '@herald/notifications/postgres'
+import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
 import { createPostgresEventStore, createPostgresTransport } from '@herald/postgres'
 import { createRabbitMqTransport } from '@herald/rabbitmq'
 import { createRedisTransport } from '@herald/redis'
@@ -115,6 +118,29 @@ export async function openEventStore(url: string): Promise<EventStore> {
       )
     case 'memory':
       return createInMemoryEventStore()
+  }
+}
+
+/** Notification records live where the transport does: the same SQLite file, the same PostgreSQL schema. */
+export async function openNotificationStore(url: string): Promise<NotificationStore> {
+  const target = parseUrl(url)
+  switch (target.kind) {
+    case 'sqlite':
+      return createSqliteNotificationStore({ path: target.path })
+    case 'postgres': {
+      const pg = (await import('pg')).default
+      const pool = new pg.Pool({ connectionString: target.connectionString, max: 2 })
+      const store = await createPostgresNotificationStore({
+        pool,
+        ...(target.schema === undefined ? {} : { schema: target.schema }),
+      })
+      return { ...store, close: async () => pool.end() }
+    }
+    default:
+      throw new ConfigurationError(
+        'transport',
+        `notification records live in SQLite or PostgreSQL; point --transport at sqlite: or postgres:`,
+      )
   }
 }
 

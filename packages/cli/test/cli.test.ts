@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { PermanentError } from '@herald/core'
+import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
 import { createSqliteEventStore, createSqliteTransport, type SqliteTransport } from '@herald/sqlite'
 import { createLatch, pollUntil } from '@herald/testkit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -318,5 +319,53 @@ describe('herald CLI on SQLite', () => {
     await pollUntil(async () => seen.length === 2)
     expect(seen.sort()).toEqual(['order.placed-1', 'order.placed-3'])
     await sub.close()
+  })
+
+  it('notifications lists records by user and status, and shows one with its last error', async () => {
+    const store = createSqliteNotificationStore({ path: join(dir, 'herald.db') })
+    const record = (id: string, user: string) => ({
+      id,
+      user,
+      channel: 'sms' as const,
+      to: '+15005550006',
+      category: 'orders',
+      template: 'paid',
+      locale: 'zh-CN',
+      data: { amount: 9 },
+      rule: undefined,
+      batch: 'b1',
+    })
+    await store.create(record('n-1', 'u1'), 1_000)
+    await store.create(record('n-2', 'u1'), 2_000)
+    await store.create(record('n-3', 'u2'), 3_000)
+    await store.settle('n-1', 1, { kind: 'sent', providerId: 'SM1', subject: undefined, body: '支付成功 ¥9' }, 1_500)
+    await store.settle(
+      'n-2',
+      1,
+      { kind: 'failed', error: { name: 'PermanentError', message: 'twilio answered 400: bad number' } },
+      2_500,
+    )
+    await store.close()
+
+    const list = capture()
+    expect(await runCli(['-t', url, 'notifications', '--user', 'u1', '--json'], { output: list.output })).toBe(0)
+    expect(list.out.map((l) => JSON.parse(l).id)).toEqual(['n-2', 'n-1'])
+    const failed = capture()
+    expect(
+      await runCli(['-t', url, 'notifications', '--status', 'failed', '--batch', 'b1'], { output: failed.output }),
+    ).toBe(0)
+    expect(failed.out[0]).toMatch(/^ID\s+USER\s+CHANNEL\s+STATUS/)
+    expect(failed.out[1]).toMatch(/^n-2\s+u1\s+sms\s+failed\s+1\s.*twilio answered 400: bad number/)
+    expect(failed.out.at(-1)).toBe('pending 1, sent 1, read 0, failed 1, suppressed 0')
+    const show = capture()
+    expect(await runCli(['-t', url, 'notifications', 'show', 'n-1'], { output: show.output })).toBe(0)
+    expect(show.out).toContain('provider id  SM1')
+    expect(show.out.at(-1)).toBe('支付成功 ¥9')
+    const bad = capture()
+    expect(await runCli(['-t', url, 'notifications', '--status', 'lost'], { output: bad.output })).toBe(1)
+    expect(bad.err.join('\n')).toMatch(/--status must be one of pending, sent, read, failed, suppressed/)
+    const missing = capture()
+    expect(await runCli(['-t', url, 'notifications', 'show', 'nope'], { output: missing.output })).toBe(1)
+    expect(missing.err.join('\n')).toMatch(/no notification nope/)
   })
 })

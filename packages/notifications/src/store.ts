@@ -210,6 +210,26 @@ export function createInMemoryNotificationStore(): NotificationStore {
     (q.batch === undefined || r.batch === q.batch) &&
     (q.before === undefined || r.createdAt < q.before)
 
+  function create(input: NewNotification, now: number): { record: NotificationRecord; created: boolean } {
+    const existing = records.get(input.id)
+    if (existing !== undefined) return { record: existing, created: false }
+    const record: NotificationRecord = {
+      ...input,
+      status: 'pending',
+      attempts: 0,
+      lastError: undefined,
+      providerId: undefined,
+      subject: undefined,
+      body: undefined,
+      createdAt: now,
+      updatedAt: now,
+      sentAt: undefined,
+      readAt: undefined,
+    }
+    records.set(record.id, record)
+    return { record, created: true }
+  }
+
   return {
     templates: {
       async save(template, now) {
@@ -228,29 +248,9 @@ export function createInMemoryNotificationStore(): NotificationStore {
         return [...newest.values()]
       },
     },
-    async create(input, now) {
-      const existing = records.get(input.id)
-      if (existing !== undefined) return { record: existing, created: false }
-      const record: NotificationRecord = {
-        ...input,
-        status: 'pending',
-        attempts: 0,
-        lastError: undefined,
-        providerId: undefined,
-        subject: undefined,
-        body: undefined,
-        createdAt: now,
-        updatedAt: now,
-        sentAt: undefined,
-        readAt: undefined,
-      }
-      records.set(record.id, record)
-      return { record, created: true }
-    },
+    create: async (input, now) => create(input, now),
     async createMany(inputs, now) {
-      const results = []
-      for (const input of inputs) results.push(await this.create(input, now))
-      return results
+      return inputs.map((input) => create(input, now))
     },
     async get(id) {
       return records.get(id)
