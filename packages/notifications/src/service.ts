@@ -133,6 +133,11 @@ export interface Rule<C extends EventContract> {
   /** Default: the rule's name. */
   readonly category?: string
   /**
+   * The group (queue) whose handler applies the rule; default `notifications-rules`. Rules of one event in one
+   * group share a handler. Give the queue names a system already uses (`notification-service.user-created`).
+   */
+  readonly group?: string
+  /**
    * Collect each user's events over a window into one notification (Novu's digest) instead of one per event. The
    * template gets `{ items, count, windowStart, windowEnd }`, `items` being each event's data (or the recipient's
    * `data`). Windows are aligned to the epoch (a 1-hour window runs from one full hour to the next); an event that
@@ -430,14 +435,15 @@ export function createNotifications(options: NotificationsOptions): Notification
       if (rule.digest !== undefined && !(Number.isInteger(rule.digest.windowMs) && rule.digest.windowMs >= 1_000))
         throw new ConfigurationError('rule.digest.windowMs', `of "${rule.name}" must be an integer >= 1000`)
       ruleNames.set(rule.name, rule as Rule<EventContract>)
-      const existing = rules.get(contract.type)
+      const group = rule.group ?? rulesGroup
+      const existing = rules.get(`${group}\u0000${contract.type}`)
       if (existing !== undefined) {
         existing.rules.push(rule as Rule<EventContract>)
         return service
       }
       const entry = { contract, rules: [rule as Rule<EventContract>] }
-      rules.set(contract.type, entry)
-      bus.group(rulesGroup).on(contract, async (message, context) => {
+      rules.set(`${group}\u0000${contract.type}`, entry)
+      bus.group(group, options.consumer).on(contract, async (message, context) => {
         for (const each of entry.rules) {
           const found = await each.recipients(message)
           const recipients = found === undefined ? [] : Array.isArray(found) ? found : [found as Recipient]

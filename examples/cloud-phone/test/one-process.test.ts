@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
+import { expect, it } from 'vitest'
+
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+
+it('npm run start:cloud-phone -- --exit-when-idle --json: every lifecycle event reaches its services and its users, on SQLite in one process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cloud-phone-run-'))
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      ...['--conditions=herald-source', '--import', 'tsx', main],
+      ...['--exit-when-idle', '--json', '--data-dir', dir],
+    ])
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
+    // 20 users each buy a plan, get its device, run it and install an app; every fifth cancels after paying and is
+    // refunded; every fourth renames; the last deletes the account, and its device goes with it.
+    expect(summary).toEqual({
+      users: 19,
+      users_deleted: 1,
+      devices: 19,
+      orders: { paid: 16, refunded: 4 },
+      metered: 20,
+      installs: { completed: 20 },
+      // A welcome, a payment confirmation and an install notice each, and 4 refund notices.
+      notifications_sent: 64,
+      notifications_failed: 0,
+      dead_lettered: 0,
+      copies_in_sync: true,
+      lost: 0,
+    })
+    const store = createSqliteNotificationStore({ path: join(dir, 'notification.db') })
+    const inbox = await store.query({ user: 'u001' })
+    expect(inbox.map((r) => [r.rule, r.subject, r.body]).sort()).toEqual([
+      ['app-installed', '安装完成', '应用 wechat 已安装到设备 dev-o-u001'],
+      ['order-paid', '支付成功', '您的订单已支付成功，金额：¥99.00'],
+      ['welcome', '欢迎加入', '用户1，欢迎使用云手机平台！'],
+    ])
+    expect((await store.query({ user: 'u000', status: 'sent' })).find((r) => r.rule === 'order-paid')?.body).toBe(
+      '您的订单已支付成功，金额：¥299.00',
+    )
+    expect(await store.unreadCount('u004')).toBe(4)
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
