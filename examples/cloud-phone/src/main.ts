@@ -25,6 +25,7 @@ const usage = `cloud-phone: user, device, billing, app and notification services
                                                      one service as its own process
 
 options: --users N  --dashboard-port N  --data-dir DIR  --instance NAME
+         --sms-webhook URL (the notification service also sends a welcome SMS there)
          --metrics-port N (with --service: /metrics, /healthz, /readyz)`
 
 const { values: args } = parseArgs({
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     'dashboard-port': { type: 'string' },
     'data-dir': { type: 'string', default: '.herald/cloud-phone' },
     instance: { type: 'string' },
+    'sms-webhook': { type: 'string' },
     'metrics-port': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -71,6 +73,7 @@ async function runOneService(name: ServiceName): Promise<void> {
         dataDir,
         onError,
         ...(args.instance === undefined ? {} : { instance: args.instance }),
+        ...(args['sms-webhook'] === undefined ? {} : { smsWebhook: args['sms-webhook'] }),
       }),
   })
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { type Bus, createBus, type Transport } from '@herald/core'
 import { openTransportUrl } from '@herald/example-kit'
-import type { NotificationStore, Notifications } from '@herald/notifications'
+import { type NotificationStore, type Notifications, webhookProvider } from '@herald/notifications'
 import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
 import { openServiceState, type ServiceState } from '@herald/sqlite'
 import { allContracts } from './contracts.js'
@@ -21,6 +21,8 @@ export interface ServiceConfig {
   readonly onError: (err: unknown) => void
   /** An instance's name, when several of one service run. */
   readonly instance?: string
+  /** The notification service also sends a welcome SMS, POSTed to this URL (any SMS gateway's webhook). */
+  readonly smsWebhook?: string
 }
 
 export interface RunningService {
@@ -51,7 +53,10 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
   })
   if (name === 'notification') {
     const store = createSqliteNotificationStore({ path: join(config.dataDir, 'notification.db') })
-    const service = await registerNotificationService(bus, { store })
+    const service = await registerNotificationService(bus, {
+      store,
+      ...(config.smsWebhook === undefined ? {} : { sms: webhookProvider({ channel: 'sms', url: config.smsWebhook }) }),
+    })
     await bus.start()
     return {
       name,

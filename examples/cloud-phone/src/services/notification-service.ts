@@ -33,6 +33,7 @@ export const templates: readonly TemplateInput[] = [
     subject: '欢迎加入云手机平台',
     body: '<p>{{username}}，您好：</p><p>欢迎使用云手机平台！</p>',
   },
+  { name: 'welcome', channel: 'sms', locale: 'zh-CN', body: '【云手机】{{username}}，欢迎使用云手机平台！' },
   {
     name: 'order-paid',
     channel: 'in_app',
@@ -58,21 +59,22 @@ export const templates: readonly TemplateInput[] = [
 
 /**
  * The notification service the design left out: it subscribes, with the design's queue names, to the events users
- * should hear of and turns each into an in-app notification (and a welcome email when an SMTP provider is given).
+ * should hear of and turns each into an in-app notification (and a welcome email or SMS when a provider is given).
  */
 export async function registerNotificationService(
   bus: Bus,
-  options: { readonly store: NotificationStore; readonly email?: Provider },
+  options: { readonly store: NotificationStore; readonly email?: Provider; readonly sms?: Provider },
 ): Promise<Notifications> {
   const notifications = createNotifications({
     bus,
     store: options.store,
-    providers: options.email === undefined ? [] : [options.email],
+    providers: [options.email, options.sms].filter((p) => p !== undefined),
     fallbackLocale: 'zh-CN',
     consumer: { maxInFlight: 20 },
   })
   for (const template of templates) {
     if (template.channel === 'email' && options.email === undefined) continue
+    if (template.channel === 'sms' && options.sms === undefined) continue
     const stored = await options.store.templates.get(template.name, template.channel, template.locale)
     if (stored?.body !== template.body || stored.subject !== template.subject)
       await notifications.templates.save(template)
@@ -116,6 +118,14 @@ export async function registerNotificationService(
       channel: 'email',
       template: 'welcome',
       recipients: (m) => ({ user: m.data.userId, to: m.data.email, data: { username: m.data.username } }),
+    })
+  if (options.sms !== undefined)
+    notifications.rule(UserCreated, {
+      name: 'welcome-sms',
+      group: 'notification-service.user-created',
+      channel: 'sms',
+      template: 'welcome',
+      recipients: (m) => ({ user: m.data.userId, to: m.data.phone, data: { username: m.data.username } }),
     })
   return notifications
 }
