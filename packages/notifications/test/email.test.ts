@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net'
-import { createBus, createInMemoryTransport } from '@herald/core'
+import { createBus, createInMemoryTransport, defineEvent } from '@herald/core'
 import { pollUntil } from '@herald/testkit'
 import { type ParsedMail, simpleParser } from 'mailparser'
 import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { createInMemoryNotificationStore, createNotifications, smtpProvider } from '../src/index.js'
 
 /** A real SMTP server in this process: refuses `bounce@` for good, `busy@` for a while, and parses what it receives. */
@@ -152,5 +153,57 @@ describe('email over SMTP', () => {
     expect((await store.get(record.id))?.lastError?.message).toBe('smtp: "not an address" is not an email address')
     expect(received.length).toBe(before)
     await close()
+  })
+
+  it('email: a digest window of events gives one email listing them', async () => {
+    const windowMs = 2_000
+    // The service's clock stays at the start of the next window: every event below is in it, and its flush (a
+    // delayed message, due at the real window end) is at least one window away.
+    const clock = (Math.floor(Date.now() / windowMs) + 1) * windowMs
+    const transport = createInMemoryTransport()
+    const bus = createBus({ transport, service: 'digest-mail', consumer: { immediateRetries: 0 } })
+    const store = createInMemoryNotificationStore()
+    const notifications = createNotifications({
+      bus,
+      store,
+      now: () => clock,
+      providers: [
+        smtpProvider({
+          smtp: { host: '127.0.0.1', port, secure: false, ignoreTLS: true },
+          from: 'noreply@herald.test',
+        }),
+      ],
+    })
+    await notifications.templates.save({
+      name: 'likes',
+      channel: 'email',
+      locale: 'en',
+      subject: '{{count}} new likes',
+      body: '<ul>{{#each items}}<li>{{who}} liked {{what}}</li>{{/each}}</ul>',
+    })
+    // Keyed by the post's author, so the rule handles them in publish order and the digest lists them so.
+    const Liked = defineEvent('post.liked', {
+      schema: z.object({ who: z.string(), what: z.string() }),
+      key: () => 'author',
+    })
+    notifications.rule(Liked, {
+      name: 'likes-digest',
+      channel: 'email',
+      template: 'likes',
+      digest: { windowMs },
+      recipients: () => ({ user: 'author', to: 'author@example.com' }),
+    })
+    await bus.start()
+    for (const who of ['Ann', 'Bo', '<Cy>']) await bus.publish(Liked, { who, what: 'your post' })
+    const id = `digest:likes-digest:author:${clock}:email`
+    await pollUntil(done(store, id), 10_000)
+    const mails = received.filter((m) => JSON.stringify(m.to).includes('author@example.com'))
+    expect(mails).toHaveLength(1)
+    expect(mails[0]?.subject).toBe('3 new likes')
+    expect(mails[0]?.html).toBe(
+      '<ul><li>Ann liked your post</li><li>Bo liked your post</li><li>&lt;Cy&gt; liked your post</li></ul>',
+    )
+    await bus.stop()
+    await transport.close()
   })
 })

@@ -432,10 +432,12 @@ describe('notification service', () => {
       recipients: (m) => ({ user: 'owner', to: '+15005550006', data: { name: m.data.name } }),
     })
     await bus.start()
-    const first = await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' })
-    await bus.publish(UserRegistered, { userId: 'b', name: 'Bo', phone: '+1' })
-    await bus.publish(UserRegistered, { userId: 'c', name: 'Cy', phone: '+1' })
-    await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' }, { id: first }) // a redelivery
+    // One key: the rule handles them in publish order, so the digest lists them in that order.
+    const owner = { partitionKey: 'owner' }
+    const first = await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' }, owner)
+    await bus.publish(UserRegistered, { userId: 'b', name: 'Bo', phone: '+1' }, owner)
+    await bus.publish(UserRegistered, { userId: 'c', name: 'Cy', phone: '+1' }, owner)
+    await bus.publish(UserRegistered, { userId: 'a', name: 'Ann', phone: '+1' }, { ...owner, id: first }) // a redelivery
     const firstId = `digest:friends-digest:owner:${clock}:sms`
     await pollUntil(settled(store, firstId), 10_000)
     expect(await store.get(firstId)).toMatchObject({
