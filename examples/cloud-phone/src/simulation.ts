@@ -1,4 +1,4 @@
-import { type Bus, createBus, type EventContract, type Transport } from '@herald/core'
+import { createBus, type EventContract, type Transport } from '@herald/core'
 import {
   AppInstallCompleted,
   allContracts,

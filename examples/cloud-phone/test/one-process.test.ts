@@ -1,22 +1,13 @@
-import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import { withFixedRun } from '@herald/example-kit'
 import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
 import { expect, it } from 'vitest'
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
 it('npm run start:cloud-phone -- --exit-when-idle --json: every lifecycle event reaches its services and its users, on SQLite in one process', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-cloud-phone-run-'))
-  try {
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      ...['--conditions=herald-source', '--import', 'tsx', main],
-      ...['--exit-when-idle', '--json', '--data-dir', dir],
-    ])
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
+  await withFixedRun(main, async (summary, dir) => {
     // 20 users each buy a plan, get its device, run it and install an app; every fifth cancels after paying and is
     // refunded; every fourth renames; the last deletes the account, and its device goes with it.
     expect(summary).toEqual({
@@ -45,7 +36,5 @@ it('npm run start:cloud-phone -- --exit-when-idle --json: every lifecycle event 
     )
     expect(await store.unreadCount('u004')).toBe(4)
     await store.close()
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 })

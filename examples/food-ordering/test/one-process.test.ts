@@ -1,21 +1,11 @@
-import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import { withFixedRun } from '@herald/example-kit'
 import { expect, it } from 'vitest'
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
 it('npm run start:food -- --exit-when-idle --json: every order of the fixed run ends as planned, on SQLite in one process', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-food-run-'))
-  try {
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      ...['--conditions=herald-source', '--import', 'tsx', main],
-      ...['--exit-when-idle', '--json', '--data-dir', dir],
-    ])
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')
+  await withFixedRun(main, (summary) => {
     // 40 customers: every tenth never pays, every seventh adds a soufflé the kitchen cannot make (one does both),
     // and customers 6, 19 and 32 want the chef's special, of which there are two.
     expect(summary).toEqual({
@@ -33,7 +23,5 @@ it('npm run start:food -- --exit-when-idle --json: every order of the fixed run 
       stock_consistent: true,
       lost: 0,
     })
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 })

@@ -1,4 +1,5 @@
 export { type ConsoleRun, type ConsoleRunOptions, liveScreen, recentLines, startConsoleRun } from './console.js'
+export { withFixedRun } from './fixed-run.js'
 export {
   type ExampleCli,
   exampleCli,

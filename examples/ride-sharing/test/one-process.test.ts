@@ -1,32 +1,21 @@
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
+import { withFixedRun } from '@herald/example-kit'
 import { pollUntil } from '@herald/testkit'
 import { expect, it } from 'vitest'
 import { firstLine, mainArgs, spawnMain } from './main-process.js'
 
 it('npm start -- --exit-when-idle --json: every ride of the fixed run ends, on SQLite in one process', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-rides-'))
-  try {
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      ...mainArgs,
-      '--exit-when-idle',
-      '--json',
-      '--data-dir',
-      dir,
-    ])
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, number>
+  await withFixedRun(mainArgs[3] as string, (result) => {
+    const summary = result as Record<string, number>
     expect(summary).toMatchObject({ rides_requested: 30, lost: 0, foreign_frames: 0 })
     // The only dead letters are the completions drivers pressed before the ride was paid: one each.
     expect(summary.dead_lettered).toBe(summary.early_completions)
     expect(summary.rides_completed! + summary.no_driver! + summary.cancelled!).toBe(30)
     expect(summary.rides_completed).toBeGreaterThan(0)
     expect(summary.driver_locations_seen).toBeGreaterThan(0)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 })
 
 it('npm start: the dashboard it prints shows rides live, each as one flow from request to drop-off', async () => {

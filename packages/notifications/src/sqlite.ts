@@ -15,6 +15,7 @@ import {
   type NotificationStatus,
   type NotificationStore,
   type Preference,
+  pendingRecord,
 } from './store.js'
 import type { Channel, StoredTemplate } from './templates.js'
 
@@ -325,19 +326,7 @@ export function createSqliteNotificationStore(options: { readonly path: string }
   })
 
   function createOne(input: NewNotification, now: number) {
-    const record: NotificationRecord = {
-      ...input,
-      status: 'pending',
-      attempts: 0,
-      lastError: undefined,
-      providerId: undefined,
-      subject: undefined,
-      body: undefined,
-      createdAt: now,
-      updatedAt: now,
-      sentAt: undefined,
-      readAt: undefined,
-    }
+    const record = pendingRecord(input, now)
     const created = insert.run(toRow(record)).changes === 1
     if (created) return { record, created }
     const existing = byId.get(input.id)

@@ -159,6 +159,23 @@ export function clampLimit(limit: number | undefined): number {
   return Math.min(maxQueryLimit, Math.max(1, Math.floor(limit ?? defaultQueryLimit)))
 }
 
+/** A new notification as every store first records it. */
+export function pendingRecord(input: NewNotification, now: number): NotificationRecord {
+  return {
+    ...input,
+    status: 'pending',
+    attempts: 0,
+    lastError: undefined,
+    providerId: undefined,
+    subject: undefined,
+    body: undefined,
+    createdAt: now,
+    updatedAt: now,
+    sentAt: undefined,
+    readAt: undefined,
+  }
+}
+
 /** Whether an outcome may replace a record's status (see {@link NotificationStore.settle}). */
 export function isFinal(status: NotificationStatus): boolean {
   return status === 'sent' || status === 'read' || status === 'suppressed'
@@ -213,19 +230,7 @@ export function createInMemoryNotificationStore(): NotificationStore {
   function create(input: NewNotification, now: number): { record: NotificationRecord; created: boolean } {
     const existing = records.get(input.id)
     if (existing !== undefined) return { record: existing, created: false }
-    const record: NotificationRecord = {
-      ...input,
-      status: 'pending',
-      attempts: 0,
-      lastError: undefined,
-      providerId: undefined,
-      subject: undefined,
-      body: undefined,
-      createdAt: now,
-      updatedAt: now,
-      sentAt: undefined,
-      readAt: undefined,
-    }
+    const record = pendingRecord(input, now)
     records.set(record.id, record)
     return { record, created: true }
   }

@@ -60,6 +60,16 @@ async function setup(options: {
   return { recorder, transport, bus, store, notifications }
 }
 
+/** An SMS of the `code` template to u1; without a code, the template misses its variable. */
+const smsCode = (code: string | undefined, extra: { id?: string; category?: string } = {}) => ({
+  user: 'u1',
+  channel: 'sms' as const,
+  to: '+15005550006',
+  template: 'code',
+  data: code === undefined ? {} : { code },
+  ...extra,
+})
+
 const settled = (store: NotificationStore, id: string) => async () =>
   ['sent', 'failed', 'suppressed'].includes((await store.get(id))?.status ?? '')
 
@@ -104,13 +114,7 @@ describe('notification service', () => {
         index < 2 ? { status: 503, body: { error: 'busy' } } : { status: 200, body: { id: 'v9' } },
     })
     await bus.start()
-    const record = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '1' },
-    })
+    const record = await notifications.send(smsCode('1'))
     await pollUntil(settled(store, record.id))
     expect(await store.get(record.id)).toMatchObject({ status: 'sent', attempts: 3, providerId: 'v9' })
     expect((await store.get(record.id))?.lastError?.message).toMatch(/answered 503/)
@@ -147,13 +151,7 @@ describe('notification service', () => {
       provider: (url) => webhookProvider({ channel: 'sms', url, timeoutMs: 200 }),
     })
     await bus.start()
-    const record = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '1' },
-    })
+    const record = await notifications.send(smsCode('1'))
     await pollUntil(settled(store, record.id))
     const sent = await store.get(record.id)
     expect(sent).toMatchObject({ status: 'sent', attempts: 2 })
@@ -164,13 +162,7 @@ describe('notification service', () => {
   it('notifications: when every attempt fails the record is failed and the message dead-lettered', async () => {
     const { recorder, bus, store, transport, notifications } = await setup({ answer: () => ({ status: 502 }) })
     await bus.start()
-    const record = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '1' },
-    })
+    const record = await notifications.send(smsCode('1'))
     await pollUntil(settled(store, record.id))
     expect(await store.get(record.id)).toMatchObject({ status: 'failed', attempts: 3 })
     await pollUntil(async () => (await transport.listDeadLetters()).items.length === 1)
@@ -183,30 +175,9 @@ describe('notification service', () => {
     await bus.start()
     await notifications.preferences.set({ user: 'u1', channel: 'sms', category: '*', enabled: false })
     await notifications.preferences.set({ user: 'u1', channel: 'sms', category: 'orders', enabled: true })
-    const marketing = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      category: 'marketing',
-      data: { code: 'm' },
-    })
-    const orders = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      category: 'orders',
-      data: { code: 'o' },
-    })
-    const security = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      category: 'security',
-      data: { code: 's' },
-    })
+    const marketing = await notifications.send(smsCode('m', { category: 'marketing' }))
+    const orders = await notifications.send(smsCode('o', { category: 'orders' }))
+    const security = await notifications.send(smsCode('s', { category: 'security' }))
     for (const r of [marketing, orders, security]) await pollUntil(settled(store, r.id))
     expect((await store.get(marketing.id))?.status).toBe('suppressed')
     expect((await store.get(orders.id))?.status).toBe('sent')
@@ -314,23 +285,9 @@ describe('notification service', () => {
   it('notifications: a send with an id is idempotent; a missing variable fails the notification, not the worker', async () => {
     const { recorder, bus, store, transport, notifications } = await setup({})
     await bus.start()
-    const first = await notifications.send({
-      id: 'n-1',
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '1' },
-    })
+    const first = await notifications.send(smsCode('1', { id: 'n-1' }))
     await pollUntil(settled(store, first.id))
-    const again = await notifications.send({
-      id: 'n-1',
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '1' },
-    })
+    const again = await notifications.send(smsCode('1', { id: 'n-1' }))
     expect(again.status).toBe('sent')
     // The command itself delivered again (a redelivery after a crash past the provider call's record): no second send.
     // One key orders the two, so once n-2 is sent the redelivered n-1 has been handled.
@@ -338,22 +295,10 @@ describe('notification service', () => {
     await bus.send(sendCommands.sms, { ...command, id: 'n-1', data: { code: '1' } }, { id: 'n-1', partitionKey: 'k' })
     await bus.send(sendCommands.sms, { ...command, id: 'n-2', data: { code: '2' } }, { id: 'n-2', partitionKey: 'k' })
     await pollUntil(settled(store, 'n-2'))
-    const broken = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: {},
-    })
+    const broken = await notifications.send(smsCode(undefined))
     await pollUntil(settled(store, broken.id))
     expect((await store.get(broken.id))?.lastError?.message).toMatch(/needs variable "code"/)
-    const after = await notifications.send({
-      user: 'u1',
-      channel: 'sms',
-      to: '+15005550006',
-      template: 'code',
-      data: { code: '3' },
-    })
+    const after = await notifications.send(smsCode('3'))
     await pollUntil(settled(store, after.id))
     expect(recorder.requests.map((r) => JSON.parse(r.body).body)).toEqual([
       'Your code is 1',
