@@ -64,6 +64,29 @@ export const OrderRefunded = defineEvent('order.refunded', {
   key: byUser,
 })
 
+// The purchase saga's steps: the device service allocates the paid order's phone, or says why it cannot.
+export const DeviceAllocated = defineEvent('device.allocated', {
+  schema: z.object({ ...order, deviceId: id }),
+  key: byUser,
+})
+export const DeviceAllocationFailed = defineEvent('device.allocation_failed', {
+  schema: z.object({ ...order, reason: z.string() }),
+  key: byUser,
+})
+export const OrderFulfilled = defineEvent('order.fulfilled', {
+  schema: z.object({ ...order, deviceId: id }),
+  key: byUser,
+})
+export const AllocateDevice = defineCommand('device.allocate', {
+  schema: z.object({ ...order, planId: z.string() }),
+  key: byUser,
+})
+export const ReleaseDevice = defineCommand('device.release', { schema: z.object(order), key: byUser })
+export const RefundOrder = defineCommand('order.refund', {
+  schema: z.object({ ...order, reason: z.string() }),
+  key: byUser,
+})
+
 const install = { installId: id, deviceId: id, userId: id, appId: id }
 export const AppInstallRequested = defineEvent('app.install.requested', { schema: z.object(install), key: byUser })
 export const AppInstallCompleted = defineEvent('app.install.completed', { schema: z.object(install), key: byUser })
@@ -80,7 +103,7 @@ export const CreateDevice = defineCommand('device.create', {
 export const StartDevice = defineCommand('device.start', { schema: z.object(device), key: byUser })
 export const StopDevice = defineCommand('device.stop', { schema: z.object(device), key: byUser })
 export const PlaceOrder = defineCommand('order.place', {
-  schema: z.object({ ...order, planId: z.enum(['basic', 'pro']) }),
+  schema: z.object({ ...order, planId: z.enum(['basic', 'pro', 'enterprise']) }),
   key: byUser,
 })
 export const PayOrder = defineCommand('order.pay', { schema: z.object(order), key: byUser })
@@ -116,7 +139,13 @@ export const allContracts: readonly MessageContract[] = [
   PayOrder,
   CancelOrder,
   InstallApp,
+  DeviceAllocated,
+  DeviceAllocationFailed,
+  OrderFulfilled,
+  AllocateDevice,
+  ReleaseDevice,
+  RefundOrder,
 ]
 
 /** Plans on sale, in fen (1/100 yuan). */
-export const plans = { basic: 9_900, pro: 29_900 } as const
+export const plans = { basic: 9_900, pro: 29_900, enterprise: 99_900 } as const

@@ -26,6 +26,7 @@ const usage = `cloud-phone: user, device, billing, app and notification services
 
 options: --users N  --dashboard-port N  --data-dir DIR  --instance NAME
          --sms-webhook URL (the notification service also sends a welcome SMS there)
+         --payment-timeout-ms N  --allocation-timeout-ms N (the purchase saga's)
          --metrics-port N (with --service: /metrics, /healthz, /readyz)`
 
 const { values: args } = parseArgs({
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     'data-dir': { type: 'string', default: '.herald/cloud-phone' },
     instance: { type: 'string' },
     'sms-webhook': { type: 'string' },
+    'payment-timeout-ms': { type: 'string' },
+    'allocation-timeout-ms': { type: 'string' },
     'metrics-port': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -56,6 +59,10 @@ const cli = exampleCli('cloud-phone')
 const fail: (message: string) => never = cli.fail
 const number = cli.number
 const onError = (err: unknown) => console.error(`cloud-phone: ${(err as Error).message}`)
+const timeouts = {
+  paymentMs: number(args['payment-timeout-ms'], fixedRun ? 1_500 : 60_000),
+  allocationMs: number(args['allocation-timeout-ms'], 30_000),
+}
 
 async function runOneService(name: ServiceName): Promise<void> {
   mkdirSync(dataDir, { recursive: true })
@@ -72,6 +79,7 @@ async function runOneService(name: ServiceName): Promise<void> {
         transport,
         dataDir,
         onError,
+        ...timeouts,
         ...(args.instance === undefined ? {} : { instance: args.instance }),
         ...(args['sms-webhook'] === undefined ? {} : { smsWebhook: args['sms-webhook'] }),
       }),
@@ -82,7 +90,7 @@ async function runAllInOne(): Promise<void> {
   const run = await startConsoleRun({ system: 'cloud-phone', dataDir })
   const { transport } = run
   const services: RunningService[] = []
-  for (const name of serviceNames) services.push(await startService(name, { transport, dataDir, onError }))
+  for (const name of serviceNames) services.push(await startService(name, { transport, dataDir, onError, ...timeouts }))
   const byName = (name: ServiceName) => services.find((s) => s.name === name) ?? fail(`no ${name} service`)
   const state = (name: ServiceName) => byName(name).state ?? fail(`the ${name} service has no state`)
   const notificationStore = byName('notification').notifications?.store ?? fail('no notification store')
@@ -118,6 +126,7 @@ async function runAllInOne(): Promise<void> {
     (report.steps.signed_up ?? 0) +
     (report.steps.paid ?? 0) +
     (report.steps.refunded ?? 0) +
+    (report.steps.allocation_failed_refunded ?? 0) +
     (report.steps.app_installed ?? 0)
   const notified = async () => (await notificationStore.counts()).sent
   const until = Date.now() + 30_000
@@ -140,6 +149,7 @@ async function runAllInOne(): Promise<void> {
   const counts = await notificationStore.counts()
   const deadLettered = await run.deadLetters()
   const installs = countInstalls(state('app'))
+  const sagas = await (byName('billing').sagas ?? fail('billing hosts the purchase saga')).counts()
   await run.close(services)
   const summary = {
     users: remaining.length,
@@ -148,6 +158,7 @@ async function runAllInOne(): Promise<void> {
     orders: billing.orders,
     metered: billing.charges,
     installs,
+    sagas,
     notifications_sent: counts.sent,
     notifications_failed: counts.failed,
     dead_lettered: deadLettered,

@@ -10,6 +10,7 @@ import {
   DeviceStarted,
   DeviceStopped,
   InstallApp,
+  OrderCancelled,
   OrderCreated,
   OrderPaid,
   OrderRefunded,
@@ -31,9 +32,10 @@ export interface SimulationReport {
 }
 
 /**
- * Users of the platform, as its web client would drive it: sign up, buy a plan (every fifth cancels it after
- * paying and is refunded), get the device the order allocates, start and stop it (metered), install an app,
- * sometimes change their name; the last one deletes their account. Each step waits for the event that says it
+ * Users of the platform, as its web client would drive it: sign up, buy a plan (some never pay and the order
+ * times out; some buy a plan no device serves and are refunded; some cancel after paying and are refunded), get the
+ * device the order allocates, start and stop it (metered), install an app, sometimes change their name; the first
+ * one deletes their account at the end. Each step waits for the event that says it
  * happened, so the run checks the platform's flows end to end.
  */
 export async function simulateUsers(options: {
@@ -58,6 +60,7 @@ export async function simulateUsers(options: {
   watch(OrderCreated, (d: { orderId: string }) => d.orderId)
   watch(OrderPaid, (d: { orderId: string }) => d.orderId)
   watch(OrderRefunded, (d: { orderId: string }) => d.orderId)
+  watch(OrderCancelled, (d: { orderId: string }) => d.orderId)
   watch(DeviceCreated, (d: { deviceId: string }) => d.deviceId)
   watch(DeviceStarted, (d: { deviceId: string }) => d.deviceId)
   watch(DeviceStopped, (d: { deviceId: string }) => d.deviceId)
@@ -104,11 +107,23 @@ export async function simulateUsers(options: {
     await bus.send(CreateUser, { ...profile, tenantId: 'tenant-1' })
     await until(`${UserCreated.type}:${userId}`)
     step('signed_up')
-    await bus.send(PlaceOrder, { orderId, userId, planId: i % 3 === 0 ? 'pro' : 'basic' })
+    // Every tenth from 8 never pays; every tenth from 9 buys the enterprise plan, which no device can serve.
+    const plan = i % 10 === 9 ? 'enterprise' : i % 3 === 0 ? 'pro' : 'basic'
+    await bus.send(PlaceOrder, { orderId, userId, planId: plan })
     await until(`${OrderCreated.type}:${orderId}`)
+    if (i % 10 === 8) {
+      await until(`${OrderCancelled.type}:${orderId}`)
+      step('payment_timed_out')
+      return
+    }
     await bus.send(PayOrder, { orderId, userId })
     await until(`${OrderPaid.type}:${orderId}`)
     step('paid')
+    if (plan === 'enterprise') {
+      await until(`${OrderRefunded.type}:${orderId}`)
+      step('allocation_failed_refunded')
+      return
+    }
     await until(`${DeviceCreated.type}:${deviceId}`)
     step('device_allocated')
     await bus.send(StartDevice, { deviceId, userId })
@@ -120,9 +135,11 @@ export async function simulateUsers(options: {
     await bus.send(InstallApp, { installId, deviceId, userId, appId: 'wechat' })
     await until(`${AppInstallCompleted.type}:${installId}`)
     step('app_installed')
-    if (i % 5 === 4) {
+    if (i % 10 === 4) {
+      // Cancelled after paying: refunded, and the phone goes back.
       await bus.send(CancelOrder, { orderId, userId, reason: 'changed my mind' })
       await until(`${OrderRefunded.type}:${orderId}`)
+      await until(`${DeviceDeleted.type}:${deviceId}`)
       step('refunded')
     }
     if (i % 4 === 0) {
@@ -131,7 +148,7 @@ export async function simulateUsers(options: {
       await until(`${UserUpdated.type}:${userId}:${username}`)
       step('renamed')
     }
-    if (i === options.users - 1) {
+    if (i === 0) {
       await bus.send(DeleteUser, { userId })
       await until(`${DeviceDeleted.type}:${deviceId}`)
       step('deleted')

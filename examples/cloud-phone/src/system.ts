@@ -3,8 +3,11 @@ import { type Bus, createBus, type Transport } from '@herald/core'
 import { openTransportUrl } from '@herald/example-kit'
 import { type NotificationStore, type Notifications, webhookProvider } from '@herald/notifications'
 import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
+import { registerSagas, type SagaStore } from '@herald/saga'
+import { createSqliteSagaStore } from '@herald/saga/sqlite'
 import { openServiceState, type ServiceState } from '@herald/sqlite'
 import { allContracts } from './contracts.js'
+import { purchaseSaga } from './purchase-saga.js'
 import { appSchema, registerAppService } from './services/app-service.js'
 import { billingSchema, registerBillingService } from './services/billing-service.js'
 import { deviceSchema, registerDeviceService } from './services/device-service.js'
@@ -23,6 +26,9 @@ export interface ServiceConfig {
   readonly instance?: string
   /** The notification service also sends a welcome SMS, POSTed to this URL (any SMS gateway's webhook). */
   readonly smsWebhook?: string
+  /** How long the purchase saga waits for a payment, then for a device. */
+  readonly paymentMs: number
+  readonly allocationMs: number
 }
 
 export interface RunningService {
@@ -30,6 +36,8 @@ export interface RunningService {
   readonly bus: Bus
   readonly state?: ServiceState
   readonly notifications?: { readonly service: Notifications; readonly store: NotificationStore }
+  /** The billing service hosts the purchase saga. */
+  readonly sagas?: SagaStore
   stop(): Promise<void>
 }
 
@@ -74,9 +82,30 @@ export async function startService(name: ServiceName, config: ServiceConfig): Pr
     schema: schemas[name],
     onError: config.onError,
   })
+  if (name === 'billing') {
+    registerBillingService(bus, state)
+    const store = createSqliteSagaStore({ path: join(config.dataDir, 'billing-saga.db') })
+    const host = registerSagas(bus, {
+      store,
+      sagas: [purchaseSaga({ paymentMs: config.paymentMs, allocationMs: config.allocationMs })],
+    })
+    await bus.start()
+    await host.start()
+    return {
+      name,
+      bus,
+      state,
+      sagas: store,
+      async stop() {
+        await bus.stop()
+        await host.stop()
+        await store.close()
+        await state.close()
+      },
+    }
+  }
   if (name === 'user') registerUserService(bus, state)
   else if (name === 'device') registerDeviceService(bus, state)
-  else if (name === 'billing') registerBillingService(bus, state)
   else registerAppService(bus, state)
   await bus.start()
   return {

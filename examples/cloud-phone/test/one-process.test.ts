@@ -8,17 +8,19 @@ const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
 it('npm run start:cloud-phone -- --exit-when-idle --json: every lifecycle event reaches its services and its users, on SQLite in one process', async () => {
   await withFixedRun(main, async (summary, dir) => {
-    // 20 users each buy a plan, get its device, run it and install an app; every fifth cancels after paying and is
-    // refunded; every fourth renames; the last deletes the account, and its device goes with it.
+    // 20 users: 16 buy a plan, get its device, run it and install an app (2 of them then cancel and are refunded,
+    // their phones released); 2 never pay and the purchase saga cancels their orders; 2 buy the enterprise plan no
+    // device serves and the saga refunds them. Every fourth renames; the first deletes the account and its device.
     expect(summary).toEqual({
       users: 19,
       users_deleted: 1,
-      devices: 19,
-      orders: { paid: 16, refunded: 4 },
-      metered: 20,
-      installs: { completed: 20 },
-      // A welcome, a payment confirmation and an install notice each, and 4 refund notices.
-      notifications_sent: 64,
+      devices: 13,
+      orders: { paid: 14, refunded: 4, cancelled: 2 },
+      metered: 16,
+      installs: { completed: 16 },
+      sagas: { running: 0, completed: 16, compensated: 4, failed: 0 },
+      // A welcome each, 18 payment confirmations, 16 install notices and 4 refund notices.
+      notifications_sent: 58,
       notifications_failed: 0,
       dead_lettered: 0,
       copies_in_sync: true,

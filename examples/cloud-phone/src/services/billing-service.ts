@@ -11,6 +11,8 @@ import {
   PayOrder,
   PlaceOrder,
   plans,
+  RefundOrder,
+  ReleaseDevice,
   UserCreated,
   UserUpdated,
 } from '../contracts.js'
@@ -111,12 +113,39 @@ export function registerBillingService(bus: Bus, state: ServiceState): void {
         if (found === undefined || found.status === 'cancelled' || found.status === 'refunded') return undefined
         const ids = { orderId: found.id, userId: found.user_id }
         const send = [context.prepare(OrderCancelled, { ...ids, reason: message.data.reason })]
+        // A paid order's phone goes back to the pool with the money.
         if (found.status === 'paid')
-          send.push(context.prepare(OrderRefunded, { ...ids, amountCents: found.amount_cents }))
+          send.push(
+            context.prepare(OrderRefunded, { ...ids, amountCents: found.amount_cents }),
+            context.prepare(ReleaseDevice, ids),
+          )
         return {
           write: () => setOrder.run(found.status === 'paid' ? 'refunded' : 'cancelled', message.data.reason, found.id),
           send,
         }
+      }),
+    )
+    // The purchase saga's undo: the device could not be allocated.
+    .on(RefundOrder, (message, context) =>
+      state.apply(key(message.id), () => {
+        const found = order.get(message.data.orderId)
+        if (found?.status !== 'paid') return undefined
+        const ids = { orderId: found.id, userId: found.user_id }
+        return {
+          write: () => setOrder.run('refunded', message.data.reason, found.id),
+          send: [
+            context.prepare(OrderCancelled, { ...ids, reason: message.data.reason }),
+            context.prepare(OrderRefunded, { ...ids, amountCents: found.amount_cents }),
+          ],
+        }
+      }),
+    )
+    // The purchase saga cancels an order nobody paid.
+    .on(OrderCancelled, (message) =>
+      state.apply(key(message.id), () => {
+        const found = order.get(message.data.orderId)
+        if (found?.status !== 'created') return undefined
+        return { write: () => setOrder.run('cancelled', message.data.reason, found.id) }
       }),
     )
 }

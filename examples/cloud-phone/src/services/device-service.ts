@@ -1,14 +1,17 @@
 import type { Bus } from '@herald/core'
 import type { ServiceState } from '@herald/sqlite'
 import {
+  AllocateDevice,
   AppInstallCompleted,
   AppInstallRequested,
   CreateDevice,
+  DeviceAllocated,
+  DeviceAllocationFailed,
   DeviceCreated,
   DeviceDeleted,
   DeviceStarted,
   DeviceStopped,
-  OrderPaid,
+  ReleaseDevice,
   StartDevice,
   StopDevice,
   UserCreated,
@@ -25,6 +28,9 @@ CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
 CREATE TABLE IF NOT EXISTS installs (
   id TEXT PRIMARY KEY, device_id TEXT NOT NULL, app_id TEXT NOT NULL, installed_at INTEGER NOT NULL)`
 
+/** Plans this device pool can serve: an enterprise phone is never available, so its orders are refunded. */
+export const allocatable: ReadonlySet<string> = new Set(['basic', 'pro'])
+
 export interface DeviceRow {
   id: string
   user_id: string
@@ -37,8 +43,9 @@ export interface DeviceRow {
 
 /**
  * The device service: cloud phones, each with a copy of its owner's name and email kept in sync from
- * `user.updated`; `user.deleted` removes the user's devices (each announced with `device.deleted`); a paid order
- * allocates a device; an install request on a device completes with `app.install.completed`.
+ * `user.updated`; `user.deleted` removes the user's devices (each announced with `device.deleted`); the purchase saga
+ * has it allocate a paid order's device (plans in `allocatable`) and release it when the order is refunded; an
+ * install request on a device completes with `app.install.completed`.
  */
 export function registerDeviceService(
   bus: Bus,
@@ -67,6 +74,8 @@ export function registerDeviceService(
   const insertInstall = db.prepare(
     'INSERT OR IGNORE INTO installs (id, device_id, app_id, installed_at) VALUES (?, ?, ?, ?)',
   )
+  const byOrder = db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE order_id = ?')
+  const removeDevice = db.prepare<[string]>('DELETE FROM devices WHERE id = ?')
   const key = (id: string) => `device-service/${id}`
 
   function create(
@@ -111,18 +120,36 @@ export function registerDeviceService(
       })),
     )
     .on(CreateDevice, (message, context) => state.apply(key(message.id), () => create(message.data, context)))
-    .on(OrderPaid, (message, context) =>
-      state.apply(key(message.id), () =>
-        create(
-          {
-            deviceId: `dev-${message.data.orderId}`,
-            userId: message.data.userId,
-            name: 'cloud phone',
-            orderId: message.data.orderId,
-          },
-          context,
-        ),
-      ),
+    .on(AllocateDevice, (message, context) =>
+      state.apply(key(message.id), () => {
+        const { orderId, userId, planId } = message.data
+        if (!allocatable.has(planId))
+          return {
+            send: [
+              context.prepare(DeviceAllocationFailed, { orderId, userId, reason: `no capacity for plan ${planId}` }),
+            ],
+          }
+        const deviceId = `dev-${orderId}`
+        const created = create({ deviceId, userId, name: 'cloud phone', orderId }, context)
+        // Allocated before (a redelivery): say so again, the saga takes the first.
+        if (created === undefined)
+          return device.get(deviceId) === undefined
+            ? { send: [context.prepare(DeviceAllocationFailed, { orderId, userId, reason: 'no such user' })] }
+            : { send: [context.prepare(DeviceAllocated, { orderId, userId, deviceId })] }
+        return { ...created, send: [...created.send, context.prepare(DeviceAllocated, { orderId, userId, deviceId })] }
+      }),
+    )
+    .on(ReleaseDevice, (message, context) =>
+      state.apply(key(message.id), () => {
+        const found = byOrder.get(message.data.orderId)
+        if (found === undefined) return undefined
+        return {
+          write: () => removeDevice.run(found.id),
+          send: [
+            context.prepare(DeviceDeleted, { deviceId: found.id, userId: found.user_id, reason: 'order refunded' }),
+          ],
+        }
+      }),
     )
     .on(StartDevice, (message, context) =>
       state.apply(key(message.id), () => {
