@@ -94,7 +94,12 @@ async function runAllInOne(): Promise<void> {
   const byName = (name: ServiceName) => services.find((s) => s.name === name) ?? fail(`no ${name} service`)
   const state = (name: ServiceName) => byName(name).state ?? fail(`the ${name} service has no state`)
   const notificationStore = byName('notification').notifications?.store ?? fail('no notification store')
-  const dashboardUrl = await run.openDashboard({ host, port: number(args['dashboard-port'], fixedRun ? 0 : 8082) })
+  const dashboardUrl = await run.openDashboard({
+    host,
+    port: number(args['dashboard-port'], fixedRun ? 0 : 8082),
+    notifications: notificationStore,
+    sagas: byName('billing').sagas ?? fail('billing hosts the purchase saga'),
+  })
   const recent = recentLines()
   const stopScreen = fixedRun
     ? undefined

@@ -28,6 +28,7 @@ export interface ConsoleRun {
     readonly host: string
     readonly port: number
     readonly sagas?: DashboardOptions['sagas']
+    readonly notifications?: DashboardOptions['notifications']
   }): Promise<string>
   deadLetters(): Promise<number>
   /** Stops the console, then the services (last started first), then the recorder, store and transport. */
@@ -51,7 +52,7 @@ export async function startConsoleRun(options: ConsoleRunOptions): Promise<Conso
     transport,
     eventStore,
     logFile,
-    async openDashboard({ host, port, sagas }) {
+    async openDashboard({ host, port, sagas, notifications }) {
       const token = randomBytes(18).toString('base64url')
       dashboard = await createDashboard({
         transport,
@@ -59,6 +60,7 @@ export async function startConsoleRun(options: ConsoleRunOptions): Promise<Conso
         token,
         metrics: observability.registry,
         ...(sagas === undefined ? {} : { sagas }),
+        ...(notifications === undefined ? {} : { notifications }),
         sampleIntervalMs: 2_000,
       })
       return `${await dashboard.listen({ host, port })}/?token=${token}`

@@ -22,6 +22,12 @@ import { eventSearchFrom, filterFrom, groupOfFailure, selectionFrom } from './fo
 import type { SafeHtml } from './html.js'
 import { html } from './html.js'
 import {
+  type NotificationSource,
+  notificationPage,
+  notificationSearchFrom,
+  notificationsPage,
+} from './notifications.js'
+import {
   createJobs,
   failuresPage,
   jobFragment,
@@ -49,6 +55,8 @@ export interface DashboardOptions {
   readonly sampleIntervalMs?: number
   /** A saga store or host (`@herald/saga`): enables the sagas pages. */
   readonly sagas?: SagaSource
+  /** A notification store (`@herald/notifications`): enables the notifications pages. */
+  readonly notifications?: NotificationSource
   /** How long a browser stays logged in after opening the token link. Default 8 h. */
   readonly sessionTtlMs?: number
 }
@@ -324,6 +332,33 @@ export async function createDashboard(options: DashboardOptions): Promise<Fastif
         404,
       )
     return page(reply, sagaPage(instance, await source.history(saga, key)))
+  })
+
+  app.get('/notifications', async (request, reply) => {
+    const source = options.notifications
+    if (source === undefined)
+      return page(reply, layout('Notifications', html`<p>No notification store is configured.</p>`))
+    const search = notificationSearchFrom(request.query as Record<string, unknown>)
+    const records = await source.query({
+      ...(search.user === '' ? {} : { user: search.user }),
+      ...(search.batch === '' ? {} : { batch: search.batch }),
+      ...(search.status === '' ? {} : { status: search.status }),
+      ...(search.channel === '' ? {} : { channel: search.channel }),
+      limit: 100,
+    })
+    const counts = await source.counts({
+      ...(search.user === '' ? {} : { user: search.user }),
+      ...(search.batch === '' ? {} : { batch: search.batch }),
+    })
+    return page(reply, notificationsPage(search, counts, records))
+  })
+
+  app.get('/notifications/:id', async (request, reply) => {
+    const { id } = request.params as { id: string }
+    const record = await options.notifications?.get(id)
+    if (record === undefined)
+      return page(reply, layout('Not found', html`<p>No notification <code>${id}</code>.</p>`), 404)
+    return page(reply, notificationPage(record))
   })
 
   app.get('/dead-letters', async (request, reply) => {

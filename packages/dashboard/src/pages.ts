@@ -23,7 +23,7 @@ export function layout(title: string, body: SafeHtml): SafeHtml {
 </head>
 <body>
 <header><strong>Herald</strong>
-<a href="/">Overview</a><a href="/failures">Failures</a><a href="/dead-letters">Dead letters</a><a href="/tail">Live tail</a><a href="/events">Events</a><a href="/sagas">Sagas</a><a href="/charts">Charts</a><a href="/topology">Topology</a>
+<a href="/">Overview</a><a href="/failures">Failures</a><a href="/dead-letters">Dead letters</a><a href="/tail">Live tail</a><a href="/events">Events</a><a href="/sagas">Sagas</a><a href="/notifications">Notifications</a><a href="/charts">Charts</a><a href="/topology">Topology</a>
 </header>
 <main>${body}</main>
 </body>
