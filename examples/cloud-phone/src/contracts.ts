@@ -113,6 +113,19 @@ export const CancelOrder = defineCommand('order.cancel', {
 })
 export const InstallApp = defineCommand('app.install', { schema: z.object(install), key: byUser })
 
+// An operator's announcement to many users at once (maintenance, a new plan): one batch of the notification service.
+export const Broadcast = defineCommand('notification.broadcast', {
+  schema: z.object({
+    broadcastId: id,
+    template: z.string(),
+    recipients: z
+      .array(z.object({ userId: id, phone: z.string().max(32), data: z.record(z.string(), z.string()).optional() }))
+      .min(1)
+      .max(5_000),
+  }),
+  key: (data) => data.broadcastId,
+})
+
 export const allContracts: readonly MessageContract[] = [
   UserCreated,
   UserUpdated,
@@ -145,6 +158,7 @@ export const allContracts: readonly MessageContract[] = [
   AllocateDevice,
   ReleaseDevice,
   RefundOrder,
+  Broadcast,
 ]
 
 /** Plans on sale, in fen (1/100 yuan). */

@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { createBus } from '@herald/core'
 import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
 import { createRabbitMqTransport, type RabbitMqTransport } from '@herald/rabbitmq'
 import { pollUntil, type RabbitMqServer, startRabbitMq } from '@herald/testkit'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { allContracts, Broadcast } from '../src/contracts.js'
 import { simulateUsers } from '../src/simulation.js'
 import { serviceNames } from '../src/system.js'
 
@@ -139,4 +141,42 @@ it('cloud phone over RabbitMQ, five services as five processes: 40 users through
     `cloud-phone e2e: ${sms.length} SMS requests for ${users} users (${sms.length - users} resent after the kill)`,
   )
   expect((await transport.listDeadLetters({ limit: 10 })).items).toEqual([])
+})
+
+it('cloud phone over RabbitMQ: a broadcast of 1,000 SMS through a SIGKILL of the notification service mid-batch: every number gets its message, a resend only under its one idempotency key', async () => {
+  const operator = createBus({ transport, service: 'operator', contracts: allContracts })
+  const recipients = Array.from({ length: 1_000 }, (_, i) => ({
+    userId: `b${i}`,
+    phone: `+86139${String(i).padStart(8, '0')}`,
+    data: { username: `用户${i}` },
+  }))
+  const ofBroadcast = () => sms.filter((r) => r.key.startsWith('maintenance-1:'))
+  await operator.send(Broadcast, { broadcastId: 'maintenance-1', template: 'maintenance', recipients })
+  // Kill it while the batch is being delivered, then start it again on its database.
+  await pollUntil(async () => ofBroadcast().length >= 200, 60_000)
+  await stop('notification', 'SIGKILL')
+  const beforeRestart = ofBroadcast().length
+  await start('notification')
+  await pollUntil(async () => new Set(ofBroadcast().map((r) => r.key)).size === 1_000, 120_000)
+  const store = createSqliteNotificationStore({ path: join(dataDir, 'notification.db') })
+  try {
+    await pollUntil(async () => (await store.counts({ batch: 'maintenance-1' })).sent === 1_000, 60_000)
+    expect(await store.counts({ batch: 'maintenance-1' })).toEqual({
+      pending: 0,
+      sent: 1_000,
+      read: 0,
+      failed: 0,
+      suppressed: 0,
+    })
+  } finally {
+    await store.close()
+  }
+  // One key per number, one number per key: what the gateway saw twice, it saw with the same key.
+  const keysByNumber = new Map<string, Set<string>>()
+  for (const { key, to } of ofBroadcast()) keysByNumber.set(to, (keysByNumber.get(to) ?? new Set()).add(key))
+  expect(keysByNumber.size).toBe(1_000)
+  expect([...keysByNumber.values()].every((keys) => keys.size === 1)).toBe(true)
+  console.log(
+    `cloud-phone broadcast: ${beforeRestart} SMS before the kill, ${ofBroadcast().length} requests for 1,000 numbers`,
+  )
 })

@@ -6,7 +6,7 @@ import {
   type Provider,
   type TemplateInput,
 } from '@herald/notifications'
-import { AppInstallCompleted, OrderPaid, OrderRefunded, UserCreated } from '../contracts.js'
+import { AppInstallCompleted, Broadcast, OrderPaid, OrderRefunded, UserCreated } from '../contracts.js'
 
 const yuan = (cents: number) => (cents / 100).toFixed(2)
 
@@ -34,6 +34,7 @@ export const templates: readonly TemplateInput[] = [
     body: '<p>{{username}}，您好：</p><p>欢迎使用云手机平台！</p>',
   },
   { name: 'welcome', channel: 'sms', locale: 'zh-CN', body: '【云手机】{{username}}，欢迎使用云手机平台！' },
+  { name: 'maintenance', channel: 'sms', locale: 'zh-CN', body: '【云手机】{{username}}，系统将于今晚 02:00 维护。' },
   {
     name: 'order-paid',
     channel: 'in_app',
@@ -118,6 +119,17 @@ export async function registerNotificationService(
       channel: 'email',
       template: 'welcome',
       recipients: (m) => ({ user: m.data.userId, to: m.data.email, data: { username: m.data.username } }),
+    })
+  if (options.sms !== undefined)
+    // A broadcast is one batch under its id: delivered again after a crash, it sends only what was not yet sent.
+    bus.group('notification-service.broadcast').on(Broadcast, async (message) => {
+      await notifications.sendBatch({
+        batch: message.data.broadcastId,
+        channel: 'sms',
+        template: message.data.template,
+        category: 'announcements',
+        recipients: message.data.recipients.map((r) => ({ user: r.userId, to: r.phone, data: r.data ?? {} })),
+      })
     })
   if (options.sms !== undefined)
     notifications.rule(UserCreated, {
