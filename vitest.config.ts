@@ -9,6 +9,7 @@ const needServers = [
   'packages/postgres/test/**/*.conformance.test.ts',
   'packages/redis/test/**/*.test.ts',
   'packages/rabbitmq/test/**/*.test.ts',
+  'packages/kafka/test/**/*.test.ts',
   'packages/observability/test/prometheus.int.test.ts',
   'packages/cli/test/cli-transports.int.test.ts',
   'packages/core/test/in-memory-clock.int.test.ts',

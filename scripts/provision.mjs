@@ -23,6 +23,8 @@ const needs = [
   },
   { pkg: 'prometheus', env: 'HERALD_PROMETHEUS', find: file('/usr/bin/prometheus'), for: 'metrics scrape test' },
   { pkg: 'chromium', env: 'HERALD_CHROMIUM', find: file('/usr/bin/chromium'), for: 'dashboard browser test' },
+  { pkg: 'openjdk-17-jre-headless', env: 'HERALD_JAVA', find: onPath('java'), for: 'Kafka broker' },
+  { pkg: 'maven', env: 'HERALD_MVN', find: onPath('mvn'), for: "resolving the Kafka broker's jars" },
   {
     pkg: 'faketime',
     env: 'HERALD_LIBFAKETIME',
@@ -33,6 +35,13 @@ const needs = [
 
 function file(path) {
   return () => (existsSync(path) ? path : undefined)
+}
+
+function onPath(command) {
+  return () => {
+    const found = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' })
+    return found.status === 0 ? found.stdout.trim() : undefined
+  }
 }
 
 function findPostgres() {
@@ -51,8 +60,32 @@ function located(need) {
 const checkOnly = process.argv.includes('--check')
 const missing = needs.filter((need) => located(need) === undefined)
 
+/**
+ * The Kafka broker comes from Maven Central as jars (packages/testkit/kafka/pom.xml), resolved once per machine
+ * into a cache the tests read; the testkit's own function does it, so both agree on where.
+ */
+function resolveKafkaJars() {
+  const resolved = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      "const { kafkaJars } = await import('./packages/testkit/src/servers/kafka.ts'); console.log(kafkaJars())",
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  if (resolved.status !== 0) {
+    console.error("provision: could not resolve the Kafka broker's jars (see above)")
+    process.exit(1)
+  }
+  if (checkOnly) console.log(`provision: Kafka broker jars in ${resolved.stdout.trim()}`)
+}
+
 if (missing.length === 0) {
   if (checkOnly) console.log('provision: every server and browser the suite uses is installed')
+  else resolveKafkaJars()
   process.exit(0)
 }
 
@@ -89,4 +122,5 @@ if (still.length > 0) {
   console.error(`provision: still missing after apt-get: ${still.map((need) => need.pkg).join(', ')}`)
   process.exit(1)
 }
+resolveKafkaJars()
 console.log('provision: done')
