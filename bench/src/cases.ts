@@ -17,6 +17,7 @@ import {
   rawEventEmitter,
   rawEventEmitterOver,
 } from './cases/in-memory.js'
+import { heraldKafka, rawKafka } from './cases/kafka.js'
 import { heraldNotifications, rawNotifications } from './cases/notifications.js'
 import {
   bareInMemory,
@@ -208,6 +209,13 @@ export const benchCases: readonly BenchCase[] = [
     raw: 'ioredis: pipelined XADD, XREADGROUP + XACK/XDEL',
     herald: heraldRedis,
     baseline: rawRedis,
+  },
+  {
+    bench: 'e2e-throughput',
+    transport: 'kafka',
+    raw: '@platformatic/kafka: a send per 1,000 values, a group stream with autocommit',
+    herald: heraldKafka,
+    baseline: rawKafka,
   },
   {
     bench: 'vs-bullmq',

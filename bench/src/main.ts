@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
-import { startPostgres, startRabbitMq, startRedis } from '@herald/testkit'
+import { startKafka, startPostgres, startRabbitMq, startRedis } from '@herald/testkit'
 import { benchCases } from './cases.js'
 import { type Measurement, round } from './measure.js'
 
@@ -35,7 +35,7 @@ const selected = benchCases
   .filter(({ c }) => !args.bench || c.bench === args.bench)
 if (selected.length === 0) {
   throw new Error(
-    `no benchmark matches; transports: in-memory, sqlite, postgres, redis, rabbitmq; benches: ${[...new Set(benchCases.map((c) => c.bench))].join(', ')}`,
+    `no benchmark matches; transports: in-memory, sqlite, postgres, redis, rabbitmq, kafka; benches: ${[...new Set(benchCases.map((c) => c.bench))].join(', ')}`,
   )
 }
 // Servers the selected cases need, started once here (private, on free ports) and passed to each side's process.
@@ -47,6 +47,8 @@ const redis = selected.some(({ c }) => c.transport === 'redis') ? await startRed
 if (redis) serverEnv.HERALD_BENCH_REDIS_URL = redis.url
 const rabbitmq = selected.some(({ c }) => c.transport === 'rabbitmq') ? await startRabbitMq() : undefined
 if (rabbitmq) serverEnv.HERALD_BENCH_RABBITMQ_URL = rabbitmq.url
+const kafka = selected.some(({ c }) => c.transport === 'kafka') ? await startKafka() : undefined
+if (kafka) serverEnv.HERALD_BENCH_KAFKA_BROKERS = kafka.brokers.join(',')
 for (const { c, i } of selected) {
   if (!args.json) {
     const sides = c.api ? 'Herald' : 'Herald at the bus, at the transport'
@@ -102,3 +104,4 @@ for (const { c, i } of selected) {
 await postgres?.stop()
 await redis?.stop()
 await rabbitmq?.stop()
+await kafka?.stop()

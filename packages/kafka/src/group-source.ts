@@ -80,14 +80,17 @@ type Pulled = Held
  * group's own topic with its attempt count and due time, and its offset finishes. Dead letters go to the
  * compacted dead-letter topic before the offset finishes.
  */
-export function createGroupSource(options: GroupSourceOptions): StoppablePullSource<Pulled> {
+export function createGroupSource(
+  options: GroupSourceOptions,
+): StoppablePullSource<Pulled> & { readonly ready: Promise<void> } {
   const { names, group } = options
   const consumer = new Consumer({
     groupId: names.consumerGroup(group),
     clientId: options.clientId,
     bootstrapBrokers: [...options.brokers],
     sessionTimeout: options.sessionTimeoutMs,
-    heartbeatInterval: Math.max(100, Math.floor(options.sessionTimeoutMs / 5)),
+    // Heartbeats are how a member learns of a rebalance: frequent ones make a joining consumer get work sooner.
+    heartbeatInterval: Math.min(500, Math.floor(options.sessionTimeoutMs / 3)),
     rebalanceTimeout: options.sessionTimeoutMs * 2,
     maxWaitTime: 200,
     autocommit: false,
@@ -95,6 +98,8 @@ export function createGroupSource(options: GroupSourceOptions): StoppablePullSou
     retryDelay: 250,
   })
   const tracks = new Map<string, PartitionTrack>()
+  /** `topic:partition` of the partitions the group gave this consumer at its last join. */
+  const assigned = new Set<string>()
   /** Records due and free to start, oldest first. */
   const ready: Held[] = []
   let readyHead = 0
@@ -126,6 +131,9 @@ export function createGroupSource(options: GroupSourceOptions): StoppablePullSou
   }
 
   function onRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): void {
+    // A fetch sent before a rebalance can answer after it: records of a partition this consumer no longer owns
+    // are its new owner's to read.
+    if (!assigned.has(`${message.topic}:${message.partition}`)) return
     const track = trackOf(message)
     track.seen(message.offset)
     const headers = headerMap(message.headers as unknown as Headers)
@@ -149,14 +157,20 @@ export function createGroupSource(options: GroupSourceOptions): StoppablePullSou
     }
     buffered++
     const due = Number(headers.get(H.due) ?? '0')
-    const wait = due - options.now()
-    if (wait > 0) {
+    if (due > options.now()) {
       waitingForDue.add(held)
-      held.timer = setTimeout(() => {
+      // A timer can fire a millisecond before the wall clock says it is due: check again, and wait the rest.
+      const check = () => {
+        const wait = due - options.now()
+        if (wait > 0) {
+          held.timer = setTimeout(check, wait)
+          return
+        }
         held.timer = undefined
         waitingForDue.delete(held)
         if (!held.track.revoked) admit(held)
-      }, wait)
+      }
+      check()
     } else {
       admit(held)
     }
@@ -217,7 +231,7 @@ export function createGroupSource(options: GroupSourceOptions): StoppablePullSou
 
   /** Partitions this consumer lost in a rebalance: what it held of them is someone else's now. */
   function dropRevoked(): void {
-    const assigned = new Set<string>()
+    assigned.clear()
     for (const assignment of consumer.assignments ?? []) {
       for (const partition of assignment.partitions) assigned.add(`${assignment.topic}:${partition}`)
     }
@@ -335,6 +349,7 @@ export function createGroupSource(options: GroupSourceOptions): StoppablePullSou
   })
 
   return {
+    ready: started,
     async fetch(max) {
       await started
       const out: Held[] = []

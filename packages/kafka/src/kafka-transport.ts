@@ -264,7 +264,7 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
     publish: (topic, envelopes, publishOptions) => publishTo(topic, envelopes, publishOptions),
 
     schedule: (topic, envelopes, deliverAt, publishOptions) =>
-      publishTo(topic, envelopes, publishOptions, { [H.due]: String(Math.floor(deliverAt)) }),
+      publishTo(topic, envelopes, publishOptions, { [H.due]: String(Math.ceil(deliverAt)) }),
 
     async subscribe(spec, handler) {
       check()
@@ -278,8 +278,9 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
       }
       const empty: readonly string[] = []
       const group = spec.group
-      return consumers.start(spec, handler, (wake) =>
-        createGroupSource({
+      let source: ReturnType<typeof createGroupSource> | undefined
+      const subscription = consumers.start(spec, handler, (wake) => {
+        source = createGroupSource({
           group,
           names,
           brokers,
@@ -299,8 +300,12 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
             closing.add(stopping)
             void stopping.finally(() => closing.delete(stopping))
           },
-        }),
-      )
+        })
+        return source
+      })
+      // Live once the consumer has joined its group and been given its partitions.
+      await source?.ready
+      return subscription
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
@@ -357,15 +362,20 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
         let depth = 0
         try {
           const ends = await reader.listOffsets({ topics })
-          const [committed] = await admin.listConsumerGroupOffsets({ groups: [names.consumerGroup(group)] })
+          // A group that never committed has no offsets to list: it reads from each topic's start.
+          const committed = await admin
+            .listConsumerGroupOffsets({ groups: [names.consumerGroup(group)] })
+            .then(([g]) => g?.topics ?? [])
+            .catch(() => [])
           const at = new Map<string, bigint>()
-          for (const t of committed?.topics ?? []) {
+          for (const t of committed) {
             for (const p of t.partitions) at.set(`${t.name}:${p.partitionIndex}`, p.committedOffset)
           }
           for (const [topic, offsets] of ends) {
             offsets.forEach((end, partition) => {
-              const from = at.get(`${topic}:${partition}`) ?? 0n
-              if (end > from && from >= 0n) depth += Number(end - from)
+              const stored = at.get(`${topic}:${partition}`) ?? 0n
+              const from = stored < 0n ? 0n : stored
+              if (end > from) depth += Number(end - from)
             })
           }
         } catch (err) {

@@ -32,10 +32,40 @@ export interface ProducerSettings {
 
 const failoverPauseMs = 250
 
+/** Every message and Kafka error name in an error and the errors it aggregates. */
+export function errorText(err: unknown, depth = 0): string {
+  if (typeof err !== 'object' || err === null || depth > 4) return String(err)
+  const e = err as { message?: unknown; apiId?: unknown; errors?: unknown }
+  const inner = Array.isArray(e.errors) ? e.errors.map((x) => errorText(x, depth + 1)).join('; ') : ''
+  return [e.message, e.apiId, inner].filter((part) => typeof part === 'string' && part !== '').join(' ')
+}
+
 /** True for Kafka's "already exists" answer to CreateTopics, which is what a second creator gets. */
 function alreadyExists(err: unknown): boolean {
-  const text = JSON.stringify(err, (_key, value) => (typeof value === 'bigint' ? String(value) : value)) ?? ''
-  return text.includes('TOPIC_ALREADY_EXISTS') || String(err).includes('already exists')
+  const text = errorText(err)
+  return text.includes('TOPIC_ALREADY_EXISTS') || text.includes('already exists')
+}
+
+/** Records per write stay under Kafka's default message.max.bytes (1 MiB per batch). */
+const maxWriteBytes = 512 * 1024
+
+function chunks(records: readonly Outgoing[]): Outgoing[][] {
+  const out: Outgoing[][] = []
+  let current: Outgoing[] = []
+  let bytes = 0
+  for (const record of records) {
+    let size = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64
+    for (const name in record.headers) size += name.length + (record.headers[name]?.length ?? 0)
+    if (current.length > 0 && bytes + size > maxWriteBytes) {
+      out.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(record)
+    bytes += size
+  }
+  if (current.length > 0) out.push(current)
+  return out
 }
 
 /**
@@ -73,7 +103,7 @@ export function createProducer(settings: ProducerSettings): HeraldProducer {
         return
       } catch (err) {
         if (closed || Date.now() + failoverPauseMs >= deadline) {
-          throw new PublishIndeterminateError('kafka', String(err), settings.publishTimeoutMs)
+          throw new PublishIndeterminateError('kafka', errorText(err), settings.publishTimeoutMs)
         }
         settings.onError(err)
         await new Promise((resolve) => setTimeout(resolve, failoverPauseMs))
@@ -85,7 +115,7 @@ export function createProducer(settings: ProducerSettings): HeraldProducer {
 
   const batches = createCoalescer<readonly Outgoing[], void>(
     async (items) => {
-      await write(items.flat())
+      for (const chunk of chunks(items.flat())) await write(chunk)
       return items.map(() => succeeded) as BatchOutcome<void>
     },
     { maxBatch: 200, maxConcurrent: 1 },

@@ -13,7 +13,7 @@ describe('Kafka test cluster (three nodes)', () => {
     await cluster?.stop()
   })
 
-  it('survives the loss of one node: every acknowledged write is read back once, in order per key', async () => {
+  it('kafka-cluster-survives-node-loss: every acknowledged write is read back, in order per key', async () => {
     const bootstrapBrokers = [...cluster.brokers]
     const admin = new Admin({ clientId: 'harness-admin', bootstrapBrokers })
     await admin.createTopics({ topics: ['harness'], partitions: 3, replicas: 3 })

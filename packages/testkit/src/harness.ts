@@ -14,6 +14,16 @@ export interface TransportHarness {
 export interface TransportFeatures {
   /** Messages, retries, delays and dead letters survive closing every transport and opening new ones. */
   readonly persistent: boolean
+  /**
+   * Messages without a key keep publish order (default true). False where the store spreads them over partitions
+   * (Kafka): there publish order holds per key, which the ordering cases then check with one key.
+   */
+  readonly orderWithoutKey?: boolean
+  /**
+   * Messages already queued for a pattern stay queued when the pattern is unbound (default true). False where a
+   * group reads shared logs rather than a queue of its own (Kafka): they are no longer the group's.
+   */
+  readonly unbindKeepsQueued?: boolean
 }
 
 export type HarnessFactory = () => Promise<TransportHarness>
