@@ -113,6 +113,7 @@ export {
 } from './event-store/event-store.js'
 export { createInMemoryEventStore } from './event-store/in-memory-event-store.js'
 export { type RecordEventsOptions, recordEvents } from './event-store/recorder.js'
+export { createHybridTransport, type HybridTransport, type HybridTransportOptions } from './hybrid-transport.js'
 export {
   createInMemoryTransport,
   type InMemoryTransport,
