@@ -5,6 +5,7 @@ import {
   type EventStore,
   type Transport,
 } from '@herald/core'
+import { createKafkaTransport } from '@herald/kafka'
 import type { NotificationStore } from '@herald/notifications'
 import { createPostgresNotificationStore } from '@herald/notifications/postgres'
 import { createSqliteNotificationStore } from '@herald/notifications/sqlite'
@@ -26,6 +27,7 @@ type Target =
       readonly namespace?: string
       readonly managementUrl?: string
     }
+  | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly prefix?: string }
   | { readonly kind: 'memory' }
 
 /** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
@@ -70,12 +72,21 @@ function parseUrl(url: string): Target {
         ...(managementUrl === undefined ? {} : { managementUrl }),
       }
     }
+    case 'kafka': {
+      // `kafka://host:9092,host2:9092?prefix=herald`: several brokers, so not a URL that `URL` can read.
+      const [hosts = '', query = ''] = rest.replace(/^\/\//, '').split('?', 2)
+      const brokers = hosts.split(',').filter((b) => b.length > 0)
+      if (brokers.length === 0)
+        throw new ConfigurationError('transport', `"${url}" names no broker; try kafka://127.0.0.1:9092`)
+      const prefix = new URLSearchParams(query).get('prefix') ?? undefined
+      return { kind: 'kafka', brokers, ...(prefix === undefined ? {} : { prefix }) }
+    }
     case 'memory':
       return { kind: 'memory' }
     default:
       throw new ConfigurationError(
         'transport',
-        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db, redis://host:6379, amqp://user:pass@host:5672 or memory:`,
+        `"${redactUrl(url)}" has an unknown scheme; use sqlite:./herald.db, postgres://user@host/db, redis://host:6379, amqp://user:pass@host:5672, kafka://host:9092 or memory:`,
       )
   }
 }
@@ -83,7 +94,8 @@ function parseUrl(url: string): Target {
 /**
  * Opens the transport a URL names: `sqlite:./herald.db`, `postgres://…` (`?schema=` picks Herald's schema),
  * `redis://…` (`?prefix=` picks Herald's key prefix), `amqp://…` (`?exchange=`, `?namespace=`,
- * `?management=http://user:pass@host:15672` for the broker's management API) or `memory:`. Read from `--transport`,
+ * `?management=http://user:pass@host:15672` for the broker's management API), `kafka://host:9092,host2:9092`
+ * (`?prefix=` picks Herald's topic and group prefix) or `memory:`. Read from `--transport`,
  * else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
  */
 export async function openTransport(url: string): Promise<Transport> {
@@ -97,6 +109,8 @@ export async function openTransport(url: string): Promise<Transport> {
       return createRedisTransport(target)
     case 'rabbitmq':
       return createRabbitMqTransport(target)
+    case 'kafka':
+      return createKafkaTransport(target)
     case 'memory':
       return createInMemoryTransport()
   }
@@ -112,9 +126,10 @@ export async function openEventStore(url: string): Promise<EventStore> {
       return createPostgresEventStore(target)
     case 'redis':
     case 'rabbitmq':
+    case 'kafka':
       throw new ConfigurationError(
         'transport',
-        `${target.kind === 'redis' ? 'Redis' : 'RabbitMQ'} keeps no event store; point --transport at sqlite: or postgres:`,
+        `${{ redis: 'Redis', rabbitmq: 'RabbitMQ', kafka: 'Kafka' }[target.kind]} keeps no event store; point --transport at sqlite: or postgres:`,
       )
     case 'memory':
       return createInMemoryEventStore()

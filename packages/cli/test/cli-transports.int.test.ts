@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isScheduler, isTopologyAdmin, type TopologyDescription, uuidV7 } from '@herald/core'
 import {
+  type KafkaCluster,
   type PostgresServer,
   type RabbitMqServer,
   type RedisServer,
+  startKafka,
   startPostgres,
   startRabbitMq,
   startRedis,
@@ -32,16 +34,18 @@ describe('herald stats and topology on every transport', () => {
   let postgres: PostgresServer
   let redis: RedisServer
   let rabbitmq: RabbitMqServer
+  let kafka: KafkaCluster
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'herald-cli-'))
-    ;[postgres, redis, rabbitmq] = await Promise.all([
+    ;[postgres, redis, rabbitmq, kafka] = await Promise.all([
       startPostgres(),
       startRedis(),
       startRabbitMq({ management: true }),
+      startKafka(),
     ])
   })
   afterAll(async () => {
-    await Promise.all([postgres?.stop(), redis?.stop(), rabbitmq?.stop()])
+    await Promise.all([postgres?.stop(), redis?.stop(), rabbitmq?.stop(), kafka?.stop()])
     rmSync(dir, { recursive: true, force: true })
   })
 
@@ -55,6 +59,7 @@ describe('herald stats and topology on every transport', () => {
       () =>
         `${rabbitmq.url}?exchange=cli-stats&namespace=cli-stats&management=${encodeURIComponent(rabbitmq.managementUrl!)}`,
     ],
+    ['kafka', () => `kafka://${kafka.brokers.join(',')}?prefix=cli-stats`],
   ]
 
   for (const [name, url] of urls) {
@@ -78,6 +83,8 @@ describe('herald stats and topology on every transport', () => {
         expect(billing).toMatchObject({ deadLetters: 0, drainedPerS: null })
         // RabbitMQ keeps a delayed message in its delay levels, outside the group's queue, and cannot count it.
         if (name === 'rabbitmq') expect(billing).toMatchObject({ depth: 3, scheduled: null, inFlight: 0 })
+        // Kafka's depth is the group's lag, the delayed message in it (it waits in the topic, held by a consumer).
+        else if (name === 'kafka') expect(billing).toMatchObject({ depth: 4, scheduled: null, inFlight: null })
         else expect(billing).toMatchObject({ depth: 4, scheduled: 1, inFlight: 0 })
         expect(billing?.lagMs).not.toBeUndefined()
 

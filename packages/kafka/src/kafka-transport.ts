@@ -414,7 +414,7 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
         transport: 'kafka',
         entry: `${names.topicOf('x').slice(0, -1)}<first word of the topic>`,
         groups: [...current].map(([group, b]) => ({ group, patterns: b.patterns, queue: names.consumerGroup(group) })),
-        delays: `held by each group's consumer until due (${H.due} header); retries in ${names.groupTopic('<group>')}`,
+        delays: `held by each group's consumer until due (${H.due} header); retries in ${names.groupTopic('x').slice(0, -1)}<group>`,
         deadLetters: names.deadLetters,
       }
     },
