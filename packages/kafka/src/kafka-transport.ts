@@ -7,22 +7,16 @@ import {
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
-  type DeadLetterStore,
+  type DurableTransport,
   type Envelope,
   type GroupInfo,
   type GroupSettings,
   groupSettingsOf,
-  type HealthCheck,
-  type KeyAdmin,
   matchesDeadLetterFilter,
   NoRouteError,
   orderingKeyOf,
   type PublishOptions,
   resolveKeyOrdering,
-  type Scheduler,
-  type TopologyAdmin,
-  type TopologyDescriber,
-  type Transport,
   TransportClosedError,
   uuidV7,
 } from '@herald/core'
@@ -57,13 +51,8 @@ export interface KafkaTransportOptions {
   readonly now?: () => number
 }
 
-export type KafkaTransport = Transport &
-  Scheduler &
-  DeadLetterStore &
-  TopologyAdmin &
-  TopologyDescriber &
-  KeyAdmin &
-  HealthCheck
+/** Every capability of a durable transport; `listHeldKeys` is always empty (a Kafka group goes on after a dead letter). */
+export type KafkaTransport = DurableTransport
 
 interface Binding {
   readonly patterns: readonly string[]

@@ -86,24 +86,12 @@ export function incoming(
   }
 }
 
-export interface DeadLetterFacts {
-  readonly group: string
-  readonly topic: string
-  readonly envelope: Envelope
-  readonly reason: DeadLetterReason
-  readonly attempts: number
-  readonly error: ErrorInfo | undefined
-  readonly firstFailedAt: number
-  readonly lastFailedAt: number
-  readonly deadLetteredAt: number
-}
-
 /** Dead letters are keyed by group and id, so a compacted topic keeps the latest of each and drops purged ones. */
 export function deadLetterKey(group: string, id: string): string {
   return `${group}\u0000${id}`
 }
 
-export function deadLetterRecord(topic: string, facts: DeadLetterFacts): Outgoing {
+export function deadLetterRecord(topic: string, facts: DeadLetter): Outgoing {
   const record = outgoing(topic, facts.topic, facts.envelope, deadLetterKey(facts.group, facts.envelope.id), {
     [H.group]: facts.group,
     [H.reason]: facts.reason,
