@@ -31,7 +31,10 @@ export async function runCli(argv: readonly string[], options: CliOptions = {}):
   const env = options.env ?? process.env
   const program = new Command('herald')
     .description('Herald: events and commands for TypeScript services')
-    .option('-t, --transport <url>', `transport URL (env HERALD_TRANSPORT; default ${defaultTransportUrl})`)
+    .option(
+      '-t, --transport <url>',
+      `transport URL, or a herald.config.yaml|json file (env HERALD_TRANSPORT; default ${defaultTransportUrl})`,
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => output.out(s.trimEnd()), writeErr: (s) => output.err(s.trimEnd()) })
 

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  createHybridTransport,
   createInMemoryEventStore,
   createInMemoryTransport,
   type EventStore,
@@ -13,6 +14,7 @@ import { createPostgresEventStore, createPostgresTransport } from '@herald/postg
 import { createRabbitMqTransport } from '@herald/rabbitmq'
 import { createRedisTransport } from '@herald/redis'
 import { createSqliteEventStore, createSqliteTransport } from '@herald/sqlite'
+import { isConfigFile, readConfigFile, urlOf } from './config-file.js'
 
 export const defaultTransportUrl = 'sqlite:./herald.db'
 
@@ -30,8 +32,14 @@ type Target =
   | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly prefix?: string }
   | { readonly kind: 'memory' }
 
-/** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`. */
-function parseUrl(url: string): Target {
+/** Reads a URL: `sqlite:./herald.db`, `postgres://user@host/db?schema=herald` or `memory:`; or a config file's. */
+function parseUrl(value: string): Target {
+  let url = value
+  if (isConfigFile(value)) {
+    const config = readConfigFile(value)
+    // A hybrid's stores (events, notifications) are its local half's.
+    url = urlOf(config.type === 'hybrid' ? config.local : config)
+  }
   const colon = url.indexOf(':')
   const scheme = colon < 0 ? '' : url.slice(0, colon)
   const rest = url.slice(colon + 1)
@@ -99,6 +107,16 @@ function parseUrl(url: string): Target {
  * else `HERALD_TRANSPORT`, else `sqlite:./herald.db`.
  */
 export async function openTransport(url: string): Promise<Transport> {
+  if (isConfigFile(url)) {
+    const config = readConfigFile(url)
+    if (config.type !== 'hybrid') return openTransport(urlOf(config))
+    const local = await openTransport(urlOf(config.local))
+    const remote = await openTransport(urlOf(config.remote)).catch(async (err: unknown) => {
+      await local.close()
+      throw err
+    })
+    return createHybridTransport({ local, remote, localOnly: config.local_only })
+  }
   const target = parseUrl(url)
   switch (target.kind) {
     case 'sqlite':
