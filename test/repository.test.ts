@@ -8,9 +8,19 @@ import { expect, it } from 'vitest'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const rootPackage = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }
 
-it('every locked dependency runs on the oldest Node the project declares (npm ci prints no EBADENGINE)', () => {
+/**
+ * Declared stricter than they are: the Kafka client (@platformatic/kafka 1.x, which itself declares Node 20.19.4)
+ * depends on these, which declare Node 22.19 but use nothing Node 20 lacks (plain code and WebAssembly.Module /
+ * Instance, checked in 0.3.1 and 0.2.1), and the Kafka suites run them on Node 20. npm ci warns for these two alone.
+ */
+const reviewedEngineExceptions = new Set([
+  'node_modules/@platformatic/dynamic-buffer@0.3.1',
+  'node_modules/@platformatic/wasm-utils@0.2.1',
+])
+
+it('every locked dependency runs on the oldest Node the project declares (npm ci warns for no other)', () => {
   const oldest = semver.minVersion(rootPackage.engines.node)
-  expect(oldest?.version).toBe('20.19.0')
+  expect(oldest?.version).toBe('20.19.4')
   const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
     packages: Record<string, { version?: string; engines?: { node?: string } | string[]; optional?: boolean }>
   }
@@ -19,6 +29,7 @@ it('every locked dependency runs on the oldest Node the project declares (npm ci
       const range = Array.isArray(meta.engines) ? undefined : meta.engines?.node
       return range !== undefined && !semver.satisfies(oldest!, range)
     })
+    .filter(([path, meta]) => !reviewedEngineExceptions.has(`${path}@${meta.version}`))
     .map(([path, meta]) => `${path}@${meta.version} wants node ${(meta.engines as { node: string }).node}`)
   expect(refused).toEqual([])
 })

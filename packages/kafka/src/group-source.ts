@@ -84,19 +84,26 @@ export function createGroupSource(
   options: GroupSourceOptions,
 ): StoppablePullSource<Pulled> & { readonly ready: Promise<void> } {
   const { names, group } = options
-  const consumer = new Consumer({
-    groupId: names.consumerGroup(group),
-    clientId: options.clientId,
-    bootstrapBrokers: [...options.brokers],
-    sessionTimeout: options.sessionTimeoutMs,
-    // Heartbeats are how a member learns of a rebalance: frequent ones make a joining consumer get work sooner.
-    heartbeatInterval: Math.min(500, Math.floor(options.sessionTimeoutMs / 3)),
-    rebalanceTimeout: options.sessionTimeoutMs * 2,
-    maxWaitTime: 200,
-    autocommit: false,
-    retries: 3,
-    retryDelay: 250,
-  })
+  function createConsumer(): Consumer {
+    const created = new Consumer({
+      groupId: names.consumerGroup(group),
+      clientId: options.clientId,
+      bootstrapBrokers: [...options.brokers],
+      sessionTimeout: options.sessionTimeoutMs,
+      // Heartbeats are how a member learns of a rebalance: frequent ones make a joining consumer get work sooner.
+      heartbeatInterval: Math.min(500, Math.floor(options.sessionTimeoutMs / 3)),
+      rebalanceTimeout: options.sessionTimeoutMs * 2,
+      maxWaitTime: 200,
+      autocommit: false,
+      retries: 3,
+      retryDelay: 250,
+    })
+    created.on('consumer:group:join', () => {
+      if (created === consumer) dropRevoked()
+    })
+    return created
+  }
+  let consumer = createConsumer()
   const tracks = new Map<string, PartitionTrack>()
   /** `topic:partition` of the partitions the group gave this consumer at its last join. */
   const assigned = new Set<string>()
@@ -311,9 +318,14 @@ export function createGroupSource(
         await old?.close().catch(() => {})
         // Everything held was read under the old membership and comes back from the committed offsets.
         for (const track of tracks.values()) track.revoked = true
-        dropRevoked()
         tracks.clear()
         while (!stopped) {
+          // A new client each time: after a broker's crash the old one can keep failing on what it remembers
+          // (seen as "Listing offsets failed" until the test gave up, with the node long back).
+          const previous = consumer
+          consumer = createConsumer()
+          dropRevoked()
+          await (previous.close(true) as unknown as Promise<void>).catch(() => {})
           try {
             await subscribe()
             return
@@ -328,8 +340,6 @@ export function createGroupSource(
     })()
     return restarting
   }
-
-  consumer.on('consumer:group:join', () => dropRevoked())
 
   // Patterns whose first word is a wildcard read every message topic, including ones created later.
   const refreshTimer = setInterval(() => {

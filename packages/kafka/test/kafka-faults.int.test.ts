@@ -56,7 +56,12 @@ describe('Kafka transport under broker faults (three nodes)', () => {
     await Promise.all(Array.from({ length: 20 }, (_, task) => publishTask(task)))
     expect(cluster.nodes[0]!.running).toBe(false)
     await cluster.nodes[0]!.start()
-    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 90_000 })
+    await waitFor(() => history.check().lost.length === 0, history.onChange, { timeoutMs: 90_000 }).catch((err) => {
+      console.log(
+        `[kafka] still lost: ${history.check().lost.length}; errors survived:\n${errors.slice(-20).join('\n')}`,
+      )
+      throw err
+    })
     const check = history.check()
     console.log(
       `[kafka] broker-kill9-during-publish-and-consume: ${history.summary()} (${errors.length} errors survived)`,
