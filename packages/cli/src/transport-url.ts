@@ -84,8 +84,13 @@ function parseUrl(value: string): Target {
       // `kafka://host:9092,host2:9092?prefix=herald`: several brokers, so not a URL that `URL` can read.
       const [hosts = '', query = ''] = rest.replace(/^\/\//, '').split('?', 2)
       const brokers = hosts.split(',').filter((b) => b.length > 0)
-      if (brokers.length === 0)
-        throw new ConfigurationError('transport', `"${url}" names no broker; try kafka://127.0.0.1:9092`)
+      if (brokers.length === 0 || !brokers.every((b) => /^[^\s:@/]+:\d{1,5}$/.test(b))) {
+        // Not echoed: a malformed URL may carry a credential.
+        throw new ConfigurationError(
+          'transport',
+          'a kafka:// URL lists brokers as host:port, comma-separated: kafka://127.0.0.1:9092',
+        )
+      }
       const prefix = new URLSearchParams(query).get('prefix') ?? undefined
       return { kind: 'kafka', brokers, ...(prefix === undefined ? {} : { prefix }) }
     }

@@ -271,9 +271,16 @@ describe('herald CLI on SQLite', () => {
     expect(await serving).toBe(0)
   })
 
-  it('names the problem with an unknown transport scheme', async () => {
+  it('a Kafka URL whose brokers are not host:port is refused at once, credentials unprinted', async () => {
     const io = capture()
     expect(await runCli(['-t', 'kafka://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
+    expect(io.err[0]).toMatch(/host:port/)
+    expect(io.err[0]).not.toMatch(/secret/)
+  })
+
+  it('names the problem with an unknown transport scheme', async () => {
+    const io = capture()
+    expect(await runCli(['-t', 'nats://user:secret@localhost', 'dlq', 'list'], { output: io.output })).toBe(1)
     expect(io.err[0]).toMatch(/unknown scheme/)
     expect(io.err[0]).not.toMatch(/secret/)
   })

@@ -81,6 +81,10 @@ function order(a: DeadLetter, b: DeadLetter): number {
  */
 export async function createKafkaTransport(options: KafkaTransportOptions): Promise<KafkaTransport> {
   if (options.brokers.length === 0) throw new ConfigurationError('brokers', 'name at least one broker (host:port)')
+  for (const broker of options.brokers) {
+    // Not echoed: a malformed entry may hold a credential pasted from a URL.
+    if (!/^[^\s:@/]+:\d{1,5}$/.test(broker)) throw new ConfigurationError('brokers', 'each broker is host:port')
+  }
   const names = kafkaNames(options.prefix ?? 'herald')
   const onError = options.onError ?? (() => {})
   const now = options.now ?? Date.now
