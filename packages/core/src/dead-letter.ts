@@ -50,3 +50,35 @@ export function matchesDeadLetterFilter(letter: DeadLetter, filter: DeadLetterFi
   if (filter.until !== undefined && letter.deadLetteredAt >= filter.until) return false
   return true
 }
+
+/** Dead letters in the order pages list them: by time dead-lettered, then id. */
+export function compareDeadLetters(a: DeadLetter, b: DeadLetter): number {
+  return (
+    a.deadLetteredAt - b.deadLetteredAt || (a.envelope.id < b.envelope.id ? -1 : a.envelope.id > b.envelope.id ? 1 : 0)
+  )
+}
+
+/**
+ * One page of `letters` (already in `compareDeadLetters` order) for `query`: its filter, its cursor, its limit.
+ * For transports that read their whole dead-letter store and page it in memory (RabbitMQ, Kafka).
+ */
+export function pageOfDeadLetters(letters: readonly DeadLetter[], query: DeadLetterQuery): DeadLetterPage {
+  const limit = query.limit ?? 50
+  let at = Number.NEGATIVE_INFINITY
+  let id = ''
+  if (query.cursor !== undefined) {
+    const split = query.cursor.indexOf(':')
+    at = Number(query.cursor.slice(0, split))
+    id = query.cursor.slice(split + 1)
+  }
+  const selected = letters.filter(
+    (l) =>
+      matchesDeadLetterFilter(l, query) &&
+      (query.cursor === undefined || l.deadLetteredAt > at || (l.deadLetteredAt === at && l.envelope.id > id)),
+  )
+  const page = selected.slice(0, limit)
+  const last = page.at(-1)
+  return selected.length > limit && last !== undefined
+    ? { items: page, nextCursor: `${last.deadLetteredAt}:${last.envelope.id}` }
+    : { items: page }
+}

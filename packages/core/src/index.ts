@@ -57,11 +57,13 @@ export {
   validateSchema,
 } from './contract.js'
 export {
+  compareDeadLetters,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
   matchesDeadLetterFilter,
+  pageOfDeadLetters,
 } from './dead-letter.js'
 export { type Envelope, HeaderNames } from './envelope.js'
 export {

@@ -2,6 +2,7 @@ import {
   assertTopic,
   assertTopicPattern,
   ConfigurationError,
+  compareDeadLetters,
   compileTopicPattern,
   type DeadLetter,
   type DeadLetterFilter,
@@ -16,6 +17,7 @@ import {
   NoRouteError,
   orderingKeyOf,
   type PublishOptions,
+  pageOfDeadLetters,
   resolveKeyOrdering,
   TransportClosedError,
   uuidV7,
@@ -65,12 +67,6 @@ function positiveInteger(field: string, value: number): number {
 }
 
 const settingsPattern = ''
-
-function order(a: DeadLetter, b: DeadLetter): number {
-  return (
-    a.deadLetteredAt - b.deadLetteredAt || (a.envelope.id < b.envelope.id ? -1 : a.envelope.id > b.envelope.id ? 1 : 0)
-  )
-}
 
 /**
  * Herald on Apache Kafka. Groups are Kafka consumer groups; a Herald topic is written to the Kafka topic of its
@@ -244,7 +240,7 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
 
   async function allDeadLetters(): Promise<DeadLetter[]> {
     const latest = latestByKey(await readLog(reader, names.deadLetters))
-    return [...latest.values()].map((r) => deadLetterOf(r.headers, r.value)).sort(order)
+    return [...latest.values()].map((r) => deadLetterOf(r.headers, r.value)).sort(compareDeadLetters)
   }
 
   function tombstone(topic: string, key: string): Outgoing {
@@ -302,21 +298,7 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
     },
 
     async listDeadLetters(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
-      const limit = query.limit ?? 50
-      const cursor = query.cursor
-      const selected = (await allDeadLetters()).filter((l) => {
-        if (!matchesDeadLetterFilter(l, query)) return false
-        if (cursor === undefined) return true
-        const split = cursor.indexOf(':')
-        const at = Number(cursor.slice(0, split))
-        const id = cursor.slice(split + 1)
-        return l.deadLetteredAt > at || (l.deadLetteredAt === at && l.envelope.id > id)
-      })
-      const page = selected.slice(0, limit)
-      const last = page.at(-1)
-      return selected.length > limit && last !== undefined
-        ? { items: page, nextCursor: `${last.deadLetteredAt}:${last.envelope.id}` }
-        : { items: page }
+      return pageOfDeadLetters(await allDeadLetters(), query)
     },
 
     async getDeadLetter(id, group) {

@@ -1,9 +1,11 @@
 import {
+  compareDeadLetters,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterPage,
   type DeadLetterQuery,
   matchesDeadLetterFilter,
+  pageOfDeadLetters,
 } from '@herald/core'
 import type { Channel, GetMessage, Options } from 'amqplib'
 import { carriedHeaders, copyOptions, deadLetterFrom, X } from './amqp-message.js'
@@ -22,23 +24,6 @@ export interface DeadLetterBrowserOptions {
 interface Held {
   readonly message: GetMessage
   readonly letter: DeadLetter
-}
-
-function order(a: DeadLetter, b: DeadLetter): number {
-  return (
-    a.deadLetteredAt - b.deadLetteredAt || (a.envelope.id < b.envelope.id ? -1 : a.envelope.id > b.envelope.id ? 1 : 0)
-  )
-}
-
-function cursorOf(letter: DeadLetter): string {
-  return `${letter.deadLetteredAt}:${letter.envelope.id}`
-}
-
-function after(letter: DeadLetter, cursor: string): boolean {
-  const split = cursor.indexOf(':')
-  const at = Number(cursor.slice(0, split))
-  const id = cursor.slice(split + 1)
-  return letter.deadLetteredAt > at || (letter.deadLetteredAt === at && letter.envelope.id > id)
 }
 
 /** Stops a browse that new dead letters keep feeding. */
@@ -76,7 +61,7 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
           if (message === false) break
           held.push({ message, letter: deadLetterFrom(message, options.groupOfQueue) })
         }
-        held.sort((a, b) => order(a.letter, b.letter))
+        held.sort((a, b) => compareDeadLetters(a.letter, b.letter))
         return await work(held, ch)
       } finally {
         // Everything not acked goes back to the queue.
@@ -104,17 +89,12 @@ export function createDeadLetterBrowser(options: DeadLetterBrowserOptions) {
 
   return {
     list(query: DeadLetterQuery = {}): Promise<DeadLetterPage> {
-      const limit = query.limit ?? 50
-      return holding(async (held) => {
-        const selected = held
-          .map((h) => h.letter)
-          .filter((l) => matchesDeadLetterFilter(l, query) && (query.cursor === undefined || after(l, query.cursor)))
-        const page = selected.slice(0, limit)
-        const last = page.at(-1)
-        return selected.length > limit && last !== undefined
-          ? { items: page, nextCursor: cursorOf(last) }
-          : { items: page }
-      })
+      return holding(async (held) =>
+        pageOfDeadLetters(
+          held.map((h) => h.letter),
+          query,
+        ),
+      )
     },
 
     get(id: string, group?: string): Promise<DeadLetter | undefined> {
