@@ -101,6 +101,14 @@ export function createGroupSource(
     created.on('consumer:group:join', () => {
       if (created === consumer) dropRevoked()
     })
+    // The client emits 'error' on itself when it gives up rejoining the group (after a broker's restart, or while
+    // it is being closed); with no listener that is an uncaught exception. A live consumer starts again on a new
+    // client; a closed or replaced one has nothing left to do.
+    created.on('error', (err: unknown) => {
+      if (stopped || created !== consumer) return
+      options.onError(err)
+      restart().catch(options.onError)
+    })
     return created
   }
   let consumer = createConsumer()
@@ -273,12 +281,14 @@ export function createGroupSource(
       if (held === undefined || track.next === undefined || track.committed === track.next) continue
       const offset = track.next
       commits.push(
-        Promise.resolve(held.message.commit()).then(
-          () => {
-            track.committed = offset
-          },
-          (err: unknown) => options.onError(err),
-        ),
+        Promise.resolve()
+          .then(() => held.message.commit())
+          .then(
+            () => {
+              track.committed = offset
+            },
+            (err: unknown) => options.onError(err),
+          ),
       )
     }
     await Promise.all(commits)
@@ -286,7 +296,7 @@ export function createGroupSource(
 
   let committing: Promise<void> = Promise.resolve()
   const commitTimer = setInterval(() => {
-    committing = committing.then(commitFinished)
+    committing = committing.then(commitFinished).catch(options.onError)
   }, options.commitIntervalMs)
 
   async function subscribe(): Promise<void> {
@@ -304,7 +314,7 @@ export function createGroupSource(
     opened.on('error', (err: unknown) => {
       if (stopped) return
       options.onError(err)
-      void restart()
+      restart().catch(options.onError)
     })
   }
 
@@ -347,7 +357,7 @@ export function createGroupSource(
     options.topics().then(
       (topics) => {
         const wanted = [...new Set([groupTopic, ...topics])].sort()
-        if (wanted.join('\n') !== subscribed.join('\n')) void restart()
+        if (wanted.join('\n') !== subscribed.join('\n')) restart().catch(options.onError)
       },
       (err: unknown) => options.onError(err),
     )

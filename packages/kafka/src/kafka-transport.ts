@@ -98,6 +98,9 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
     clientId: `${clientId}-reader`,
     bootstrapBrokers: brokers,
   })
+  // A client reports some failures only as an 'error' event on itself; unheard, that is an uncaught exception.
+  admin.on('error', onError)
+  reader.on('error', onError)
   const producer = createProducer({
     clientId: `${clientId}-producer`,
     brokers,
@@ -287,7 +290,7 @@ export async function createKafkaTransport(options: KafkaTransportOptions): Prom
           now,
           onStopping: (stopping) => {
             closing.add(stopping)
-            void stopping.finally(() => closing.delete(stopping))
+            stopping.catch(onError).finally(() => closing.delete(stopping))
           },
         })
         return source

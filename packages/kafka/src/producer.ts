@@ -86,6 +86,7 @@ export function createProducer(settings: ProducerSettings): HeraldProducer {
     retryDelay: failoverPauseMs,
     autocreateTopics: false,
   })
+  producer.on('error', settings.onError)
   const known = new Set<string>()
   let closed = false
 
