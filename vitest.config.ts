@@ -30,6 +30,7 @@ export default defineConfig({
         find: /^@herald\/example-kit$/,
         replacement: fileURLToPath(new URL('./examples/kit/src/index.ts', import.meta.url)),
       },
+      { find: /^herald$/, replacement: `${packagesDir}cli/src/index.ts` },
       { find: /^@herald\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/index.ts` },
       { find: /^@herald\/([a-z-]+)\/([a-z-]+)$/, replacement: `${packagesDir}$1/src/$2.ts` },
     ],

@@ -47,18 +47,22 @@ export function createHybridTransport(options: HybridTransportOptions): HybridTr
   const localTopic = (topic: string) => isLocal.some((test) => test(topic))
   const halves = { local, remote }
 
-  /** The halves a group's patterns can receive from: literal patterns decide exactly; a wildcard could be either. */
-  function halvesOf(patterns: readonly string[]): Half[] {
-    let wantsLocal = false
-    let wantsRemote = false
+  /**
+   * The patterns each half is given: a literal pattern (or one of `localOnly` itself) goes to the half that owns
+   * it; any other wildcard could match either, so it goes to both. A half with no pattern is not subscribed, and a
+   * remote transport never hears of a local topic (Kafka, for one, would create a topic for it).
+   */
+  function split(patterns: readonly string[]): [Half, string[]][] {
+    const byHalf: Record<Half, string[]> = { local: [], remote: [] }
     for (const pattern of patterns) {
-      if (hasWildcard(pattern)) {
-        wantsLocal = true
-        wantsRemote = true
-      } else if (localTopic(pattern)) wantsLocal = true
-      else wantsRemote = true
+      if (options.localOnly.includes(pattern)) byHalf.local.push(pattern)
+      else if (!hasWildcard(pattern)) byHalf[localTopic(pattern) ? 'local' : 'remote'].push(pattern)
+      else {
+        byHalf.local.push(pattern)
+        byHalf.remote.push(pattern)
+      }
     }
-    return (['local', 'remote'] as const).filter((h) => (h === 'local' ? wantsLocal : wantsRemote))
+    return (['local', 'remote'] as const).filter((h) => byHalf[h].length > 0).map((h) => [h, byHalf[h]])
   }
 
   function admin(half: Half): TopologyAdmin {
@@ -88,7 +92,8 @@ export function createHybridTransport(options: HybridTransportOptions): HybridTr
     async subscribe(spec: SubscriptionSpec, handler) {
       const opened: Subscription[] = []
       try {
-        for (const half of halvesOf(spec.patterns)) opened.push(await halves[half].subscribe(spec, handler))
+        for (const [half, patterns] of split(spec.patterns))
+          opened.push(await halves[half].subscribe({ ...spec, patterns }, handler))
       } catch (err) {
         await Promise.allSettled(opened.map((s) => s.close()))
         throw err
@@ -143,7 +148,7 @@ export function createHybridTransport(options: HybridTransportOptions): HybridTr
     },
 
     async declareGroup(group, patterns, settings) {
-      for (const half of halvesOf(patterns)) await admin(half).declareGroup(group, patterns, settings)
+      for (const [half, own] of split(patterns)) await admin(half).declareGroup(group, own, settings)
     },
 
     async listGroups() {

@@ -79,6 +79,13 @@ describe('hybrid transport: the split', () => {
     const hybrid = createHybridTransport({ local: createInMemoryTransport(), remote, localOnly: ['cache.*'] })
     const sub = await hybrid.subscribe({ group: 'cache-only', patterns: ['cache.invalidated'] }, async () => {})
     expect((await remote.listGroups()).map((g) => g.group)).not.toContain('cache-only')
+    // A group on both halves gives each only the patterns it can match: the remote never hears of a local topic.
+    const mixed = await hybrid.subscribe(
+      { group: 'mixed', patterns: ['cache.invalidated', 'cache.*', 'order.created', 'audit.#'] },
+      async () => {},
+    )
+    expect((await remote.listGroups()).find((g) => g.group === 'mixed')?.patterns).toEqual(['audit.#', 'order.created'])
+    await mixed.close()
     await sub.close()
     await hybrid.close()
   })
