@@ -234,14 +234,23 @@ export function createGroupSource(
     }
   }
 
-  function done(held: Held): void {
-    buffered--
-    freeKey(held)
-    if (!held.track.revoked) held.track.finish(held)
+  /**
+   * Records leave the buffer here, whichever way (finished, released, dropped with a revoked partition): a stream
+   * paused at the buffer's limit reads again once half of it is free. (Resuming only on finished records left a
+   * member that lost its partitions in a rebalance paused for good.)
+   */
+  function unbuffer(count = 1): void {
+    buffered -= count
     if (paused && buffered < options.maxBuffered / 2) {
       paused = false
       stream?.resume()
     }
+  }
+
+  function done(held: Held): void {
+    freeKey(held)
+    if (!held.track.revoked) held.track.finish(held)
+    unbuffer()
   }
 
   /** Partitions this consumer lost in a rebalance: what it held of them is someone else's now. */
@@ -259,19 +268,22 @@ export function createGroupSource(
       if (!held.track.revoked) continue
       clearTimeout(held.timer)
       waitingForDue.delete(held)
-      buffered--
+      unbuffer()
     }
     for (const [key, slot] of keys) {
       const before = slot.waiting.length
       slot.waiting = slot.waiting.filter((h) => !h.track.revoked)
-      buffered -= before - slot.waiting.length
+      unbuffer(before - slot.waiting.length)
       if (slot.running <= 0 && slot.waiting.length === 0) keys.delete(key)
     }
-    const kept = ready.slice(readyHead).filter((h) => !h.track.revoked)
-    buffered -= ready.length - readyHead - kept.length
+    // A ready record holds its key's slot: dropping it frees the slot (else the key waits for it for good).
+    const pending = ready.slice(readyHead)
+    const dropped = pending.filter((h) => h.track.revoked)
     ready.length = 0
     readyHead = 0
-    ready.push(...kept)
+    ready.push(...pending.filter((h) => !h.track.revoked))
+    for (const held of dropped) freeKey(held)
+    unbuffer(dropped.length)
   }
 
   async function commitFinished(): Promise<void> {
@@ -310,6 +322,9 @@ export function createGroupSource(
       autocommit: false,
     })
     stream = opened
+    // A new stream reads until the buffer is full again, whatever the old one's state.
+    paused = buffered >= options.maxBuffered
+    if (paused) opened.pause()
     opened.on('data', onRecord)
     opened.on('error', (err: unknown) => {
       if (stopped) return
@@ -377,7 +392,7 @@ export function createGroupSource(
         const held = ready[readyHead++] as Held
         if (held.track.revoked) {
           freeKey(held)
-          buffered--
+          unbuffer()
           continue
         }
         out.push(held)
@@ -395,8 +410,8 @@ export function createGroupSource(
     async settle(held, settlement: Settlement) {
       if (held.track.revoked) {
         // Another consumer owns the partition now and delivers the record again.
-        buffered--
         freeKey(held)
+        unbuffer()
         return
       }
       switch (settlement.kind) {
@@ -405,8 +420,8 @@ export function createGroupSource(
           return
         case 'release':
           // Not finished: its offset stays uncommitted, so it is delivered again after this consumer leaves.
-          buffered--
           freeKey(held)
+          unbuffer()
           return
         case 'retry': {
           const now = options.now()
@@ -415,7 +430,11 @@ export function createGroupSource(
             held.attempt++
             held.timer = setTimeout(() => {
               held.timer = undefined
-              if (held.track.revoked) return
+              if (held.track.revoked) {
+                freeKey(held)
+                unbuffer()
+                return
+              }
               ready.push(held)
               options.wake.notify()
             }, settlement.delayMs)
