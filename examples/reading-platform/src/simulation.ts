@@ -1,4 +1,4 @@
-import { type Bus, createBus, type Transport, uuidV7 } from '@herald/core'
+import { type Bus, createBus, type Transport } from '@herald/core'
 import { books } from './catalogue.js'
 import {
   AchievementUnlocked,
@@ -295,5 +295,3 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     await bus.stop()
   }
 }
-
-export const newRunId = () => uuidV7()

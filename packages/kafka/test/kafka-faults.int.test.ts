@@ -1,8 +1,17 @@
 import { fileURLToPath } from 'node:url'
 import { type Envelope, uuidV7 } from '@herald/core'
-import { createHistory, type KafkaCluster, spawnConsumer, startKafka, type WorkerEvent, waitFor } from '@herald/testkit'
+import {
+  type ConsumerWorkerConfig,
+  createHistory,
+  type History,
+  type KafkaCluster,
+  spawnConsumer,
+  startKafka,
+  type WorkerEvent,
+  waitFor,
+} from '@herald/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKafkaTransport, type KafkaTransportOptions } from '../src/index.js'
+import { createKafkaTransport, type KafkaTransport, type KafkaTransportOptions } from '../src/index.js'
 
 const factoryModule = fileURLToPath(new URL('../src/index.ts', import.meta.url))
 const body = new TextEncoder().encode('{}')
@@ -91,6 +100,25 @@ describe('Kafka transport under broker faults (three nodes)', () => {
     sessionTimeoutMs: 6_000,
     commitIntervalMs: 100,
   })
+  /** A member of `group` in its own process, on the transport `options(prefix)` makes. */
+  const member = (
+    prefix: string,
+    extra: Partial<ConsumerWorkerConfig> & Pick<ConsumerWorkerConfig, 'group' | 'patterns'>,
+  ): ConsumerWorkerConfig => ({
+    module: factoryModule,
+    exportName: 'createKafkaTransport',
+    options: options(prefix),
+    ...extra,
+  })
+  /** Publishes `sent` in batches of 200, each recorded as attempted, then acknowledged. */
+  const publishAll = async (transport: KafkaTransport, topic: string, sent: readonly Envelope[], history: History) => {
+    for (let i = 0; i < sent.length; i += 200) {
+      const batch = sent.slice(i, i + 200)
+      for (const e of batch) history.attempted(e.id)
+      await transport.publish(topic, batch)
+      for (const e of batch) history.ok(e.id)
+    }
+  }
 
   it('consumer-kill9-mid-batch: a member killed mid-handler loses nothing; its uncommitted records go to the other', async () => {
     const history = createHistory()
@@ -100,40 +128,13 @@ describe('Kafka transport under broker faults (three nodes)', () => {
       if (e.event === 'completed') history.completed(e.id!)
     }
     // Both members join before anything is published: a new group starts at the end of its topics.
-    const survivor = spawnConsumer(
-      {
-        module: factoryModule,
-        exportName: 'createKafkaTransport',
-        options: options('kill'),
-        group: 'kill-g',
-        patterns: ['kill.t'],
-        maxInFlight: 20,
-        handlerDelayMs: 10,
-      },
-      record,
-    )
-    const victim = spawnConsumer(
-      {
-        module: factoryModule,
-        exportName: 'createKafkaTransport',
-        options: options('kill'),
-        group: 'kill-g',
-        patterns: ['kill.t'],
-        maxInFlight: 20,
-        handlerDelayMs: 10,
-        crashAtDelivery: 300,
-      },
-      record,
-    )
+    const kill = { group: 'kill-g', patterns: ['kill.t'], maxInFlight: 20, handlerDelayMs: 10 }
+    const survivor = spawnConsumer(member('kill', kill), record)
+    const victim = spawnConsumer(member('kill', { ...kill, crashAtDelivery: 300 }), record)
     try {
       await Promise.all([survivor.ready, victim.ready])
       const sent = Array.from({ length: 3_000 }, (_, i) => tick('kill.t', `k${i % 60}`))
-      for (let i = 0; i < sent.length; i += 200) {
-        const batch = sent.slice(i, i + 200)
-        for (const e of batch) history.attempted(e.id)
-        await admin.publish('kill.t', batch)
-        for (const e of batch) history.ok(e.id)
-      }
+      await publishAll(admin, 'kill.t', sent, history)
       const exit = await victim.exited
       expect(exit.signal).toBe('SIGKILL')
       await waitFor(() => sent.every((e) => history.isCompleted(e.id)), history.onChange, { timeoutMs: 90_000 })
@@ -174,15 +175,7 @@ describe('Kafka transport under broker faults (three nodes)', () => {
     })
     const joiner = () =>
       spawnConsumer(
-        {
-          module: factoryModule,
-          exportName: 'createKafkaTransport',
-          options: options('rebalance'),
-          group: 'rb-g',
-          patterns: ['rb.t'],
-          maxInFlight: 10,
-          handlerDelayMs: 40,
-        },
+        member('rebalance', { group: 'rb-g', patterns: ['rb.t'], maxInFlight: 10, handlerDelayMs: 40 }),
         (e) => {
           if (e.event === 'delivered') {
             enter(e.id!)
@@ -197,12 +190,7 @@ describe('Kafka transport under broker faults (three nodes)', () => {
       )
     const total = 4_000
     const sent = Array.from({ length: total }, (_, i) => tick('rb.t', `k${i % 60}`))
-    for (let i = 0; i < sent.length; i += 200) {
-      const batch = sent.slice(i, i + 200)
-      for (const e of batch) history.attempted(e.id)
-      await transport.publish('rb.t', batch)
-      for (const e of batch) history.ok(e.id)
-    }
+    await publishAll(transport, 'rb.t', sent, history)
     // Each change of membership lands while handlers run: paced by progress, not by the clock.
     await waitFor(() => history.counts.completed >= total / 5, history.onChange, { timeoutMs: 60_000 })
     stage('first joins')

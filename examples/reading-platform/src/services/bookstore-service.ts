@@ -128,12 +128,3 @@ export function registerBookstoreService(bus: Bus, state: ServiceState, options:
     })),
   )
 }
-
-export function purchaseTotals(state: ServiceState): { purchased: number; refused: number; fen: number } {
-  return state.db
-    .prepare(
-      `SELECT coalesce(sum(purchased), 0) AS purchased, coalesce(sum(1 - purchased), 0) AS refused,
-       coalesce(sum(CASE WHEN purchased = 1 THEN price_fen ELSE 0 END), 0) AS fen FROM purchases`,
-    )
-    .get() as { purchased: number; refused: number; fen: number }
-}

@@ -1,4 +1,4 @@
-import { type Bus, uuidV7 } from '@herald/core'
+import { type Bus, type HandlerContext, uuidV7 } from '@herald/core'
 import type { ServiceState } from '@herald/sqlite'
 import {
   BookPurchased,
@@ -95,7 +95,7 @@ export function registerFinanceService(bus: Bus, state: ServiceState): void {
   )
   const royalty = (
     data: { purchaseId: string; authorId: string; priceFen: number },
-    context: Parameters<Parameters<typeof royalties.on>[1]>[1],
+    context: HandlerContext,
     messageId: string,
   ) =>
     state.apply(`${context.group}/${messageId}`, () => {
@@ -188,25 +188,4 @@ export function registerFinanceService(bus: Bus, state: ServiceState): void {
       }
     }),
   )
-}
-
-export interface FinanceTotals {
-  readonly balances: number
-  readonly debited: number
-  readonly refusedDebits: number
-  readonly revenue: number
-  readonly settled: number
-  readonly settlements: number
-}
-
-export function financeTotals(state: ServiceState): FinanceTotals {
-  const one = (sql: string) => (state.db.prepare(sql).get() as { n: number | null }).n ?? 0
-  return {
-    balances: one('SELECT sum(balance_fen) AS n FROM wallets'),
-    debited: one('SELECT sum(amount_fen) AS n FROM debits WHERE debited = 1'),
-    refusedDebits: one('SELECT count(*) AS n FROM debits WHERE debited = 0'),
-    revenue: one('SELECT sum(amount_fen) AS n FROM revenue'),
-    settled: one('SELECT sum(amount_fen) AS n FROM settlements'),
-    settlements: one('SELECT count(*) AS n FROM settlements'),
-  }
 }

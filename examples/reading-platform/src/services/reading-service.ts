@@ -56,7 +56,3 @@ export function registerReadingService(bus: Bus, state: ServiceState): void {
     }),
   )
 }
-
-export function countAchievements(state: ServiceState): number {
-  return (state.db.prepare('SELECT count(*) AS n FROM achievements').get() as { n: number }).n
-}

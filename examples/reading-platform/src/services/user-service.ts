@@ -30,7 +30,3 @@ export function registerUserService(bus: Bus, state: ServiceState, authors: Read
     }),
   )
 }
-
-export function countUsers(state: ServiceState): number {
-  return (state.db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n
-}
